@@ -1,0 +1,62 @@
+"""Numba CPU backend: thin wrappers that allocate outputs and call :mod:`fastgeo.kernels`."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._arrays import check_finite
+from .base import Backend
+
+_WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
+
+
+def unavailable_reason():
+    try:
+        import numba  # noqa: F401
+    except ImportError as err:  # pragma: no cover - numba is a hard dependency
+        return f"numba is not installed ({err})"
+    return None
+
+
+def make():
+    return CPUBackend()
+
+
+def writable(a):
+    """Numba's compiled signatures take writable arrays; a read-only input is copied once."""
+    return a if a.flags.writeable else np.array(a)
+
+
+def raise_if_marked(out, x, name="z"):
+    """Kernels mark rows with non-finite input by NaN; name the first offending entry."""
+    if np.isnan(out).any():
+        check_finite(x, name)
+        raise ValueError(f"{name} produced NaN in a kernel")  # pragma: no cover - a kernel bug
+
+
+class CPUBackend(Backend):
+    name = "cpu"
+    devices = ("cpu",)
+
+    def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
+        from ..kernels.cpu_radial import radial_index
+
+        m, d = y.shape
+        out = np.empty(m, dtype=y.dtype)
+        grad = np.empty((m if need_grad else 0, d), dtype=y.dtype)
+        radial_index(writable(y), family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
+        raise_if_marked(out, y)
+        return out, (grad if need_grad else None)
+
+    def box(self, z, low, high, log_alpha, what):
+        from ..kernels.cpu_box import box_index
+
+        out = np.empty(z.shape[0], dtype=z.dtype)
+        box_index(writable(z), writable(low), writable(high), float(log_alpha), int(what == "ri"), out)
+        raise_if_marked(out, z)
+        return out
+
+    def kde(self, x, kde, what, need_grad):
+        # Placeholder until the tabulated KDE kernels land: the naive float64 sum.
+        from .reference import ReferenceBackend
+
+        return ReferenceBackend().kde(x, kde, what, need_grad)

@@ -1,0 +1,147 @@
+"""float64 numpy/scipy reference: plain formulas, no tricks; what every kernel is tested against.
+
+Survival functions come from ``scipy.stats`` where scipy keeps them finite; in the far
+tails, where ``scipy.stats.*.logsf`` returns -inf because it takes the log of an
+underflowed sf, the reference evaluates the same function with mpmath at 30 digits.
+The KDE is the naive O(n) sum of MATH.md 1.3 with ``scipy.special.log_ndtr`` and
+``logsumexp``.
+"""
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+from scipy import special, stats
+
+from .._arrays import check_finite
+from .base import Backend
+from ..kernels import families as R
+
+
+def unavailable_reason():
+    return None
+
+
+def make():
+    return ReferenceBackend()
+
+
+def _log_sf_and_dlog(family, s, dim, p0, p1):
+    """log ri(s) and d log ri / ds from scipy, in float64."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if family == R.CHI2:
+            dist = stats.chi2(dim)
+            log_sf, log_pdf, ds = dist.logsf(s), dist.logpdf(s), 1.0
+        elif family == R.CHI2_ERF:
+            r = np.sqrt(s)
+            u = np.sqrt(2.0) * (np.sqrt(dim - 0.5) - r)
+            log_sf = special.log_ndtr(u)
+            log_pdf = stats.norm.logpdf(u)
+            ds = np.sqrt(2.0) / (2.0 * r)
+        elif family == R.GAMMA_RADIUS:
+            r = np.sqrt(s)
+            dist = stats.gamma(p0, scale=p1)
+            log_sf, log_pdf, ds = dist.logsf(r), dist.logpdf(r), 1.0 / (2.0 * r)
+        elif family == R.F_RATIO:
+            dist = stats.f(dim, p0)
+            log_sf, log_pdf, ds = dist.logsf(s / dim), dist.logpdf(s / dim), 1.0 / dim
+        elif family == R.BALL:
+            log_sf = np.where(s <= p0 * p0, 0.0, -np.inf)
+            return log_sf, np.zeros_like(s)
+        else:
+            raise ValueError(f"unknown radial family {family}")
+        log_sf = np.array(log_sf, dtype=np.float64)
+        underflow = np.isneginf(log_sf) & np.isfinite(s)
+        for i in np.flatnonzero(underflow):
+            log_sf[i] = _mp_log_sf(family, float(s[i]), dim, p0, p1)
+        dlog = -np.exp(log_pdf - log_sf) * ds
+        dlog = np.where((s > 0) & np.isfinite(log_sf), dlog, 0.0)
+    return log_sf, dlog
+
+
+def _mp_log_sf(family, s, dim, p0, p1):
+    with mpmath.workdps(30):
+        s = mpmath.mpf(s)
+        if family == R.CHI2:
+            q = mpmath.gammainc(mpmath.mpf(dim) / 2, s / 2, mpmath.inf, regularized=True)
+        elif family == R.GAMMA_RADIUS:
+            q = mpmath.gammainc(p0, mpmath.sqrt(s) / p1, mpmath.inf, regularized=True)
+        elif family == R.F_RATIO:
+            q = mpmath.betainc(mpmath.mpf(p0) / 2, mpmath.mpf(dim) / 2, 0, p0 / (p0 + s),
+                               regularized=True)
+        else:
+            return -math.inf
+        return float(mpmath.log(q)) if q > 0 else -math.inf
+
+
+def _log_density(family, s, dim, p0, p1):
+    """log f of the standard member of a radial family at squared radius s (numpy)."""
+    with np.errstate(divide="ignore"):
+        if family in (R.CHI2, R.CHI2_ERF):
+            return -0.5 * s - 0.5 * dim * np.log(2 * np.pi)
+        log_sphere = np.log(2.0) + 0.5 * dim * np.log(np.pi) - special.gammaln(0.5 * dim)
+        if family == R.GAMMA_RADIUS:
+            r = np.sqrt(s)
+            return stats.gamma.logpdf(r, p0, scale=p1) - (dim - 1) * np.log(r) - log_sphere
+        if family == R.F_RATIO:
+            return (special.gammaln(0.5 * (p0 + dim)) - special.gammaln(0.5 * p0)
+                    - 0.5 * dim * np.log(p0 * np.pi) - 0.5 * (p0 + dim) * np.log1p(s / p0))
+        log_vol = 0.5 * dim * np.log(np.pi) + dim * np.log(p0) - special.gammaln(0.5 * dim + 1)
+        return np.where(s <= p0 * p0, -log_vol, -np.inf)
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+    devices = ("cpu",)
+
+    def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
+        check_finite(y, "z")
+        y64 = np.asarray(y, dtype=np.float64)
+        s = np.sum(y64 * y64, axis=-1)
+        if what == "log_density":
+            return np.asarray(_log_density(family, s, dim, p0, p1)).astype(y.dtype), None
+        log_sf, dlog = _log_sf_and_dlog(family, s, dim, p0, p1)
+        out = log_sf + log_alpha
+        if what == "ri":
+            out = np.exp(out)
+        grad = (2.0 * dlog[:, None] * y64).astype(y.dtype) if need_grad else None
+        return out.astype(y.dtype), grad
+
+    def box(self, z, low, high, log_alpha, what):
+        check_finite(z, "z")
+        inside = np.all((z >= low) & (z <= high), axis=-1)
+        out = np.where(inside, log_alpha, -np.inf)
+        if what == "ri":
+            out = np.exp(out)
+        return out.astype(z.dtype)
+
+    def kde(self, x, kde, what, need_grad):
+        check_finite(x, "x")
+        x64 = np.asarray(x, dtype=np.float64)
+        l, h, n = kde.samples, kde.bandwidth, kde.n
+        log_cdf = np.empty_like(x64)
+        log_pdf = np.empty_like(x64)
+        chunk = max(1, 2_000_000 // max(n, 1))
+        for start in range(0, x64.size, chunk):
+            u = (x64[start:start + chunk, None] - l[None, :]) / h
+            log_cdf[start:start + chunk] = special.logsumexp(special.log_ndtr(u), axis=1) - np.log(n)
+            log_pdf[start:start + chunk] = (
+                special.logsumexp(-0.5 * u * u, axis=1) - 0.5 * np.log(2 * np.pi) - np.log(n * h)
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            hazard = np.exp(log_pdf - log_cdf)  # d log G / dx
+        out = {"cdf": np.exp(log_cdf), "log_cdf": log_cdf,
+               "pdf": np.exp(log_pdf), "log_pdf": log_pdf}[what]
+        deriv = None
+        if need_grad:
+            if what == "log_cdf":
+                deriv = hazard
+            elif what == "cdf":
+                deriv = np.exp(log_pdf)
+            else:
+                u = (x64[:, None] - l[None, :]) / h
+                dpdf = -np.sum(u * np.exp(-0.5 * u * u), axis=1) / (np.sqrt(2 * np.pi) * n * h * h)
+                deriv = dpdf if what == "pdf" else dpdf / np.exp(log_pdf)
+        out = out.astype(x.dtype)
+        return (out, None if deriv is None else deriv.astype(x.dtype))

@@ -1,0 +1,238 @@
+"""Radially decreasing priors (MATH.md 1.1): closed-form realism index from the radius.
+
+Each prior is a family code plus its parameters (see ``fastgeo.kernels.families``); the
+shared :class:`RadialPrior` turns that into log_prob, the gradient of log f for the KDE
+estimator, and the index spec the kernels read.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from ..kernels import families as F
+from .base import Prior, Radial, check_positive, check_vector, cholesky_spd
+
+
+def whiten(spec, z):
+    """y = W (z - loc) for each row of z (numpy or CuPy); W may be diagonal (1-D)."""
+    y = z if spec.loc is None else z - spec.loc
+    if spec.whiten is None:
+        return y
+    return y * spec.whiten if spec.whiten.ndim == 1 else y @ spec.whiten.T
+
+
+def whiten_grad(spec, g):
+    """Pull a gradient with respect to y = W (z - loc) back to z: W^T g."""
+    if spec.whiten is None:
+        return g
+    return g * spec.whiten if spec.whiten.ndim == 1 else g @ spec.whiten
+
+
+class RadialPrior(Prior):
+    """A prior whose density is a decreasing function of s = |W (z - loc)|^2."""
+
+    family: int
+
+    def __init__(self, dim, p0=0.0, p1=0.0, loc=None, whiten=None, log_det_whiten=0.0, **kde_options):
+        super().__init__(dim, **kde_options)
+        self._spec = Radial(self.family, self.dim, float(p0), float(p1), loc, whiten, float(log_det_whiten))
+
+    def index(self):
+        return self._spec
+
+    def _whitened(self, z):
+        return whiten(self._spec, z)
+
+    def _log_prob_np(self, z, need_grad):
+        spec = self._spec
+        y = self._whitened(np.asarray(z, dtype=np.float64))
+        s = np.einsum("ij,ij->i", y, y)
+        with np.errstate(divide="ignore"):
+            lp = self._log_density_of_s(s) + spec.log_det_whiten
+        if not need_grad:
+            return lp, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = 2.0 * self._dlog_density_ds(s)[:, None] * y
+        g = np.where(np.isfinite(g), g, 0.0)
+        return lp, whiten_grad(spec, g)
+
+    def _log_density_of_s(self, s):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dlog_density_ds(self, s):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Gaussian(RadialPrior):
+    """N(mean, cov): ri(z) = chi2(D).sf of the squared Mahalanobis radius.
+
+    ``cov`` is a (D, D) symmetric positive definite matrix, a (D,) vector of variances (a
+    diagonal covariance, never expanded to a matrix) or a positive scalar variance.
+    """
+
+    family = F.CHI2
+    has_erf_approximation = True
+
+    def __init__(self, mean, cov=1.0, **kde_options):
+        mean = check_vector(mean, "mean")
+        dim = mean.shape[0]
+        cov_arr = np.asarray(cov, dtype=np.float64)
+        if cov_arr.ndim == 0:
+            sd = np.full(dim, math.sqrt(check_positive(float(cov_arr), "cov")))
+        elif cov_arr.ndim == 1:
+            var = check_vector(cov_arr, "cov (variances)", dim)
+            if np.any(var <= 0):
+                raise ValueError("cov (variances) must all be > 0")
+            sd = np.sqrt(var)
+        else:
+            sd = None
+        if sd is not None:
+            self._chol = None
+            whiten = 1.0 / sd  # diagonal whitening, applied elementwise
+            log_det = -float(np.sum(np.log(sd)))
+            self._sd = sd
+        else:
+            chol = cholesky_spd(cov_arr, "cov", dim)
+            self._chol = chol
+            whiten = np.tril(np.linalg.solve(chol, np.eye(dim)))
+            log_det = -float(np.sum(np.log(np.diag(chol))))
+        whiten.setflags(write=False)
+        self.mean = mean
+        self.cov = cov_arr
+        identity = not np.any(mean) and whiten.ndim == 1 and np.all(whiten == 1.0)
+        super().__init__(
+            dim,
+            loc=None if not np.any(mean) else mean,
+            whiten=None if identity else whiten,
+            log_det_whiten=log_det,
+            **kde_options,
+        )
+
+    def _sample(self, n, rng):
+        e = rng.standard_normal((n, self.dim))
+        return self.mean + (e * self._sd if self._chol is None else e @ self._chol.T)
+
+    def _log_density_of_s(self, s):
+        return -0.5 * s - 0.5 * self.dim * math.log(2 * math.pi)
+
+    def _dlog_density_ds(self, s):
+        return np.full_like(s, -0.5)
+
+    def __repr__(self):
+        return f"Gaussian(dim={self.dim})"
+
+
+class StandardNormal(Gaussian):
+    """N(0, I_D): ri(z) = Q(D/2, |z|^2/2) (paper, section 3)."""
+
+    def __init__(self, dim, **kde_options):
+        RadialPrior.__init__(self, dim, **kde_options)
+        self.mean = np.zeros(self.dim)
+        self.cov = np.asarray(1.0)
+        self._chol = None
+        self._sd = 1.0
+
+    def __repr__(self):
+        return f"StandardNormal(dim={self.dim})"
+
+
+class GammaNorm(RadialPrior):
+    """Kilcher et al.'s prior (MATH.md 1.1): z = R u, u uniform on the unit sphere,
+    R ~ Gamma(shape, scale). Density proportional to r^(shape - D) exp(-r/scale), decreasing
+    for shape <= D, so ri(z) = Q(shape, |z|/scale)."""
+
+    family = F.GAMMA_RADIUS
+
+    def __init__(self, dim, shape=0.5, scale=1.0, **kde_options):
+        from .base import check_dim
+
+        dim = check_dim(dim)
+        self.shape = check_positive(shape, "shape")
+        self.scale = check_positive(scale, "scale")
+        if self.shape > dim:
+            raise ValueError(
+                f"shape must be <= dim ({dim}) for the density to decrease with the radius, got {shape}"
+            )
+        super().__init__(dim, self.shape, self.scale, **kde_options)
+
+    def _sample(self, n, rng):
+        e = rng.standard_normal((n, self.dim))
+        norms = np.linalg.norm(e, axis=1, keepdims=True)
+        return e / norms * rng.gamma(self.shape, self.scale, size=(n, 1))
+
+    def _log_density_of_s(self, s):
+        k, theta, d = self.shape, self.scale, self.dim
+        r = np.sqrt(s)
+        log_sphere = math.log(2.0) + 0.5 * d * math.log(math.pi) - special.gammaln(0.5 * d)
+        return (k - d) * np.log(r) - r / theta - special.gammaln(k) - k * math.log(theta) - log_sphere
+
+    def _dlog_density_ds(self, s):
+        r = np.sqrt(s)
+        return (self.shape - self.dim) / (2.0 * s) - 1.0 / (2.0 * self.scale * r)
+
+    def __repr__(self):
+        return f"GammaNorm(dim={self.dim}, shape={self.shape}, scale={self.scale})"
+
+
+class StudentT(RadialPrior):
+    """Multivariate Student-t with ``df`` degrees of freedom, location 0 and identity scale:
+    f ~ (1 + |z|^2/df)^(-(df + D)/2), |z|^2/D ~ F(D, df), ri(z) = F(D, df).sf(|z|^2/D)."""
+
+    family = F.F_RATIO
+
+    def __init__(self, dim, df, **kde_options):
+        self.df = check_positive(df, "df")
+        super().__init__(dim, self.df, **kde_options)
+
+    def _sample(self, n, rng):
+        g = rng.standard_normal((n, self.dim))
+        return g / np.sqrt(rng.chisquare(self.df, size=(n, 1)) / self.df)
+
+    def _log_density_of_s(self, s):
+        nu, d = self.df, self.dim
+        return (special.gammaln(0.5 * (nu + d)) - special.gammaln(0.5 * nu)
+                - 0.5 * d * math.log(nu * math.pi) - 0.5 * (nu + d) * np.log1p(s / nu))
+
+    def _dlog_density_ds(self, s):
+        return -0.5 * (self.df + self.dim) / (self.df + s)
+
+    def __repr__(self):
+        return f"StudentT(dim={self.dim}, df={self.df})"
+
+
+class Cauchy(StudentT):
+    """Multivariate Cauchy (Student-t with one degree of freedom; Lesniak et al.'s prior)."""
+
+    def __init__(self, dim, **kde_options):
+        super().__init__(dim, 1.0, **kde_options)
+
+    def __repr__(self):
+        return f"Cauchy(dim={self.dim})"
+
+
+class UniformBall(RadialPrior):
+    """Uniform on the closed ball of ``radius`` about 0: ri is 1 inside, 0 outside."""
+
+    family = F.BALL
+
+    def __init__(self, dim, radius=1.0, **kde_options):
+        self.radius = check_positive(radius, "radius")
+        super().__init__(dim, self.radius, **kde_options)
+
+    def _sample(self, n, rng):
+        e = rng.standard_normal((n, self.dim))
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        return e * self.radius * rng.random((n, 1)) ** (1.0 / self.dim)
+
+    def _log_density_of_s(self, s):
+        d = self.dim
+        log_vol = 0.5 * d * math.log(math.pi) + d * math.log(self.radius) - special.gammaln(0.5 * d + 1)
+        return np.where(s <= self.radius ** 2, -log_vol, -np.inf)
+
+    def _dlog_density_ds(self, s):
+        return np.zeros_like(s)
+
+    def __repr__(self):
+        return f"UniformBall(dim={self.dim}, radius={self.radius})"

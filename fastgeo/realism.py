@@ -1,0 +1,212 @@
+"""The realism index of points (MATH.md 1): ``ri``, ``log_ri``, ``grad_log_ri``.
+
+    ri(z) = P_{X~f}( f(X) <= f(z) ),        ri_alpha(z) = alpha * ri(z),  0 < alpha <= 1.
+
+Everything is computed in log space. The public functions accept z of shape (..., D) as a
+numpy array or a torch tensor and return the same type, dtype and device; with torch
+tensors that require grad, ``ri`` and ``log_ri`` are differentiable (their backward calls
+``grad_log_ri``). The work is done by the backend that :func:`fastgeo.backends.select`
+picks; this module only routes an index spec (``prior.index()``) to it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from . import backends
+from ._arrays import as_array, check_finite, check_last_dim, is_torch
+from .kernels import families
+from .priors.base import Estimated, Indicator, Prior, Radial
+from .priors.radial import whiten, whiten_grad
+
+METHODS = ("auto", "exact", "erf", "kde")
+
+
+def check_alpha(alpha, upper_inclusive=True) -> float:
+    ok = isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0
+    ok = ok and (alpha <= 1 if upper_inclusive else alpha < 1)
+    if not ok:
+        interval = "(0, 1]" if upper_inclusive else "(0, 1)"
+        raise ValueError(f"alpha must be a number in {interval}, got {alpha!r}")
+    return float(alpha)
+
+
+def index_spec(prior, method="auto"):
+    """The index spec that computes ``prior``'s realism index by ``method``.
+
+    method: "auto" (closed form where MATH.md gives one, else the KDE), "exact" (closed form
+    only), "erf" (the paper's large-D approximation, eq. 1; Gaussian priors only) or "kde".
+    """
+    if not isinstance(prior, Prior):
+        raise TypeError(f"prior must be a fastgeo.priors.Prior, got {type(prior).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    spec = prior.index()
+    if method == "kde":
+        return Estimated(prior)
+    if method == "exact" and isinstance(spec, Estimated):
+        raise ValueError(f"{prior!r} has no closed-form realism index; use method='kde' or 'auto'")
+    if method == "erf":
+        if not prior.has_erf_approximation:
+            raise ValueError(f"the erf approximation (paper eq. 1) is defined for Gaussian priors, not {prior!r}")
+        return dataclasses.replace(spec, family=families.CHI2_ERF)
+    return spec
+
+
+def _compute(z2, prior, spec, what, log_alpha, need_grad, backend):
+    """(out, grad) for a 2-D numpy array z2 whose rows are points; grad = d out / d z."""
+    if isinstance(spec, Radial):
+        y = whiten(spec, z2)
+        if y.dtype != z2.dtype:
+            y = y.astype(z2.dtype)
+        out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
+                                   need_grad and what != "log_density")
+        if what == "log_density":
+            out = out + z2.dtype.type(spec.log_det_whiten)
+            if need_grad:
+                check_finite(z2)
+                grad = prior._log_prob_np(z2, True)[1].astype(z2.dtype)
+        elif need_grad:
+            grad = whiten_grad(spec, grad).astype(z2.dtype, copy=False)
+            if what == "ri":
+                grad = grad * out[:, None]
+        return out, grad
+    if isinstance(spec, Indicator):
+        if what == "log_density":
+            check_finite(z2)
+            lp, g = prior._log_prob_np(z2, need_grad)
+            return lp.astype(z2.dtype), (None if g is None else g.astype(z2.dtype))
+        out = backend.box(z2, spec.low, spec.high, log_alpha, what)
+        return out, (np.zeros_like(z2) if need_grad else None)
+    # Estimated: ri(z) ~ G_W(log f(z)); grad log ri = (g_W / G_W)(log f) * grad log f
+    check_finite(z2)
+    lp, glp = prior._log_prob_np(z2, need_grad)
+    if what == "log_density":
+        return lp.astype(z2.dtype), (None if glp is None else glp.astype(z2.dtype))
+    log_cdf, dlog = backend.kde(lp, spec.prior.kde, "log_cdf", need_grad)
+    out = log_cdf + log_alpha
+    grad = None
+    if need_grad:
+        grad = np.where(np.isfinite(lp), dlog, 0.0)[:, None] * glp
+    if what == "ri":
+        out = np.exp(out)
+        if need_grad:
+            grad = grad * out[:, None]
+    return out.astype(z2.dtype), (None if grad is None else grad.astype(z2.dtype))
+
+
+def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", need_grad=False,
+             keep_graph=True):
+    """Compute ``what`` in {"log_ri", "ri", "log_density"} (and its gradient) for z (..., D).
+
+    Returns the output (and the gradient, when need_grad) as z's array type. With a torch z
+    that requires grad and ``keep_graph``, the output is differentiable.
+    """
+    if keep_graph and is_torch(z) and z.requires_grad and not need_grad:
+        import torch
+
+        if torch.is_grad_enabled():
+            return _Evaluate.apply(z, prior, what, alpha, backend, method)
+    log_alpha = math.log(check_alpha(alpha))
+    spec = index_spec(prior, method)
+    arr, kind = as_array(z, "z")
+    check_last_dim(arr, prior.dim)
+    batch = arr.shape[:-1]
+    be = backends.select(backend, kind)
+    z2 = arr if arr.ndim == 2 else arr.reshape(-1, prior.dim)
+    if z2.shape[0] == 0:
+        out = np.empty(batch, dtype=arr.dtype)
+        grad = np.empty(arr.shape, dtype=arr.dtype) if need_grad else None
+    else:
+        out, grad = _compute(z2, prior, spec, what, log_alpha, need_grad, be)
+        out = out.reshape(batch)
+        if need_grad:
+            grad = grad.reshape(arr.shape)
+    if kind.library == "numpy" and out.ndim == 0:
+        out = out[()]
+    if need_grad:
+        return kind.wrap(out), kind.wrap(grad)
+    return kind.wrap(out)
+
+
+def _torch_function():
+    import torch
+
+    class Evaluate(torch.autograd.Function):
+        """ri / log ri / log f of a torch tensor, with the analytic gradient in backward."""
+
+        @staticmethod
+        def forward(z, prior, what, alpha, backend, method):
+            return evaluate(z, prior, what, alpha, backend, method, keep_graph=False)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            z, prior, what, alpha, backend, method = inputs
+            ctx.params = (prior, what, alpha, backend, method)
+            ctx.save_for_backward(z)
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad_out):
+            if not ctx.needs_input_grad[0]:
+                return (None,) * 6
+            (z,) = ctx.saved_tensors
+            prior, what, alpha, backend, method = ctx.params
+            _, grad = evaluate(z.detach(), prior, what, alpha, backend, method, need_grad=True)
+            return (grad_out.unsqueeze(-1) * grad,) + (None,) * 5
+
+    return Evaluate
+
+
+class _LazyFunction:
+    """Builds the torch.autograd.Function on first use, so importing fastgeo never imports torch."""
+
+    _fn = None
+
+    def apply(self, *args):
+        if _LazyFunction._fn is None:
+            _LazyFunction._fn = _torch_function()
+        return _LazyFunction._fn.apply(*args)
+
+
+_Evaluate = _LazyFunction()
+
+
+def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
+    """log ri_alpha(z) = log alpha + log P(f(X) <= f(z)) for z of shape (..., D).
+
+    Finite wherever the prior's density is positive, however far z lies from the prior's
+    mass; -inf only where the density is zero (outside a uniform prior's support).
+
+    Parameters
+    ----------
+    z : numpy array or torch tensor of shape (..., D), float32 or float64.
+    prior : a :mod:`fastgeo.priors` prior of dimension D.
+    alpha : scale of the index, in (0, 1].
+    backend : "auto", "cpu", "reference" (or "cuda").
+    method : "auto", "exact", "erf" (Gaussian priors; the paper's eq. 1) or "kde".
+    """
+    return evaluate(z, prior, "log_ri", alpha, backend, method)
+
+
+def ri(z, prior, alpha=1.0, backend="auto", method="auto"):
+    """ri_alpha(z) = alpha * P_{X~f}(f(X) <= f(z)), in [0, alpha]; see :func:`log_ri`."""
+    return evaluate(z, prior, "ri", alpha, backend, method)
+
+
+def grad_log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
+    """The gradient of log ri with respect to z: same shape, type, dtype and device as z.
+
+    For radial priors ``2 (d log S / ds) W^T W (z - mu)``, with the hazard formed as
+    exp(log pdf - log sf); for the KDE ``(g_W / G_W)(log f(z)) grad log f(z)``; 0 for uniform
+    priors (log ri is piecewise constant). It does not depend on alpha.
+    """
+    return evaluate(z, prior, "log_ri", alpha, backend, method, need_grad=True)[1]
+
+
+def log_ri_and_grad(z, prior, alpha=1.0, backend="auto", method="auto"):
+    """(log ri, grad log ri) in one pass over z."""
+    return evaluate(z, prior, "log_ri", alpha, backend, method, need_grad=True)

@@ -1,0 +1,106 @@
+"""Scalar math of radially decreasing priors (MATH.md 1.1): one function of s = |y|^2.
+
+A radial prior's density depends on z only through the squared radius s = |y|^2 of the
+whitened point y = W (z - mu), and decreases in s, so its realism index is the survival
+function of the radius: ``ri(z) = P(S >= s)``. One kernel shape serves every family: a
+row-norm reduction over D, then the scalar functions below, selected by an integer family
+code. The branch on ``family`` is uniform across a launch, so it costs nothing on either
+target; keeping the families in one function keeps one compiled kernel per dtype.
+
+Parameters: ``dim`` is D; ``p0`` and ``p1`` are the family's own (see families.py).
+"""
+import math
+
+from numba import njit
+
+from .families import BALL, CHI2, CHI2_ERF, F_RATIO, GAMMA_RADIUS
+from .special import (
+    HALF_LOG_2PI,
+    log_beta,
+    log_beta_i,
+    log_gamma_pdf,
+    log_gamma_q,
+    log_ndtr,
+)
+
+jit = njit(cache=True, nogil=True)
+
+SQRT2 = math.sqrt(2.0)
+
+
+@jit
+def radial_log_sf(family, s, dim, p0, p1):
+    """log ri as a function of the squared whitened radius s >= 0."""
+    if family == CHI2:
+        return log_gamma_q(0.5 * dim, 0.5 * s)
+    if family == CHI2_ERF:
+        # 1/2 + 1/2 erf(u) = Phi(sqrt(2) u)
+        return log_ndtr(SQRT2 * (math.sqrt(dim - 0.5) - math.sqrt(s)))
+    if family == GAMMA_RADIUS:
+        return log_gamma_q(p0, math.sqrt(s) / p1)
+    if family == F_RATIO:
+        if s == math.inf:
+            return -math.inf
+        log_den = math.log(p0 + s)
+        return log_beta_i(0.5 * p0, 0.5 * dim, math.log(p0) - log_den, math.log(s) - log_den)
+    # BALL
+    return 0.0 if s <= p0 * p0 else -math.inf
+
+
+@jit
+def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
+    """d(log ri)/ds at s, given log_sf = radial_log_sf(...) at the same s.
+
+    The hazards are formed as exp(log pdf - log sf), finite however small ri is. At s = 0
+    the gradient of log ri with respect to z is 0 by symmetry (for cusped densities such as
+    Kilcher's prior with k < 1 it is the subgradient 0); callers multiply by 2 y, so
+    returning 0 there keeps 0 * inf from appearing.
+    """
+    if s <= 0.0 or log_sf == -math.inf or family == BALL:
+        return 0.0
+    if family == CHI2:
+        # d/ds Q(D/2, s/2) = -p_chi2(s) = -(1/2) p_gamma(D/2; s/2)
+        return -0.5 * math.exp(log_gamma_pdf(0.5 * dim, 0.5 * s) - log_sf)
+    if family == CHI2_ERF:
+        r = math.sqrt(s)
+        u = SQRT2 * (math.sqrt(dim - 0.5) - r)
+        # d/ds log Phi(u) = phi(u)/Phi(u) * du/ds, du/ds = -sqrt(2) / (2 r)
+        return -math.exp(-0.5 * u * u - HALF_LOG_2PI - log_sf) * SQRT2 / (2.0 * r)
+    if family == GAMMA_RADIUS:
+        r = math.sqrt(s)
+        # d/dr Q(k, r/theta) = -p_gamma(k; r/theta)/theta ; dr/ds = 1/(2r)
+        return -math.exp(log_gamma_pdf(p0, r / p1) - log_sf) / (p1 * 2.0 * r)
+    # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
+    a = 0.5 * p0
+    b = 0.5 * dim
+    log_den = math.log(p0 + s)
+    log_w = math.log(p0) - log_den
+    log_1mw = math.log(s) - log_den
+    return -math.exp(a * log_w + b * log_1mw - log_beta(a, b) - math.log(s) - log_sf)
+
+
+@jit
+def radial_log_density(family, s, dim, p0, p1):
+    """log f(z) of the standard (unwhitened) member of the family, as a function of s.
+
+    Callers add log|det W| for whitened priors. CHI2_ERF shares the Gaussian density.
+    """
+    if family == CHI2 or family == CHI2_ERF:
+        return -0.5 * s - 0.5 * dim * (2.0 * HALF_LOG_2PI)
+    half_dim = 0.5 * dim
+    log_sphere = math.log(2.0) + half_dim * math.log(math.pi) - math.lgamma(half_dim)
+    if family == GAMMA_RADIUS:
+        # R ~ Gamma(k, theta) spread uniformly over the sphere of radius R:
+        # f(z) = p_R(r) / (|S^{D-1}| r^{D-1})
+        r = math.sqrt(s)
+        if r == 0.0:
+            return math.inf if p0 < dim else -math.inf
+        return (p0 - dim) * math.log(r) - r / p1 - math.lgamma(p0) - p0 * math.log(p1) - log_sphere
+    if family == F_RATIO:
+        nu = p0
+        return (math.lgamma(0.5 * (nu + dim)) - math.lgamma(0.5 * nu)
+                - half_dim * math.log(nu * math.pi) - 0.5 * (nu + dim) * math.log1p(s / nu))
+    # BALL: 1 / volume inside
+    if s > p0 * p0:
+        return -math.inf
+    return -(half_dim * math.log(math.pi) + dim * math.log(p0) - math.lgamma(half_dim + 1.0))

@@ -1,0 +1,33 @@
+"""Shared test fixtures.
+
+Random inputs use a fresh seed on every run (so the suite keeps exploring), printed with any
+failure; set FASTGEO_TEST_SEED=<seed> to replay one.
+"""
+import os
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def seed(request):
+    value = int(os.environ.get("FASTGEO_TEST_SEED") or np.random.SeedSequence().entropy % (2**63))
+    request.node.user_properties.append(("seed", value))
+    return value
+
+
+@pytest.fixture
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        seeds = [v for k, v in item.user_properties if k == "seed"]
+        if seeds:
+            report.sections.append(("fastgeo", f"replay with FASTGEO_TEST_SEED={seeds[0]}"))
+
+
