@@ -38,9 +38,11 @@ from ._config import set_backend, use_backend
 from ._info import info
 from .backends import BackendUnavailable
 from .kde import KDE
+from .path import energy_and_grads, path_energy, path_log_index
 from .realism import grad_log_ri, log_ri, log_ri_and_grad, ri
 
 __all__ = [
     "priors", "ri", "log_ri", "grad_log_ri", "log_ri_and_grad", "KDE", "info",
+    "path_energy", "path_log_index", "energy_and_grads",
     "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
