@@ -59,11 +59,10 @@ def index_spec(prior, method="auto"):
 def _compute(z2, prior, spec, what, log_alpha, need_grad, backend):
     """(out, grad) for a 2-D numpy array z2 whose rows are points; grad = d out / d z."""
     if isinstance(spec, Radial):
-        y = whiten(spec, z2)
-        if y.dtype != z2.dtype:
-            y = y.astype(z2.dtype)
+        y = whiten(spec, z2)  # float64 when whitening applies: the kernel accumulates in float64
         out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
                                    need_grad and what != "log_density")
+        out = out.astype(z2.dtype, copy=False)
         if what == "log_density":
             out = out + z2.dtype.type(spec.log_det_whiten)
             if need_grad:
