@@ -10,20 +10,33 @@ def _signatures():
             for dt in ("float32", "float64") for lay in ("::1", ":")]
 
 
+@njit(cache=True, inline="always")
+def _box_row(z, i, low, high, inside_value, outside_value, out):
+    inside = True
+    for j in range(z.shape[1]):
+        v = np.float64(z[i, j])
+        if not math.isfinite(v):
+            out[i] = np.nan  # the caller turns this mark into a ValueError
+            return
+        if v < low[j] or v > high[j]:
+            inside = False
+    out[i] = inside_value if inside else outside_value
+
+
 @njit(_signatures(), parallel=True, cache=True)
 def box_index(z, low, high, log_alpha, exp_out, out):
     """out[i] = log_alpha (or alpha) inside the closed box, -inf (or 0) outside, NaN if z_i is
     not finite."""
-    m, d = z.shape
     inside_value = math.exp(log_alpha) if exp_out else log_alpha
     outside_value = 0.0 if exp_out else -math.inf
-    for i in prange(m):
-        inside = True
-        finite = True
-        for j in range(d):
-            v = np.float64(z[i, j])
-            if not math.isfinite(v):
-                finite = False
-            elif v < low[j] or v > high[j]:
-                inside = False
-        out[i] = (inside_value if inside else outside_value) if finite else np.nan
+    for i in prange(z.shape[0]):
+        _box_row(z, i, low, high, inside_value, outside_value, out)
+
+
+@njit(_signatures(), cache=True)
+def box_index_serial(z, low, high, log_alpha, exp_out, out):
+    """:func:`box_index` on the calling thread, for small batches."""
+    inside_value = math.exp(log_alpha) if exp_out else log_alpha
+    outside_value = 0.0 if exp_out else -math.inf
+    for i in range(z.shape[0]):
+        _box_row(z, i, low, high, inside_value, outside_value, out)

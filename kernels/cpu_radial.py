@@ -3,6 +3,10 @@
 The reduction reads each row once; it accumulates in float64 whatever the input dtype and
 lets LLVM reassociate the sum (``fastmath`` reassoc/contract only: NaN and inf keep their
 IEEE meaning, which the non-finite check below relies on).
+
+Two entry points share one row function: ``radial_index`` runs rows in parallel and
+``radial_index_serial`` on the calling thread, because waking the thread pool costs more than
+a small batch does (the solver calls the index on a few hundred points at a time).
 """
 import math
 
@@ -26,6 +30,29 @@ def _signatures():
     return sigs
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
+    d = y.shape[1]
+    s = 0.0
+    for j in range(d):
+        v = np.float64(y[i, j])
+        s += v * v
+    if not math.isfinite(s):
+        for j in range(d):
+            if not math.isfinite(y[i, j]):
+                out[i] = np.nan  # the caller turns this mark into a ValueError
+                return
+    if what == WHAT_LOG_DENSITY:
+        out[i] = radial_log_density(family, s, dim, p0, p1)
+        return
+    log_sf = radial_log_sf(family, s, dim, p0, p1)
+    out[i] = math.exp(log_sf + log_alpha) if what == WHAT_RI else log_sf + log_alpha
+    if grad.shape[0] > 0:
+        g = 2.0 * radial_dlog_sf(family, s, dim, p0, p1, log_sf)
+        for j in range(d):
+            grad[i, j] = g * np.float64(y[i, j])
+
+
 @njit(_signatures(), parallel=True, cache=True, fastmath=_FASTMATH)
 def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
@@ -33,30 +60,12 @@ def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
     If grad has rows, grad[i] = d log ri / d y_i = 2 (d log ri / ds) y_i. A row holding NaN
     or inf gets out[i] = NaN, which the caller turns into a ValueError.
     """
-    m, d = y.shape
-    want_grad = grad.shape[0] > 0
-    for i in prange(m):
-        s = 0.0
-        for j in range(d):
-            v = np.float64(y[i, j])
-            s += v * v
-        if not math.isfinite(s):
-            bad = False
-            for j in range(d):
-                if not math.isfinite(y[i, j]):
-                    bad = True
-            if bad:
-                out[i] = np.nan
-                continue
-        if what == WHAT_LOG_DENSITY:
-            out[i] = radial_log_density(family, s, dim, p0, p1)
-            continue
-        log_sf = radial_log_sf(family, s, dim, p0, p1)
-        if what == WHAT_RI:
-            out[i] = math.exp(log_sf + log_alpha)
-        else:
-            out[i] = log_sf + log_alpha
-        if want_grad:
-            g = 2.0 * radial_dlog_sf(family, s, dim, p0, p1, log_sf)
-            for j in range(d):
-                grad[i, j] = g * np.float64(y[i, j])
+    for i in prange(y.shape[0]):
+        _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
+
+
+@njit(_signatures(), cache=True, fastmath=_FASTMATH)
+def radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
+    """:func:`radial_index` on the calling thread, for small batches."""
+    for i in range(y.shape[0]):
+        _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)

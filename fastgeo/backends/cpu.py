@@ -21,6 +21,15 @@ def make():
     return CPUBackend()
 
 
+# Below this many input elements a batch runs on the calling thread: waking Numba's thread
+# pool costs tens of microseconds on an idle machine and milliseconds on a busy one.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def pick(parallel_kernel, serial_kernel, size):
+    return parallel_kernel if size >= PARALLEL_MIN_ELEMENTS else serial_kernel
+
+
 def writable(a):
     """Numba's compiled signatures take writable arrays; a read-only input is copied once."""
     return a if a.flags.writeable else np.array(a)
@@ -38,20 +47,21 @@ class CPUBackend(Backend):
     devices = ("cpu",)
 
     def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
-        from ..kernels.cpu_radial import radial_index
+        from ..kernels.cpu_radial import radial_index, radial_index_serial
 
         m, d = y.shape
         out = np.empty(m, dtype=y.dtype)
         grad = np.empty((m if need_grad else 0, d), dtype=y.dtype)
-        radial_index(writable(y), family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
+        kernel = pick(radial_index, radial_index_serial, y.size)
+        kernel(writable(y), family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
         raise_if_marked(out, y)
         return out, (grad if need_grad else None)
 
     def box(self, z, low, high, log_alpha, what):
-        from ..kernels.cpu_box import box_index
+        from ..kernels.cpu_box import box_index, box_index_serial
 
         out = np.empty(z.shape[0], dtype=z.dtype)
-        box_index(writable(z), writable(low), writable(high), float(log_alpha), int(what == "ri"), out)
+        pick(box_index, box_index_serial, z.size)(writable(z), writable(low), writable(high), float(log_alpha), int(what == "ri"), out)
         raise_if_marked(out, z)
         return out
 
