@@ -50,10 +50,21 @@ def auto_choice(device: str = "cpu") -> str:
 
 
 def select(backend: str, kind) -> Backend:
+    """The backend that runs a call on inputs of ``kind``; never moves data between devices."""
     name = requested_backend(backend)
+    if kind.is_cuda and not kind.device.startswith("cuda"):
+        raise ValueError(f"the input is a {kind.describe()} array; fastgeo runs on CPUs and "
+                         "NVIDIA CUDA GPUs only")
     if name == "auto":
         name = auto_choice(kind.device)
-    chosen = get(name)
+    try:
+        chosen = get(name)
+    except BackendUnavailable as err:
+        if kind.is_cuda and name == "cuda":
+            raise BackendUnavailable(
+                f"the input is a {kind.describe()} array, which needs the 'cuda' backend, and {err}; "
+                "or move the input to the CPU (.cpu(), cupy.asnumpy)") from None
+        raise
     chosen.check_device(kind)
     return chosen
 
