@@ -230,9 +230,17 @@ def test_prior_constants_move_once_per_device(rng, torch_as_gpu):
     np.testing.assert_array_equal(w.numpy(), spec.whiten)
 
 
-def test_gpu_path_kde_prior_raises(rng, torch_as_gpu):
-    with pytest.raises(NotImplementedError, match="KDE"):
+def test_gpu_inputs_to_kde_and_path_energy_raise(rng, torch_as_gpu, monkeypatch):
+    with pytest.raises(NotImplementedError, match="KDE estimate of the realism index"):
         fastgeo.log_ri(torch.zeros(3, 2), priors.semicircle(2))
+    with pytest.raises(NotImplementedError, match="path energy.*not run on GPU inputs yet"):
+        fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4), 0.5)
+    monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
+    kde = fastgeo.KDE(rng.standard_normal(50))
+    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
+        kde.cdf(torch.zeros(5))
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        kde.cdf(torch.zeros(5), backend="cpu")
 
 
 # -- chunks: huge batches are processed, not refused ------------------------------------------
