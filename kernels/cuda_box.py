@@ -7,6 +7,7 @@ A row holding NaN or inf gets out[i] = NaN and sets bad[0] = 1, as on the CPU.
 """
 import math
 
+import numpy as np
 from numba import cuda, int32
 
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
@@ -42,7 +43,7 @@ def box_narrow(z, low, high, log_alpha, exp_out, out, bad):
         return
     status = INSIDE
     for j in range(d):
-        status = max(status, entry_status(float(z[row, j]), low[j], high[j]))
+        status = max(status, entry_status(np.float64(z[row, j]), low[j], high[j]))
     write_row(status, row, log_alpha, exp_out, out, bad)
 
 
@@ -59,7 +60,7 @@ def box_wide(z, low, high, log_alpha, exp_out, out, bad):
         if row < m:
             j = lane
             while j < d:
-                status = max(status, entry_status(float(z[row, j]), low[j], high[j]))
+                status = max(status, entry_status(np.float64(z[row, j]), low[j], high[j]))
                 j += WARP
         codes[warp, r, lane] = status
     cuda.syncthreads()

@@ -8,8 +8,9 @@ Work is split in two phases per tile of rows, because they want different thread
 
 1. the reduction ``s_i = sum_j y_ij^2`` (float64 accumulation whatever the input dtype) is
    bandwidth-bound and wants coalesced reads: for rows wider than ``NARROW_D`` the 32 lanes
-   of a warp read one row side by side (four independent loads in flight per lane), for 32
-   rows in turn, and leave their partial sums in a shared table;
+   of a warp read one row side by side (eight independent loads in flight per lane, enough
+   bytes in flight to cover the memory latency at the occupancy the shared table allows),
+   for 32 rows in turn, and leave their partial sums in a shared table;
 2. the survival function of ``s_i`` (an incomplete gamma or beta function in float64, tens
    to hundreds of iterations) is compute-bound and wants every lane busy: lane ``l`` sums
    row ``l`` of the table and evaluates its own row, so the 32 rows of a warp are finished
@@ -19,12 +20,17 @@ The gradient ``d log ri / d y_i = 2 (d log S / ds) y_i`` is a third, coalesced p
 reads the tile again (from L2 when it is still there). Narrow rows (``d <= NARROW_D``) are
 done by one thread each: a warp's 32 rows are one contiguous span of memory.
 
+Entries are widened with ``np.float64(...)`` before they are squared (Python's ``float()``
+keeps float32 in a CUDA kernel), so float32 inputs are squared and summed in float64, as on
+the CPU.
+
 A row holding NaN or inf gets ``out[i] = NaN`` and sets ``bad[0] = 1``; the caller reads
 the flag once and raises. Non-finite inputs are only looked for when ``s_i`` is not finite,
 so the check costs nothing on clean data.
 """
 import math
 
+import numpy as np
 from numba import cuda, float64
 
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
@@ -74,13 +80,13 @@ def radial_narrow(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
         return
     s = 0.0
     for j in range(d):
-        v = float(y[row, j])
+        v = np.float64(y[row, j])
         s += v * v
     want_grad = grad.shape[0] > 0
     g = finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad)
     if want_grad:
         for j in range(d):
-            grad[row, j] = g * float(y[row, j])
+            grad[row, j] = g * np.float64(y[row, j])
 
 
 @cuda.jit(cache=True)
@@ -102,18 +108,22 @@ def radial_wide(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
         a3 = 0.0
         if row < m:
             j = lane
-            while j + 3 * WARP < d:  # four independent loads in flight per lane
-                v0 = float(y[row, j])
-                v1 = float(y[row, j + WARP])
-                v2 = float(y[row, j + 2 * WARP])
-                v3 = float(y[row, j + 3 * WARP])
-                a0 += v0 * v0
-                a1 += v1 * v1
-                a2 += v2 * v2
-                a3 += v3 * v3
-                j += 4 * WARP
+            while j + 7 * WARP < d:  # eight independent loads in flight per lane
+                v0 = np.float64(y[row, j])
+                v1 = np.float64(y[row, j + WARP])
+                v2 = np.float64(y[row, j + 2 * WARP])
+                v3 = np.float64(y[row, j + 3 * WARP])
+                v4 = np.float64(y[row, j + 4 * WARP])
+                v5 = np.float64(y[row, j + 5 * WARP])
+                v6 = np.float64(y[row, j + 6 * WARP])
+                v7 = np.float64(y[row, j + 7 * WARP])
+                a0 += v0 * v0 + v4 * v4
+                a1 += v1 * v1 + v5 * v5
+                a2 += v2 * v2 + v6 * v6
+                a3 += v3 * v3 + v7 * v7
+                j += 8 * WARP
             while j < d:
-                v0 = float(y[row, j])
+                v0 = np.float64(y[row, j])
                 a0 += v0 * v0
                 j += WARP
         partial[warp, r, lane] = (a0 + a1) + (a2 + a3)
@@ -136,7 +146,7 @@ def radial_wide(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
                 gr = factor[warp, r]
                 j = lane
                 while j < d:
-                    grad[row, j] = gr * float(y[row, j])
+                    grad[row, j] = gr * np.float64(y[row, j])
                     j += WARP
 
 

@@ -30,6 +30,17 @@ def test_import_and_info_emit_no_warnings():
     assert "cuda" in proc.stdout and "auto picks" in proc.stdout
 
 
+def test_cpu_work_does_not_touch_the_gpu_stack():
+    """CPU inputs never import numba.cuda (slow, and it probes the driver)."""
+    code = ("import sys, numpy as np, fastgeo; "
+            "fastgeo.log_ri_and_grad(np.ones((3, 4)), fastgeo.priors.Gaussian(np.zeros(4), 2.0)); "
+            "fastgeo.ri(np.ones((3, 4)), fastgeo.priors.UniformBox(-np.ones(4), np.ones(4))); "
+            "print(sorted(m for m in sys.modules if m.startswith(('numba.cuda', 'numba_cuda', 'cupy'))))")
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_info_reports_the_cuda_reason():
     facts = fastgeo.info()
     assert facts["backends"]["cuda"] == cuda_backend.unavailable_reason()

@@ -42,11 +42,14 @@ def availability() -> dict[str, str | None]:
 
 
 def auto_choice(device: str = "cpu") -> str:
-    """The backend "auto" picks for inputs on ``device``."""
-    avail = availability()
+    """The backend "auto" picks for inputs on ``device``.
+
+    CPU inputs never ask about the GPU: CPU-only work does not import numba.cuda.
+    """
     if device != "cpu":
         return "cuda"
-    return "cpu" if avail["cpu"] is None else "reference"
+    cpu_reason = importlib.import_module(f".{_MODULES['cpu']}", __name__).unavailable_reason()
+    return "cpu" if cpu_reason is None else "reference"
 
 
 def select(backend: str, kind) -> Backend:
