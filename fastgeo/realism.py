@@ -66,7 +66,8 @@ def _compute(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
     """
     if isinstance(spec, Radial):
         params = on_device(spec, kind, "loc", "whiten")
-        y = whiten(spec, z2, params)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf in z: a ValueError below
+            y = whiten(spec, z2, params)
         if y.dtype != z2.dtype:
             y = astype(y, z2.dtype)
         out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
@@ -134,6 +135,14 @@ def _chunk_rows(kind, z2, spec, need_grad) -> int:
     return max(1, min(m, (free // 2) // per_row))
 
 
+def _raise_if_nonfinite(z2):
+    """Name the first NaN/inf of z itself: backends see the whitened rows (and one chunk), so
+    their message may point at an entry of W (z - loc) or at a row index within a chunk."""
+    found = first_nonfinite(z2)
+    if found is not None:
+        raise ValueError(f"z contains NaN or inf (first at index {found[0]}: {found[1]})") from None
+
+
 def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
     """_compute over the rows of z2, in chunks where one call would not fit in memory.
 
@@ -147,6 +156,9 @@ def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
     if rows >= m:
         try:
             return _compute(z2, *args)
+        except ValueError:
+            _raise_if_nonfinite(z2)
+            raise
         except Exception as err:
             if not is_out_of_memory(err) or m == 1:
                 raise
@@ -158,10 +170,8 @@ def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
         try:
             o, g = _compute(z2[start:stop], *args)
         except ValueError:
-            found = first_nonfinite(z2)  # name the entry by its index in the whole batch
-            if found is None:
-                raise
-            raise ValueError(f"z contains NaN or inf (first at index {found[0]}: {found[1]})") from None
+            _raise_if_nonfinite(z2)
+            raise
         except Exception as err:
             if not is_out_of_memory(err) or rows == 1:
                 raise

@@ -282,6 +282,17 @@ def test_chunked_error_names_the_global_index(rng, monkeypatch):
         fastgeo.log_ri(z, priors.StandardNormal(3), backend="cpu")
 
 
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_non_finite_error_names_the_entry_of_z_not_of_the_whitened_rows(rng, backend):
+    """With a full covariance, an inf in z spreads over its whitened row; the error still
+    names z's entry (and no RuntimeWarning escapes the whitening)."""
+    prior = gaussian_priors(rng, 6)[0]
+    z = rng.standard_normal((50, 6))
+    z[41, 4] = np.inf
+    with pytest.raises(ValueError, match=r"first at index \(41, 4\): inf"):
+        fastgeo.log_ri(z, prior, backend=backend)
+
+
 def test_out_of_memory_halves_the_chunk(rng, monkeypatch):
     cpu = backends.get("cpu")
     real_radial = cpu.radial
