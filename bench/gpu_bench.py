@@ -14,8 +14,12 @@ import os
 import re
 import sys
 
-from fastgeo import benchmarks
-from fastgeo.backends import availability
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_ROOT, "pyproject.toml")):  # run from a checkout: use its fastgeo
+    sys.path.insert(0, _ROOT)
+
+from fastgeo import benchmarks  # noqa: E402
+from fastgeo.backends import availability  # noqa: E402
 
 # (benchmark prefix, kernel implementation prefix, check, description)
 TARGETS = [

@@ -46,16 +46,6 @@ def matmul(a, b):
     return a @ b
 
 
-def exp(x):
-    if is_torch(x):
-        return _torch().exp(x)
-    if isinstance(x, np.ndarray):
-        return np.exp(x)
-    import cupy
-
-    return cupy.exp(x)
-
-
 def add_scalar(x, value: float):
     """x + value in x's dtype (a Python float does not promote torch or CuPy arrays)."""
     if isinstance(x, np.ndarray):

@@ -95,3 +95,27 @@ def test_summarize_ratios():
     assert ours.items_per_s == pytest.approx(5e6)
     assert ours.fraction_of_copy == pytest.approx(0.25)  # 200 MB/s of 800 MB/s
     assert ours.speedup == {"theirs (cpu)": pytest.approx(4.0)}  # 5e6 vs 1.25e6 items/s
+
+
+def test_gpu_bench_target_verdicts():
+    """bench/gpu_bench.py judges each target from the rows of its run: PASS, FAIL or OWED."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "bench" / "gpu_bench.py")
+    gpu_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_bench)
+
+    def row(bench, impl, **kw):
+        base = dict(benchmark=bench, implementation=impl, device="cuda", role="kernel", seconds=1e-3,
+                    items_per_s=1.0, fraction_of_copy=None, speedup={}, note="")
+        return {**base, **kw}
+
+    rows = [row("radial-ri 524288x512 float32", "fastgeo.ri (backend=cuda)", fraction_of_copy=0.83),
+            row("path-energy B=256", "fastgeo.energy_and_grads (backend=cuda)", fraction_of_copy=0.75,
+                speedup={"torch eager autograd (cuda)": 2.5}),
+            row("kde-cdf n=5000", "fastgeo.KDE.cdf (backend=cuda)", seconds=None,
+                note="skipped: NotImplementedError: not yet")]
+    lines = gpu_bench.check_targets({"size": "full", "rows": rows})
+    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "OWED", "OWED"]
+    assert "NotImplementedError" in lines[2]
+    assert gpu_bench.check_targets({"size": "quick", "rows": rows})[0].startswith("INFO")
