@@ -1,4 +1,5 @@
-"""Every CUDA kernel compiles to PTX for sm_90 and for an older arch (sm_75), without a GPU.
+"""Every CUDA kernel, and every shared scalar function, compiles to PTX without a GPU:
+kernels for sm_90 and an older arch (sm_75), scalar functions for sm_90.
 
 Numba asks the current device for its compute capability while compiling device functions,
 so the test lends it a stand-in device for the duration of each compile. Where ptxas is
@@ -36,11 +37,11 @@ class _Device:
         self.compute_capability = cc
 
 
-def compile_ptx(cuda, monkeypatch, kernel, signature, cc):
+def compile_ptx(cuda, monkeypatch, pyfunc, signature, cc):
     import numba.cuda.dispatcher as dispatcher
 
     monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device(cc))
-    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
+    ptx, _ = cuda.compile_ptx(pyfunc, signature, cc=cc)
     return ptx
 
 
@@ -65,7 +66,7 @@ def module_of(name):
 @pytest.mark.parametrize("name,dtype,layout,cc", CASES)
 def test_kernel_compiles_to_ptx(compiler, monkeypatch, name, dtype, layout, cc):
     mod = module_of(name)
-    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name], mod.signature(dtype, layout), cc)
+    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature(dtype, layout), cc)
     assert re.search(rf"^\.target sm_{cc[0]}{cc[1]}\b", ptx, re.M), ptx[:400]
     assert re.search(rf"\.visible \.entry \S*{name}", ptx)
     # the input is read as its own dtype (global loads; generic ones for arbitrary strides)
@@ -89,7 +90,7 @@ def test_the_list_of_kernels_is_complete():
 @pytest.mark.parametrize("name", ["radial_wide", "radial_narrow", "box_wide", "box_narrow"])
 def test_ptx_assembles_for_sm90(compiler, monkeypatch, tmp_path, name):
     mod = module_of(name)
-    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name], mod.signature("float32", "C"), (9, 0))
+    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature("float32", "C"), (9, 0))
     source = tmp_path / f"{name}.ptx"
     source.write_text(ptx)
     ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
@@ -99,3 +100,31 @@ def test_ptx_assembles_for_sm90(compiler, monkeypatch, tmp_path, name):
         pytest.skip(f"ptxas is older than the PTX ISA NVVM emitted: {proc.stderr.strip()[:200]}")
     assert proc.returncode == 0, proc.stderr
     print(proc.stderr)  # registers, spills and shared memory, for the record
+
+
+def scalar_functions():
+    """Every @njit function defined in the shared scalar modules (the one source of the math)."""
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+
+    from fastgeo.kernels import radial, special
+
+    return [(mod.__name__.rsplit(".", 1)[-1], name, len(inspect.signature(obj.py_func).parameters))
+            for mod in (special, radial) for name, obj in vars(mod).items()
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__]
+
+
+@pytest.mark.parametrize("module,name,arity", scalar_functions())
+def test_scalar_function_compiles_for_cuda(compiler, monkeypatch, module, name, arity):
+    """special.py and radial.py promise scalar math that compiles for the GPU too: each function
+    is called from a one-thread kernel with float64 arguments and compiled to PTX."""
+    import importlib
+
+    fn = getattr(importlib.import_module(f"fastgeo.kernels.{module}"), name)
+    args = ", ".join(f"a{i}" for i in range(arity))
+    scope = {"fn": fn}
+    exec(f"def kernel(out, {args}):\n    out[0] = fn({args})\n", scope)
+    signature = "void(float64[::1], " + ", ".join(["float64"] * arity) + ")"
+    ptx = compile_ptx(compiler, monkeypatch, scope["kernel"], signature, (9, 0))
+    assert ".visible .entry" in ptx
