@@ -98,7 +98,8 @@ def check_float_dtype(dtype, name: str = "z") -> np.dtype:
 
 
 def as_array(x, name: str = "z"):
-    """A numpy (or CuPy) array sharing memory with x, and x's ArrayKind.
+    """An array sharing memory with x, and x's ArrayKind: a numpy array for CPU inputs;
+    a CuPy array or a (detached) torch CUDA tensor for GPU inputs.
 
     torch tensors are detached (autograd is handled by the caller); lists become float64
     numpy arrays. Only float32 and float64 are accepted.
@@ -107,15 +108,14 @@ def as_array(x, name: str = "z"):
     if kind.library == "torch":
         torch = _torch()
         if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype} (convert it with "
+                            f".float() or .double())")
         t = x.detach()
         if t.is_conj() or t.is_neg():
             t = t.resolve_conj().resolve_neg()
         if kind.is_cuda:
-            cupy = _cupy()
-            if cupy is None:
-                return t, kind  # the CUDA backend decides what to do with a bare tensor
-            return cupy.from_dlpack(t), kind
+            # Stays a tensor: the GPU path computes with torch on torch's current stream.
+            return t, kind
         return t.numpy(), kind
     if kind.library == "cupy":
         check_float_dtype(x.dtype, name)

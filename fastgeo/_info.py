@@ -8,12 +8,25 @@ from . import __version__, backends
 from ._config import ENV_VAR, requested_backend
 
 
-def _version(module_name):
-    try:
-        module = __import__(module_name)
-    except Exception:
-        return None
-    return getattr(module, "__version__", "?")
+# distribution names; the first one installed is reported (CuPy ships per CUDA version)
+_PACKAGES = {"numpy": ("numpy",), "scipy": ("scipy",), "numba": ("numba",), "torch": ("torch",),
+             "numba-cuda": ("numba-cuda",), "cupy": ("cupy-cuda13x", "cupy-cuda12x", "cupy")}
+
+
+def _version(names):
+    """The installed version, read from package metadata: nothing is imported."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _text(name):
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 class Info(dict):
@@ -43,6 +56,13 @@ def info() -> Info:
             gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except Exception:
         pass
+    if not gpus and avail.get("cuda") is None:  # a GPU that torch (a CPU build?) does not see
+        try:
+            from numba import cuda
+
+            gpus = [_text(d.name) for d in cuda.list_devices()]
+        except Exception:
+            pass
     try:
         import numba
 
@@ -53,7 +73,7 @@ def info() -> Info:
         fastgeo=__version__,
         python=platform.python_version(),
         machine=f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        versions={m: _version(m) for m in ("numpy", "scipy", "numba", "torch", "cupy")},
+        versions={name: _version(dists) for name, dists in _PACKAGES.items()},
         backends=avail,
         auto={"cpu": backends.auto_choice("cpu"),
               "cuda": backends.auto_choice("cuda") if avail.get("cuda") is None else "none (cuda unavailable)"},

@@ -24,6 +24,10 @@ LOG2 = math.log(2.0)
 
 def _check_path_arrays(decoded, log_ri):
     kind = common_kind(decoded, log_ri, names=["decoded", "log_ri"])
+    if kind.is_cuda:
+        from .backends.cuda import NOT_YET_ON_GPU
+
+        raise NotImplementedError(NOT_YET_ON_GPU.format(what="The path energy (fastgeo.path)"))
     g, _ = as_array(decoded, "decoded")
     l, _ = as_array(log_ri, "log_ri")
     if g.ndim < 2 or l.ndim != 2 or g.shape[:2] != l.shape:

@@ -18,6 +18,8 @@ import numpy as np
 
 from . import backends
 from ._arrays import as_array, check_finite, check_last_dim, is_torch
+from ._device import (add_scalar, astype, empty, first_nonfinite, free_bytes, is_out_of_memory,
+                      numpy_dtype, on_device, zeros_like)
 from .kernels import families
 from .priors.base import Estimated, Indicator, Prior, Radial
 from .priors.radial import whiten, whiten_grad
@@ -56,30 +58,36 @@ def index_spec(prior, method="auto"):
     return spec
 
 
-def _compute(z2, prior, spec, what, log_alpha, need_grad, backend):
-    """(out, grad) for a 2-D numpy array z2 whose rows are points; grad = d out / d z."""
+def _compute(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
+    """(out, grad) for a 2-D array z2 whose rows are points; grad = d out / d z.
+
+    z2 is a numpy array, or on a GPU a torch tensor or CuPy array: everything here is done
+    with z2's own library (fastgeo._device), on its device.
+    """
     if isinstance(spec, Radial):
-        y = whiten(spec, z2)  # float64 when whitening applies: the kernel accumulates in float64
+        params = on_device(spec, kind, "loc", "whiten")
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf in z: a ValueError below
+            # float64 when whitening applies: the kernels accumulate in float64 anyway
+            y = whiten(spec, z2, params)
         out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
                                    need_grad and what != "log_density")
-        out = out.astype(z2.dtype, copy=False)
+        out = astype(out, numpy_dtype(z2))
         if what == "log_density":
-            out = out + z2.dtype.type(spec.log_det_whiten)
+            out = add_scalar(out, spec.log_det_whiten)
             if need_grad:
                 check_finite(z2)
                 grad = prior._log_prob_np(z2, True)[1].astype(z2.dtype)
         elif need_grad:
-            grad = whiten_grad(spec, grad).astype(z2.dtype, copy=False)
+            grad = astype(whiten_grad(spec, grad, params), z2.dtype)
             if what == "ri":
                 grad = grad * out[:, None]
         return out, grad
     if isinstance(spec, Indicator):
-        if what == "log_density":
-            check_finite(z2)
-            lp, g = prior._log_prob_np(z2, need_grad)
-            return lp.astype(z2.dtype), (None if g is None else g.astype(z2.dtype))
-        out = backend.box(z2, spec.low, spec.high, log_alpha, what)
-        return out, (np.zeros_like(z2) if need_grad else None)
+        if what == "log_density":  # 1/volume inside the box, 0 outside: the same indicator
+            log_alpha, what = -float(np.sum(np.log(spec.high - spec.low))), "log_ri"
+        low, high = on_device(spec, kind, "low", "high")
+        out = backend.box(z2, low, high, log_alpha, what)
+        return out, (zeros_like(z2) if need_grad else None)
     # Estimated: ri(z) ~ G_W(log f(z)); grad log ri = (g_W / G_W)(log f) * grad log f
     check_finite(z2)
     lp, glp = prior._log_prob_np(z2, need_grad)
@@ -95,6 +103,88 @@ def _compute(z2, prior, spec, what, log_alpha, need_grad, backend):
         if need_grad:
             grad = grad * out[:, None]
     return out.astype(z2.dtype), (None if grad is None else grad.astype(z2.dtype))
+
+
+def _check_gpu_support(spec, what, need_grad):
+    """GPU inputs to paths whose CUDA kernels are not built yet: say so before any work."""
+    from .backends.cuda import NOT_YET_ON_GPU
+
+    if isinstance(spec, Estimated):
+        raise NotImplementedError(NOT_YET_ON_GPU.format(
+            what=f"The KDE estimate of the realism index ({spec.prior!r}, method='kde')"))
+    if isinstance(spec, Radial) and what == "log_density" and need_grad:
+        raise NotImplementedError(NOT_YET_ON_GPU.format(what="The gradient of log_prob"))
+
+
+def _chunk_rows(kind, z2, spec, need_grad) -> int:
+    """Rows per call such that the call's temporaries fit in free device memory (GPU only).
+
+    Whitening works in float64 (two (rows, D) temporaries, two more for the gradient's
+    pull-back), and the outputs take another (rows, D) with the gradient. The budget is half
+    the free memory; an out-of-memory error halves the chunk again (see _compute_rows).
+    """
+    m, d = z2.shape
+    free = free_bytes(kind)
+    if free is None:
+        return m
+    itemsize = numpy_dtype(z2).itemsize
+    whitened = isinstance(spec, Radial) and (spec.loc is not None or spec.whiten is not None)
+    per_row = itemsize * (1 + d * (2 if need_grad else 1))
+    if whitened:
+        per_row += d * (8 * 2 + itemsize) * (2 if need_grad else 1)
+    return max(1, min(m, (free // 2) // per_row))
+
+
+def _raise_if_nonfinite(z2):
+    """Name the first NaN/inf of z itself: backends see the whitened rows (and one chunk), so
+    their message may point at an entry of W (z - loc) or at a row index within a chunk."""
+    found = first_nonfinite(z2)
+    if found is not None:
+        raise ValueError(f"z contains NaN or inf (first at index {found[0]}: {found[1]})") from None
+
+
+def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
+    """_compute over the rows of z2, in chunks where one call would not fit in memory.
+
+    Rows are independent, so chunks change the results at most by the rounding of the
+    whitening's matrix product (BLAS blocks differently for fewer rows). An out-of-memory
+    error halves the chunk and tries again: huge batches are processed, not refused.
+    """
+    m = z2.shape[0]
+    rows = _chunk_rows(kind, z2, spec, need_grad)
+    args = (prior, spec, what, log_alpha, need_grad, backend, kind)
+    if rows >= m:
+        try:
+            return _compute(z2, *args)
+        except ValueError:
+            _raise_if_nonfinite(z2)
+            raise
+        except Exception as err:
+            if not is_out_of_memory(err) or m == 1:
+                raise
+            rows = m // 2
+    out = grad = None
+    start = 0
+    while start < m:
+        stop = min(m, start + rows)
+        try:
+            o, g = _compute(z2[start:stop], *args)
+        except ValueError:
+            _raise_if_nonfinite(z2)
+            raise
+        except Exception as err:
+            if not is_out_of_memory(err) or rows == 1:
+                raise
+            rows = max(1, rows // 2)
+            continue
+        if out is None:
+            out = empty(kind, (m,), numpy_dtype(o))
+            grad = None if g is None else empty(kind, z2.shape, numpy_dtype(g))
+        out[start:stop] = o
+        if g is not None:
+            grad[start:stop] = g
+        start = stop
+    return out, grad
 
 
 def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", need_grad=False,
@@ -113,14 +203,16 @@ def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", 
     spec = index_spec(prior, method)
     arr, kind = as_array(z, "z")
     check_last_dim(arr, prior.dim)
-    batch = arr.shape[:-1]
+    batch = tuple(arr.shape[:-1])
     be = backends.select(backend, kind)
+    if kind.is_cuda:
+        _check_gpu_support(spec, what, need_grad)
     z2 = arr if arr.ndim == 2 else arr.reshape(-1, prior.dim)
     if z2.shape[0] == 0:
-        out = np.empty(batch, dtype=arr.dtype)
-        grad = np.empty(arr.shape, dtype=arr.dtype) if need_grad else None
+        out = empty(kind, batch, numpy_dtype(arr))
+        grad = empty(kind, arr.shape, numpy_dtype(arr)) if need_grad else None
     else:
-        out, grad = _compute(z2, prior, spec, what, log_alpha, need_grad, be)
+        out, grad = _compute_rows(z2, prior, spec, what, log_alpha, need_grad, be, kind)
         out = out.reshape(batch)
         if need_grad:
             grad = grad.reshape(arr.shape)

@@ -42,18 +42,32 @@ def availability() -> dict[str, str | None]:
 
 
 def auto_choice(device: str = "cpu") -> str:
-    """The backend "auto" picks for inputs on ``device``."""
-    avail = availability()
+    """The backend "auto" picks for inputs on ``device``.
+
+    CPU inputs never ask about the GPU: CPU-only work does not import numba.cuda.
+    """
     if device != "cpu":
         return "cuda"
-    return "cpu" if avail["cpu"] is None else "reference"
+    cpu_reason = importlib.import_module(f".{_MODULES['cpu']}", __name__).unavailable_reason()
+    return "cpu" if cpu_reason is None else "reference"
 
 
 def select(backend: str, kind) -> Backend:
+    """The backend that runs a call on inputs of ``kind``; never moves data between devices."""
     name = requested_backend(backend)
+    if kind.is_cuda and not kind.device.startswith("cuda"):
+        raise ValueError(f"the input is a {kind.describe()} array; fastgeo runs on CPUs and "
+                         "NVIDIA CUDA GPUs only")
     if name == "auto":
         name = auto_choice(kind.device)
-    chosen = get(name)
+    try:
+        chosen = get(name)
+    except BackendUnavailable as err:
+        if kind.is_cuda and name == "cuda":
+            raise BackendUnavailable(
+                f"the input is a {kind.describe()} array, which needs the 'cuda' backend, and {err}; "
+                "or move the input to the CPU (.cpu(), cupy.asnumpy)") from None
+        raise
     chosen.check_device(kind)
     return chosen
 

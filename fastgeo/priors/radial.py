@@ -12,22 +12,29 @@ import numpy as np
 from scipy import special
 
 from ..kernels import families as F
+from .._device import matmul
 from .base import Prior, Radial, check_positive, check_vector, cholesky_spd
 
 
-def whiten(spec, z):
-    """y = W (z - loc) for each row of z (numpy or CuPy); W may be diagonal (1-D)."""
-    y = z if spec.loc is None else z - spec.loc
-    if spec.whiten is None:
+def whiten(spec, z, params=None):
+    """y = W (z - loc) for each row of z; W may be diagonal (1-D).
+
+    ``params``: (loc, W) as arrays of z's library and device (see fastgeo._device.on_device);
+    by default the spec's own numpy arrays.
+    """
+    loc, w = (spec.loc, spec.whiten) if params is None else params
+    y = z if loc is None else z - loc
+    if w is None:
         return y
-    return y * spec.whiten if spec.whiten.ndim == 1 else y @ spec.whiten.T
+    return y * w if w.ndim == 1 else matmul(y, w.T)
 
 
-def whiten_grad(spec, g):
-    """Pull a gradient with respect to y = W (z - loc) back to z: W^T g."""
-    if spec.whiten is None:
+def whiten_grad(spec, g, params=None):
+    """Pull a gradient with respect to y = W (z - loc) back to z: W^T g (params as in whiten)."""
+    w = spec.whiten if params is None else params[1]
+    if w is None:
         return g
-    return g * spec.whiten if spec.whiten.ndim == 1 else g @ spec.whiten
+    return g * w if w.ndim == 1 else matmul(g, w)
 
 
 class RadialPrior(Prior):

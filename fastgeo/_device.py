@@ -1,0 +1,152 @@
+"""The few array operations the realism path applies around a backend call, for any library.
+
+The realism path whitens, casts, scales and allocates on the caller's arrays: numpy on the
+CPU, and on the GPU torch tensors or CuPy arrays, computed in the input's own library so
+that the work stays on the caller's device and stream. numpy keeps the exact expressions it
+always had. Prior parameters (host float64 arrays) are copied to a device once and cached
+per (library, device) on the object that owns them.
+"""
+from __future__ import annotations
+
+import sys
+import weakref
+
+import numpy as np
+
+from ._arrays import ArrayKind, is_torch
+
+
+def _torch():
+    return sys.modules["torch"]
+
+
+def numpy_dtype(x) -> np.dtype:
+    """x's dtype as a numpy dtype (torch tensors included)."""
+    if is_torch(x):
+        return np.dtype(str(x.dtype).removeprefix("torch."))
+    return np.dtype(x.dtype)
+
+
+def torch_dtype(dtype):
+    torch = _torch()
+    return dtype if isinstance(dtype, torch.dtype) else getattr(torch, np.dtype(dtype).name)
+
+
+def astype(x, dtype):
+    """x converted to ``dtype`` (a numpy or torch dtype); x itself when it already is."""
+    if is_torch(x):
+        return x.to(torch_dtype(dtype))
+    return x.astype(dtype, copy=False)
+
+
+def matmul(a, b):
+    """a @ b; torch does not promote mixed float dtypes in matmul, so cast a to b's dtype."""
+    if is_torch(a) and a.dtype != b.dtype:
+        a = a.to(b.dtype)
+    return a @ b
+
+
+def add_scalar(x, value: float):
+    """x + value in x's dtype (a Python float does not promote torch or CuPy arrays)."""
+    if isinstance(x, np.ndarray):
+        return x + x.dtype.type(value)
+    return x + float(value)
+
+
+def zeros_like(x):
+    if is_torch(x):
+        return _torch().zeros_like(x)
+    if isinstance(x, np.ndarray):
+        return np.zeros_like(x)
+    import cupy
+
+    return cupy.zeros_like(x)
+
+
+def empty(kind: ArrayKind, shape, dtype):
+    """An uninitialised array of ``shape`` and ``dtype`` where ``kind`` lives."""
+    if kind.library == "torch" and kind.is_cuda:
+        return _torch().empty(tuple(shape), dtype=torch_dtype(dtype), device=kind.torch_device)
+    if kind.library == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(device_index(kind)):
+            return cupy.empty(tuple(shape), dtype=np.dtype(dtype))
+    return np.empty(tuple(shape), dtype=np.dtype(dtype))
+
+
+def first_nonfinite(x):
+    """(index, value) of the first NaN or inf in x (numpy, torch or CuPy), or None."""
+    if is_torch(x):
+        bad = (~_torch().isfinite(x)).nonzero()
+    elif isinstance(x, np.ndarray):
+        bad = np.argwhere(~np.isfinite(x))
+    else:
+        import cupy
+
+        bad = cupy.argwhere(~cupy.isfinite(x))
+    if bad.shape[0] == 0:
+        return None
+    idx = tuple(int(i) for i in bad[0].tolist())
+    return idx, float(x[idx])
+
+
+def device_index(kind: ArrayKind) -> int:
+    return int(kind.device.split(":")[1]) if kind.is_cuda else -1
+
+
+# -- prior constants on devices -------------------------------------------------------------
+
+_constants: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def on_device(owner, kind: ArrayKind, *names):
+    """``owner``'s array attributes ``names`` as arrays where ``kind`` lives (None stays None).
+
+    On the CPU these are the host arrays themselves. On a GPU they are copied once per
+    (library, device) and cached for as long as ``owner`` lives.
+    """
+    host = tuple(getattr(owner, name) for name in names)
+    if not kind.is_cuda:
+        return host
+    per_owner = _constants.setdefault(owner, {})
+    key = (kind.library, kind.device, names)
+    if key not in per_owner:
+        per_owner[key] = tuple(None if a is None else _to_device(np.asarray(a), kind) for a in host)
+    return per_owner[key]
+
+
+def _to_device(host: np.ndarray, kind: ArrayKind):
+    if kind.library == "torch":  # (a writable copy: torch warns about read-only numpy arrays)
+        return _torch().as_tensor(np.array(host), device=kind.torch_device)
+    import cupy
+
+    with cupy.cuda.Device(device_index(kind)):
+        return cupy.asarray(host)
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+def free_bytes(kind: ArrayKind) -> int | None:
+    """Device memory the input's library can still hand out (free + its own cached pool)."""
+    if not kind.is_cuda:
+        return None
+    idx = device_index(kind)
+    try:
+        if kind.library == "torch":
+            torch = _torch()
+            free, _ = torch.cuda.mem_get_info(idx)
+            return int(free + torch.cuda.memory_reserved(idx) - torch.cuda.memory_allocated(idx))
+        import cupy
+
+        with cupy.cuda.Device(idx):
+            free, _ = cupy.cuda.runtime.memGetInfo()
+            return int(free + cupy.get_default_memory_pool().free_bytes())
+    except Exception:  # an exotic allocator: fall back to the out-of-memory retry alone
+        return None
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for the out-of-memory errors of numpy, torch, CuPy and Numba."""
+    return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "CUDA_ERROR_OUT_OF_MEMORY" in str(err))

@@ -1,0 +1,45 @@
+"""The ``fastgeo`` command: ``fastgeo info``, ``fastgeo bench`` and the subcommands to come.
+
+Each subcommand lives in its own module ``fastgeo.commands.<name>`` defining
+``add_parser(subparsers)``, which adds its parser and sets ``run=`` (a function of the parsed
+arguments returning an exit status). Adding one is a new module and a name in COMMANDS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("info", "bench")
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad options end with one line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="fastgeo", description="Realism-aware interpolation in latent spaces: "
+                    "compiled realism-index and path-energy kernels.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"fastgeo.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, TypeError, RuntimeError, OSError) as err:
+        print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``fastgeo`` command, one module each (see fastgeo.cli)."""

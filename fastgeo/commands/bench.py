@@ -1,0 +1,84 @@
+"""``fastgeo bench``: kernel benchmarks beside their references, as a table (fastgeo.benchmarks)."""
+import argparse
+
+
+def shape(parts):
+    """An argparse type for shapes such as 100000x512."""
+    def parse(text):
+        try:
+            values = tuple(int(v) for v in text.lower().split("x"))
+        except ValueError:
+            values = ()
+        if len(values) != parts or min(values) < 1:
+            raise argparse.ArgumentTypeError(f"expected {parts} positive integers joined by 'x', got {text!r}")
+        return values
+
+    return parse
+
+
+def benchmark_list(text):
+    from fastgeo.benchmarks import BENCHMARKS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in BENCHMARKS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BENCHMARKS)} (comma-separated), got {text!r}")
+    return names
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_parser(subparsers):
+    from fastgeo.benchmarks import SIZES
+
+    parser = subparsers.add_parser(
+        "bench", help="benchmark the kernels against scipy / numpy / torch references",
+        description="Time fastgeo's kernels on every backend available here, beside the references "
+                    "users would otherwise reach for, and the memory bandwidth of a plain copy measured "
+                    "in the same run. Prints a table and writes bench.json, bench.md and bench.csv.")
+    parser.add_argument("--size", choices=list(SIZES), default="quick",
+                        help="problem sizes: tiny (seconds, for tests), quick (default, under a minute on a "
+                             "laptop CPU), full (the sizes of the performance targets)")
+    parser.add_argument("--only", type=benchmark_list, default=None, metavar="LIST",
+                        help="benchmarks to run, comma-separated: radial, kde, path (default: all)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: every device with an available backend (default)")
+    parser.add_argument("--radial", type=shape(2), metavar="MxD", help="radial ri: M points of dimension D")
+    parser.add_argument("--kde", type=shape(2), metavar="NxQ", help="KDE cdf: N samples, Q queries")
+    parser.add_argument("--path", type=shape(3), metavar="BxKxN",
+                        help="path energy: B paths, K segments, N decoded values per point")
+    parser.add_argument("--repeats", type=positive_int, help="timed repeats (the minimum is reported)")
+    parser.add_argument("--torch-compile", choices=["auto", "on", "off"], default="auto",
+                        help="time torch.compile of the path energy (auto: only at --size full; compiling "
+                             "takes tens of seconds on a CPU)")
+    parser.add_argument("--out", default="fastgeo-bench", metavar="DIR",
+                        help="directory for bench.json, bench.md and bench.csv (default: ./fastgeo-bench)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args):
+    from fastgeo import benchmarks
+    from fastgeo.backends import availability
+
+    if args.device == "cuda" and availability()["cuda"] is not None:
+        raise RuntimeError(f"--device cuda: the CUDA backend is not available here: {availability()['cuda']}")
+    shapes = {k: v for k, v in (("radial", args.radial), ("kde", args.kde), ("path", args.path)) if v}
+    result = benchmarks.run(
+        size=args.size, only=args.only or benchmarks.BENCHMARKS,
+        devices=None if args.device == "auto" else [args.device], shapes=shapes, repeats=args.repeats,
+        torch_compile={"auto": None, "on": True, "off": False}[args.torch_compile],
+        progress=not args.no_progress)
+    print(benchmarks.markdown(result))
+    paths = benchmarks.write(result, args.out)
+    print("written: " + ", ".join(paths.values()))
+    return 0

@@ -1,0 +1,337 @@
+"""GPU dispatch without a GPU: availability messages, backend choice, errors, and the
+library-agnostic realism path (run here on torch CPU tensors posing as CUDA tensors)."""
+import importlib.util
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import fastgeo
+from fastgeo import _arrays, backends, priors, realism
+from fastgeo._arrays import ArrayKind
+from fastgeo.backends import cuda as cuda_backend
+from fastgeo.backends.base import Backend
+from fastgeo.backends.cpu import CPUBackend
+
+HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
+
+
+# -- import and info ------------------------------------------------------------------------
+
+def test_import_and_info_emit_no_warnings():
+    """On a machine without a GPU, fastgeo imports and reports itself without a warning."""
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", "import fastgeo; print(fastgeo.info())"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "cuda" in proc.stdout and "auto picks" in proc.stdout
+
+
+def test_cpu_work_does_not_touch_the_gpu_stack():
+    """CPU inputs never import numba.cuda (slow, and it probes the driver)."""
+    code = ("import sys, numpy as np, fastgeo; "
+            "fastgeo.log_ri_and_grad(np.ones((3, 4)), fastgeo.priors.Gaussian(np.zeros(4), 2.0)); "
+            "fastgeo.ri(np.ones((3, 4)), fastgeo.priors.UniformBox(-np.ones(4), np.ones(4))); "
+            "print(sorted(m for m in sys.modules if m.startswith(('numba.cuda', 'numba_cuda', 'cupy'))))")
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_info_reports_the_cuda_reason():
+    facts = fastgeo.info()
+    assert facts["backends"]["cuda"] == cuda_backend.unavailable_reason()
+    line = next(s for s in str(facts).splitlines() if s.strip().startswith("cuda"))
+    assert ("available" in line) if facts["backends"]["cuda"] is None else facts["backends"]["cuda"] in line
+
+
+# -- unavailable_reason says what is missing -------------------------------------------------
+
+@pytest.fixture
+def fresh_reason():
+    cuda_backend.unavailable_reason.cache_clear()
+    yield cuda_backend.unavailable_reason
+    cuda_backend.unavailable_reason.cache_clear()
+
+
+def test_reason_without_numba_cuda(monkeypatch, fresh_reason):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba_cuda" else real(name, *a))
+    reason = fresh_reason()
+    assert reason.startswith("numba-cuda is not installed")
+    assert "fastgeo[gpu-cu12]" in reason and "fastgeo[gpu-cu13]" in reason
+
+
+@pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed")
+def test_reason_without_driver_or_gpu(monkeypatch, fresh_reason):
+    from numba.cuda.cudadrv import driver as drv
+
+    def no_driver():
+        raise drv.CudaSupportError("Error at driver init: \n\nCUDA driver library cannot be found.\n:")
+
+    monkeypatch.setattr(drv.driver, "get_device_count", no_driver, raising=False)
+    assert fresh_reason() == ("no usable CUDA driver (is an NVIDIA driver installed?): "
+                              "CUDA driver library cannot be found.")
+    fresh_reason.cache_clear()
+    monkeypatch.setattr(drv.driver, "get_device_count", lambda: 0, raising=False)
+    assert fresh_reason().startswith("no CUDA GPU found")
+
+
+@pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed")
+def test_reason_without_compiler(monkeypatch, fresh_reason):
+    from numba.cuda.cudadrv import driver as drv
+    from numba.cuda.cudadrv import nvvm
+
+    monkeypatch.setattr(drv.driver, "get_device_count", lambda: 1, raising=False)
+    monkeypatch.setattr(nvvm, "is_available", lambda: False)
+    reason = fresh_reason()
+    assert reason.startswith("NVVM (libnvvm, the CUDA compiler library) was not found")
+    assert "gpu-cu12" in reason
+
+
+# -- choosing a backend ---------------------------------------------------------------------
+
+GPU = ArrayKind("torch", "cuda:0")
+
+
+def test_auto_picks_by_device():
+    assert backends.auto_choice("cpu") == "cpu"
+    assert backends.auto_choice("cuda:1") == "cuda"
+
+
+@pytest.mark.parametrize("name", ["cpu", "reference"])
+def test_cpu_backends_refuse_gpu_inputs(name):
+    with pytest.raises(ValueError, match=r"runs on the CPU but the input is a torch on cuda:0.*\.cpu\(\)"):
+        backends.select(name, GPU)
+
+
+def test_cuda_backend_refuses_cpu_inputs(monkeypatch):
+    monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
+    with pytest.raises(ValueError, match="runs on the GPU but the input is a numpy on cpu"):
+        backends.select("cuda", ArrayKind("numpy", "cpu"))
+
+
+def test_gpu_input_without_cuda_backend_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(cuda_backend, "unavailable_reason", lambda: "numba-cuda is not installed; install X")
+    monkeypatch.delitem(backends._instances, "cuda", raising=False)
+    with pytest.raises(fastgeo.BackendUnavailable,
+                       match=r"torch on cuda:0 array, which needs the 'cuda' backend.*install X.*\.cpu\(\)"):
+        backends.select("auto", GPU)
+
+
+def test_non_cuda_accelerators_are_refused():
+    with pytest.raises(ValueError, match="mps:0.*CUDA GPUs only"):
+        backends.select("auto", ArrayKind("torch", "mps:0"))
+
+
+def test_unsupported_dtype_names_the_fix():
+    with pytest.raises(TypeError, match=r"float32 or float64, got torch.float16.*\.float\(\)"):
+        fastgeo.log_ri(torch.zeros(3, 4, dtype=torch.float16), priors.StandardNormal(4))
+
+
+def test_gpu_inputs_to_kde_paths_raise_not_implemented():
+    with pytest.raises(NotImplementedError, match="KDE estimate.*later release.*cpu"):
+        realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", False)
+    with pytest.raises(NotImplementedError, match="gradient of log_prob"):
+        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+    realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", False)  # supported
+    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
+        cuda_backend.CUDABackend().kde(None, None, "cdf", False)
+
+
+def test_what_codes_agree_with_the_cpu_kernels():
+    from fastgeo.kernels import cpu_radial, cuda_radial
+
+    assert cuda_backend._WHAT == {"log_ri": 0, "ri": 1, "log_density": 2}
+    for name, code in cuda_backend._WHAT.items():
+        attr = "WHAT_" + name.upper()
+        assert getattr(cuda_radial, attr) == getattr(cpu_radial, attr) == code
+
+
+# -- the realism path in the input's library -------------------------------------------------
+
+class TorchCPUasCUDA(Backend):
+    """Stands in for the CUDA backend: takes and returns torch tensors, computes on the CPU."""
+
+    name = "cuda"
+    devices = ("cuda",)
+
+    def __init__(self):
+        self.cpu = CPUBackend()
+        self.calls = []
+
+    def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
+        assert isinstance(y, torch.Tensor)
+        self.calls.append(y.shape[0])
+        out, grad = self.cpu.radial(y.numpy(), family, dim, p0, p1, log_alpha, what, need_grad)
+        return torch.from_numpy(out), (None if grad is None else torch.from_numpy(grad))
+
+    def box(self, z, low, high, log_alpha, what):
+        assert isinstance(z, torch.Tensor) and isinstance(low, torch.Tensor)
+        self.calls.append(z.shape[0])
+        return torch.from_numpy(self.cpu.box(z.numpy(), low.numpy(), high.numpy(), log_alpha, what))
+
+
+@pytest.fixture
+def torch_as_gpu(monkeypatch):
+    """torch CPU tensors are reported as living on cuda:0, and the 'cuda' backend is the
+    stand-in above: the GPU code path of the realism functions runs, with torch operations."""
+    real_kind_of = _arrays.kind_of
+
+    def kind_of(x):
+        kind = real_kind_of(x)
+        return ArrayKind("torch", "cuda:0", x.device) if kind.library == "torch" else kind
+
+    monkeypatch.setattr(_arrays, "kind_of", kind_of)
+    fake = TorchCPUasCUDA()
+    monkeypatch.setitem(backends._instances, "cuda", fake)
+    return fake
+
+
+def gaussian_priors(rng, d):
+    a = rng.standard_normal((d, d))
+    return [priors.Gaussian(rng.standard_normal(d), a @ a.T + d * np.eye(d)),   # full covariance
+            priors.Gaussian(rng.standard_normal(d), rng.uniform(0.5, 2.0, d)),  # diagonal
+            priors.Gaussian(np.zeros(d), a @ a.T + np.eye(d)),                   # no mean
+            priors.StandardNormal(d), priors.StudentT(d, 4.0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_path_matches_numpy(rng, torch_as_gpu, dtype):
+    d = 6
+    z = (rng.standard_normal((4, 9, d)) * 1.5).astype(dtype)
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for prior in gaussian_priors(rng, d) + [priors.UniformBox(-np.ones(d), 1.5 * np.ones(d))]:
+        for what in ("log_ri", "ri"):
+            out, grad = realism.evaluate(torch.from_numpy(z), prior, what, 0.7, need_grad=True)
+            ref_out, ref_grad = realism.evaluate(z, prior, what, 0.7, backend="cpu", need_grad=True)
+            assert isinstance(out, torch.Tensor) and out.dtype == torch.from_numpy(z).dtype
+            assert out.shape == (4, 9) and grad.shape == z.shape
+            np.testing.assert_allclose(out.numpy(), ref_out, **tol)
+            np.testing.assert_allclose(grad.numpy(), ref_grad, **tol)
+        lp = prior.log_prob(torch.from_numpy(z))
+        np.testing.assert_allclose(lp.numpy(), prior.log_prob(z, backend="cpu"), **tol)
+    assert torch_as_gpu.calls  # the stand-in backend did the work
+
+
+def test_gpu_path_autograd_and_empty(rng, torch_as_gpu):
+    prior = gaussian_priors(rng, 5)[0]
+    z = torch.from_numpy(rng.standard_normal((7, 5))).requires_grad_(True)
+    fastgeo.log_ri(z, prior).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), fastgeo.grad_log_ri(z.detach().numpy(), prior), rtol=1e-12)
+    empty = fastgeo.ri(torch.zeros((0, 3, 5), dtype=torch.float32), prior)
+    assert isinstance(empty, torch.Tensor) and empty.shape == (0, 3) and empty.dtype == torch.float32
+
+
+def test_prior_constants_move_once_per_device(rng, torch_as_gpu):
+    prior = gaussian_priors(rng, 4)[0]
+    spec = prior.index()
+    z = torch.from_numpy(rng.standard_normal((5, 4)))
+    fastgeo.log_ri(z, prior)
+    fastgeo.log_ri(z, prior)
+    from fastgeo import _device
+
+    cached = _device._constants[spec]
+    assert len(cached) == 1
+    (loc, w), = cached.values()
+    assert isinstance(w, torch.Tensor) and w.dtype == torch.float64
+    np.testing.assert_array_equal(w.numpy(), spec.whiten)
+
+
+def test_gpu_inputs_to_kde_and_path_energy_raise(rng, torch_as_gpu, monkeypatch):
+    with pytest.raises(NotImplementedError, match="KDE estimate of the realism index"):
+        fastgeo.log_ri(torch.zeros(3, 2), priors.semicircle(2))
+    with pytest.raises(NotImplementedError, match="path energy.*not run on GPU inputs yet"):
+        fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4), 0.5)
+    monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
+    kde = fastgeo.KDE(rng.standard_normal(50))
+    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
+        kde.cdf(torch.zeros(5))
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        kde.cdf(torch.zeros(5), backend="cpu")
+
+
+# -- chunks: huge batches are processed, not refused ------------------------------------------
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_chunked_results_equal_one_call(rng, monkeypatch, rows):
+    d = 5
+    z = rng.standard_normal((150, d)) * 1.3
+    prior = gaussian_priors(rng, d)[0]
+    box = priors.UniformBox(-np.ones(d), np.ones(d))
+    expected = [realism.evaluate(z, p, w, 0.5, "cpu", need_grad=True) for p in (prior, box) for w in ("log_ri", "ri")]
+    monkeypatch.setattr(realism, "_chunk_rows", lambda *a: rows)
+    got = [realism.evaluate(z, p, w, 0.5, "cpu", need_grad=True) for p in (prior, box) for w in ("log_ri", "ri")]
+    for i, ((e_out, e_grad), (g_out, g_grad)) in enumerate(zip(expected, got)):
+        if i < 2:  # whitened: BLAS may round the matrix product differently for fewer rows
+            np.testing.assert_allclose(g_out, e_out, rtol=1e-14, atol=0)
+            np.testing.assert_allclose(g_grad, e_grad, rtol=1e-13, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(g_out, e_out)
+            np.testing.assert_array_equal(g_grad, e_grad)
+
+
+def test_chunked_error_names_the_global_index(rng, monkeypatch):
+    z = rng.standard_normal((40, 3))
+    z[33, 1] = np.inf
+    monkeypatch.setattr(realism, "_chunk_rows", lambda *a: 8)
+    with pytest.raises(ValueError, match=r"first at index \(33, 1\): inf"):
+        fastgeo.log_ri(z, priors.StandardNormal(3), backend="cpu")
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_non_finite_error_names_the_entry_of_z_not_of_the_whitened_rows(rng, backend):
+    """With a full covariance, an inf in z spreads over its whitened row; the error still
+    names z's entry (and no RuntimeWarning escapes the whitening)."""
+    prior = gaussian_priors(rng, 6)[0]
+    z = rng.standard_normal((50, 6))
+    z[41, 4] = np.inf
+    with pytest.raises(ValueError, match=r"first at index \(41, 4\): inf"):
+        fastgeo.log_ri(z, prior, backend=backend)
+
+
+def test_out_of_memory_halves_the_chunk(rng, monkeypatch):
+    cpu = backends.get("cpu")
+    real_radial = cpu.radial
+    sizes = []
+
+    def radial(y, *args):
+        sizes.append(y.shape[0])
+        if y.shape[0] > 16:
+            raise MemoryError("pretend the device is full")
+        return real_radial(y, *args)
+
+    z = rng.standard_normal((100, 4))
+    prior = priors.Gaussian(np.ones(4), 2.0)
+    expected = fastgeo.log_ri_and_grad(z, prior, backend="cpu")
+    monkeypatch.setattr(cpu, "radial", radial)
+    out, grad = fastgeo.log_ri_and_grad(z, prior, backend="cpu")
+    np.testing.assert_array_equal(out, expected[0])
+    np.testing.assert_array_equal(grad, expected[1])
+    assert sizes == [100, 50, 25] + [12] * 8 + [4]  # halved until a chunk fits, then kept
+
+
+def test_chunk_rows_fit_the_free_memory(monkeypatch):
+    from fastgeo import _device
+
+    z = np.zeros((1000, 10), dtype=np.float32)
+    spec = priors.StandardNormal(10).index()
+    monkeypatch.setattr(realism, "free_bytes", lambda kind: 2 * 44 * 100)  # room for 100 rows
+    assert realism._chunk_rows(GPU, z, spec, False) == 100
+    monkeypatch.setattr(realism, "free_bytes", lambda kind: None)
+    assert realism._chunk_rows(GPU, z, spec, False) == 1000
+    assert _device.free_bytes(ArrayKind("numpy", "cpu")) is None
+
+
+def test_is_out_of_memory():
+    from fastgeo._device import is_out_of_memory
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    assert is_out_of_memory(MemoryError()) and is_out_of_memory(OutOfMemoryError("x"))
+    assert is_out_of_memory(RuntimeError("[2] Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY"))
+    assert not is_out_of_memory(ValueError("z contains NaN"))

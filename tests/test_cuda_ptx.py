@@ -1,0 +1,130 @@
+"""Every CUDA kernel, and every shared scalar function, compiles to PTX without a GPU:
+kernels for sm_90 and an older arch (sm_75), scalar functions for sm_90.
+
+Numba asks the current device for its compute capability while compiling device functions,
+so the test lends it a stand-in device for the duration of each compile. Where ptxas is
+installed (CUDA toolkit), the PTX is also assembled for sm_90, which checks that it is valid.
+Skipped, with the reason, when numba-cuda or its compilers (NVVM, NVRTC) are missing.
+"""
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
+                                reason="numba-cuda is not installed (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        pytest.skip("NUMBA_ENABLE_CUDASIM=1: no PTX compilation under the simulator")
+    from fastgeo.backends.cuda import compiler_unavailable_reason
+
+    reason = compiler_unavailable_reason()
+    if reason:
+        pytest.skip(f"cannot compile CUDA kernels here: {reason}")
+    from numba import cuda
+
+    return cuda
+
+
+class _Device:
+    def __init__(self, cc):
+        self.compute_capability = cc
+
+
+def compile_ptx(cuda, monkeypatch, pyfunc, signature, cc):
+    import numba.cuda.dispatcher as dispatcher
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device(cc))
+    ptx, _ = cuda.compile_ptx(pyfunc, signature, cc=cc)
+    return ptx
+
+
+def kernels():
+    from fastgeo.kernels import cuda_box, cuda_radial
+
+    return [(mod, name) for mod in (cuda_radial, cuda_box) for name in mod.KERNELS]
+
+
+CASES = [(name, dtype, layout, cc)
+         for name in ("radial_narrow", "radial_wide", "box_narrow", "box_wide")
+         for dtype, layout, cc in (("float32", "C", (9, 0)), ("float64", "C", (9, 0)),
+                                   ("float32", "A", (9, 0)), ("float32", "C", (7, 5)))]
+
+
+def module_of(name):
+    from fastgeo.kernels import cuda_box, cuda_radial
+
+    return cuda_radial if name.startswith("radial") else cuda_box
+
+
+@pytest.mark.parametrize("name,dtype,layout,cc", CASES)
+def test_kernel_compiles_to_ptx(compiler, monkeypatch, name, dtype, layout, cc):
+    mod = module_of(name)
+    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature(dtype, layout), cc)
+    assert re.search(rf"^\.target sm_{cc[0]}{cc[1]}\b", ptx, re.M), ptx[:400]
+    assert re.search(rf"\.visible \.entry \S*{name}", ptx)
+    # the input is read as its own dtype (global loads; generic ones for arbitrary strides)
+    assert re.search(rf"\bld\.(global\.)?(nc\.)?f{dtype[-2:]}\b", ptx)
+    if name.startswith("radial"):  # float32 entries are widened first: no float32 arithmetic at all
+        assert not re.search(r"\b(fma|mul|add|sub)(\.rn)?(\.ftz)?\.f32\b", ptx)
+    if name.endswith("wide"):  # the shared tables of the wide kernels are static and sized at build
+        from fastgeo.kernels.cuda_launch import PADDED, WARP, WARPS
+
+        item = 8 if name.startswith("radial") else 4
+        assert f"[{WARPS * WARP * PADDED * item}]" in ptx
+
+
+def test_the_list_of_kernels_is_complete():
+    """CASES covers every kernel the modules export (a new kernel must be added here)."""
+    assert sorted({c[0] for c in CASES}) == sorted(name for _, name in kernels())
+
+
+@pytest.mark.skipif(shutil.which("ptxas") is None and not os.path.exists("/usr/local/cuda/bin/ptxas"),
+                    reason="ptxas (CUDA toolkit) not found")
+@pytest.mark.parametrize("name", ["radial_wide", "radial_narrow", "box_wide", "box_narrow"])
+def test_ptx_assembles_for_sm90(compiler, monkeypatch, tmp_path, name):
+    mod = module_of(name)
+    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature("float32", "C"), (9, 0))
+    source = tmp_path / f"{name}.ptx"
+    source.write_text(ptx)
+    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+    proc = subprocess.run([ptxas, "-arch=sm_90", "-v", str(source), "-o", str(tmp_path / f"{name}.cubin")],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 and "Unsupported .version" in proc.stderr:
+        pytest.skip(f"ptxas is older than the PTX ISA NVVM emitted: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stderr)  # registers, spills and shared memory, for the record
+
+
+def scalar_functions():
+    """Every @njit function defined in the shared scalar modules (the one source of the math)."""
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+
+    from fastgeo.kernels import radial, special
+
+    return [(mod.__name__.rsplit(".", 1)[-1], name, len(inspect.signature(obj.py_func).parameters))
+            for mod in (special, radial) for name, obj in vars(mod).items()
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__]
+
+
+@pytest.mark.parametrize("module,name,arity", scalar_functions())
+def test_scalar_function_compiles_for_cuda(compiler, monkeypatch, module, name, arity):
+    """special.py and radial.py promise scalar math that compiles for the GPU too: each function
+    is called from a one-thread kernel with float64 arguments and compiled to PTX."""
+    import importlib
+
+    fn = getattr(importlib.import_module(f"fastgeo.kernels.{module}"), name)
+    args = ", ".join(f"a{i}" for i in range(arity))
+    scope = {"fn": fn}
+    exec(f"def kernel(out, {args}):\n    out[0] = fn({args})\n", scope)
+    signature = "void(float64[::1], " + ", ".join(["float64"] * arity) + ")"
+    ptx = compile_ptx(compiler, monkeypatch, scope["kernel"], signature, (9, 0))
+    assert ".visible .entry" in ptx
