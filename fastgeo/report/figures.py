@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .metrics import project_onto_endpoints, step_distances, to_numpy
 METHOD_COLORS = {"linear": "tab:green", "optimal": "tab:red", "ri-optimal": "tab:red"}
 _OTHER_COLORS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 LN10 = math.log(10.0)
+SEPARATOR_COLOR = (0.45, 0.45, 0.6)
 
 
 def _figure(width, height):
@@ -101,7 +103,9 @@ def image_strips(paths_by_method, every=5, path=None, *, cmap="gray", title=None
     lo, hi = (0.0, 1.0) if shown.min() >= 0 and shown.max() <= 1 else (float(shown.min()), float(shown.max()))
 
     n_rows, n_cols = len(images), len(idx)
-    fig = _figure(0.75 * n_cols + 0.9, 0.8 * n_rows + (0.5 if title else 0.25))
+    labels = {name: textwrap.fill(name, 12) for name in images}
+    label_lines = max(label.count("\n") + 1 for label in labels.values())
+    fig = _figure(0.75 * n_cols + 0.3 + 0.15 * label_lines, 0.8 * n_rows + (0.5 if title else 0.25))
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, (name, arr) in enumerate(images.items()):
         for c, i in enumerate(idx):
@@ -116,7 +120,7 @@ def image_strips(paths_by_method, every=5, path=None, *, cmap="gray", title=None
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"i={i}", fontsize=7)
-        axes[r, 0].set_ylabel(name, fontsize=8)
+        axes[r, 0].set_ylabel(labels[name], fontsize=8)
     if title:
         fig.suptitle(f"{title} (K = {k})", fontsize=9)
     return _finish(fig, path, dpi)
@@ -145,7 +149,7 @@ def image_grid(images, path=None, *, ncols=10, cmap="gray", title=None, dpi=120)
     h, w = arr.shape[-2:]
     pad = 1
     canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad) + ((3,) if arr.ndim == 4 else ()),
-                     np.nan if arr.ndim == 3 else 1.0)
+                     np.nan if arr.ndim == 3 else 0.5)
     for k in range(m):
         r, c = divmod(k, ncols)
         tile = arr[k] if arr.ndim == 3 else np.clip((np.moveaxis(arr[k], 0, -1) - lo) / ((hi - lo) or 1.0),
@@ -157,7 +161,7 @@ def image_grid(images, path=None, *, ncols=10, cmap="gray", title=None, dpi=120)
     if arr.ndim == 3:
         from matplotlib import colormaps
 
-        cm = colormaps[cmap].with_extremes(bad="tab:blue")  # the separating lines
+        cm = colormaps[cmap].with_extremes(bad=SEPARATOR_COLOR)  # lines between the images
         ax.imshow(canvas, cmap=cm, vmin=lo, vmax=hi, interpolation="nearest")
     else:
         ax.imshow(canvas, interpolation="nearest")
@@ -227,7 +231,10 @@ def distance_and_ri_plot(decoded_by_method, log_ri_by_method, path=None, *, log_
         ax_r.set_ylabel(r"$\mathrm{ri}(x_i)$")
         ax_r.set_ylim(-0.02, 1.02)
     ax_r.set_title("realism index", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_d, ax_r):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
