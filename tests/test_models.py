@@ -37,8 +37,12 @@ def test_available_lists_every_shipped_model():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="normal.*semicircle.*kilcher"):
+    known = r"unknown model 'mnist'; known models: 'normal' \(GAN on .*'semicircle'.*'kilcher'"
+    with pytest.raises(ValueError, match=known) as err:
         models.load("mnist")
+    assert "ModelSpec" not in str(err.value)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.load(["normal"])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -33,7 +33,8 @@ as the KL term makes their aggregate match it (hard to guarantee for the semicir
 modes), and the paper observes that auto-encoder decoders make linear paths look nearly
 optimal anyway. The GAN here is small and fully connected, with the R1 penalty and a weight
 average (see :mod:`fastgeo.models.train`); one set of settings trains all three models (the
-Kilcher one once it had its input map, above), about two minutes each on a quiet CPU core.
+Kilcher one once it had its input map, above). 20000 steps take 6-10 ms each on one CPU core
+(two minutes when the machine is quiet; 4-7 minutes were measured on a shared, busy one).
 
 Each model is two files in ``fastgeo/models/weights/``: ``<name>.pt``, a plain state_dict of
 float32 tensors loaded with ``torch.load(..., weights_only=True)``, and ``<name>.json``, its
@@ -111,7 +112,7 @@ def load(name: str, weights_dir: str | None = None) -> EmbeddedModel:
     from .nets import MLPGenerator
 
     if not isinstance(name, str) or name not in SPECS:
-        known = "; ".join(f"{k!r}: {v}" for k, v in SPECS.items())
+        known = "; ".join(f"{k!r} ({spec.description})" for k, spec in SPECS.items())
         raise ValueError(f"unknown model {name!r}; known models: {known}")
     weights_path, meta_path = _paths(name, weights_dir or WEIGHTS_DIR)
     if not (os.path.isfile(weights_path) and os.path.isfile(meta_path)):
