@@ -50,8 +50,10 @@ from .special_gamma_coeffs import (
     TEMME_K,
     TEMME_OFFSET,
     TEMME_TERMS,
+    TEMME_WIDE_FIRST_BAND,
     TEMME_Z_BANDS,
     temme_bulk_sum,
+    temme_wide_sum,
 )
 
 TEMME_MIN_A = 20.0
@@ -60,6 +62,7 @@ SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 MAX_TERMS = 1000  # caps the series and the continued fraction (never reached for valid input)
 
+WIDE_MIN_A = TEMME_A_BANDS[TEMME_WIDE_FIRST_BAND]  # temme_wide_sum exists from here on
 assert TEMME_A_BANDS[0] == TEMME_MIN_A
 
 
@@ -106,6 +109,8 @@ def _temme_sum(eta, a, z, inv_a):
     e2 = eta * eta
     if z <= TEMME_Z_BANDS[0]:
         return temme_bulk_sum(ia, eta, e2, inv_a)  # the same sum, written out
+    if ia >= TEMME_WIDE_FIRST_BAND:
+        return temme_wide_sum(ia, eta, e2, inv_a)  # written out for |eta| <= 1
     je = 1
     while je + 1 < TEMME_Z_BANDS.size and z > TEMME_Z_BANDS[je]:
         je += 1
@@ -125,12 +130,20 @@ def _temme_sum(eta, a, z, inv_a):
 
 @jit
 def _gamma_p_series(a, x):
-    """sum_n x^n / ((a+1)...(a+n)), so that P(a, x) = x^a e^-x / Gamma(a+1) * sum (DLMF 8.11.4)."""
+    """sum_n x^n / ((a+1)...(a+n)), so that P(a, x) = x^a e^-x / Gamma(a+1) * sum (DLMF 8.11.4).
+
+    Two terms per step with one division, r = x / ((a+n+1)(a+n+2)): t_{n+1} = t_n r (a+n+2),
+    t_{n+2} = t_n r x. The terms decrease for x < a + 1, so stopping on the second is safe.
+    """
     term = 1.0
     total = 1.0
-    for n in range(1, MAX_TERMS):
-        term *= x / (a + n)
-        total += term
+    n = 0.0
+    for _ in range(MAX_TERMS // 2):
+        r = x / ((a + n + 1.0) * (a + n + 2.0))
+        t1 = term * r * (a + n + 2.0)
+        term = term * r * x
+        total += t1 + term
+        n += 2.0
         if term < total * EPS:
             break
     return total
@@ -252,18 +265,18 @@ def _temme_is_fastest(a, up, y2):
     """Whether Temme's expansion beats the series / continued fraction at a >= 20, given
     y2 = a eta^2 / 2 (z = |eta| sqrt(a) = sqrt(2 y2), about |x - a| / sqrt(a)).
 
-    Measured crossovers: in the bulk (z <= 3, the unrolled sums) always; beyond it, above the
-    mean for a >= 1000 up to z = 6 (the fraction needs O(sqrt(a)/z) steps); below it for
-    a >= 100 down to eta = -0.7, or to eta = -1 for a >= 4000 (the series needs
-    O(1/log(1/lambda)) steps, many near lambda = 1).
+    Measured crossovers: in the bulk (z <= 3, written-out sums) always; beyond it only where
+    the written-out sums for |eta| <= 1 exist (a >= WIDE_MIN_A): above the mean up to z = 6
+    (the fraction needs O(sqrt(a)/z) steps), below it down to eta = -0.6, or -0.8 for
+    a >= 4000 (the series needs O(1/log(1/lambda)) steps, many near lambda = 1).
     """
     if y2 <= 4.5:
         return True
-    if y2 > TEMME_MAX_HALF_ETA2 * a:
+    if a < WIDE_MIN_A or y2 > TEMME_MAX_HALF_ETA2 * a:
         return False
     if up:
-        return a >= 1000.0 and y2 <= 18.0
-    return a >= 4000.0 or (a >= 100.0 and y2 <= 0.245 * a)
+        return y2 <= 18.0
+    return y2 <= (0.32 if a >= 4000.0 else 0.18) * a
 
 
 @jit

@@ -139,7 +139,8 @@ def render(d, table):
         "TEMME_TERMS[i, j, k] = how many of them (an even number) to sum for a >= TEMME_A_BANDS[i] and",
         "|eta| sqrt(a) <= TEMME_Z_BANDS[j] (and |eta| <= 1), so that the neglected part of",
         f"sum_k c_k(eta) a^-k is below {TOL:g}; 0 where c_k is not needed.",
-        f"temme_bulk_sum(ia, ...) is the same sum for z <= {Z_BANDS[0]:g}, written out per band of a.",
+        f"temme_bulk_sum(ia, ...) is the same sum for z <= {Z_BANDS[0]:g}, written out per band of a;",
+        f"temme_wide_sum(ia, ...) for |eta| <= 1 and a >= {WIDE_MIN_A:g}.",
         '"""',
         "import numpy as np",
         "",
@@ -164,9 +165,9 @@ def render(d, table):
             lines.append("    " + ", ".join(vals[i:i + 3]) + ",")
     lines.append("])")
     lines.append("")
-    bulk, bulk_total = render_bulk(d)
+    bulk, (bulk_total, wide_total) = render_bulk(d)
     lines += bulk
-    print("bulk branch terms per band of a:", bulk_total)
+    print("written-out terms per band of a: bulk", bulk_total, "wide", wide_total)
     lines.append("# fmt: on")
     lines.append("")
     return "\n".join(lines)
@@ -216,29 +217,27 @@ def bulk_truncation(h, w_half, eta_hi, tol=TOL):
     return terms
 
 
-def render_bulk(d):
-    """S(eta, a) for z <= Z_BANDS[0], unrolled, one branch per band of a (re-expanded in 1/a).
+WIDE_MIN_A = 100.0  # the written-out sums for |eta| <= 1 start at this band
+
+
+def render_written_out(d, name, doc, first_band, eta_hi):
+    """A function name(ia, eta, e2, inv_a): S(eta, a) written out, one branch per band of a
+    from first_band on, re-expanded in 1/a about the band's middle, for |eta| <= eta_hi(a_lo).
 
     Loops whose lengths come from a table cost about three times the multiply-adds they
     do; written out, each term is one fused multiply-add with a constant.
     """
-    lines = [
-        "",
-        "@jit",
-        "def temme_bulk_sum(ia, eta, e2, inv_a):",
-        f'    """sum_k c_k(eta) a^-k for a in band ia, |eta| sqrt(a) <= {Z_BANDS[0]:g}; e2 = eta^2,',
-        "    inv_a = 1/a.",
-        "",
-        "    Each branch is the double sum re-expanded about the middle of its band in w = 1/a,",
-        "    sum_j h_j(eta) (w - w_mid)^j, with h_j(eta) split into even and odd powers of eta.",
-        '    """',
-    ]
+    lines = ["", "@jit", f"def {name}(ia, eta, e2, inv_a):", f'    """{doc}', "",
+             "    Each branch is the double sum re-expanded about the middle of its band in w = 1/a,",
+             "    sum_j h_j(eta) (w - w_mid)^j, with h_j(eta) split into even and odd powers of eta.",
+             '    """']
     total = []
-    for i, a_lo in enumerate(A_BANDS):
+    for i in range(first_band, len(A_BANDS)):
+        a_lo = A_BANDS[i]
         a_hi = A_BANDS[i + 1] if i + 1 < len(A_BANDS) else None
         w_mid, h = reexpand(d, a_lo, a_hi)
         w_half = float(Fraction(1) / Fraction(a_lo) - w_mid)
-        terms = bulk_truncation(h, w_half, min(1.0, Z_BANDS[0] / math.sqrt(a_lo)))
+        terms = bulk_truncation(h, w_half, eta_hi(a_lo))
         total.append(sum(terms))
         last = i == len(A_BANDS) - 1
         lines.append("    # last band" if last else f"    if ia == {i}:")
@@ -250,6 +249,21 @@ def render_bulk(d):
             lines.append(f"{ind}s = {ck}" if j == len(terms) - 1 else f"{ind}s = s * w + ({ck})")
         lines.append(f"{ind}return s")
     return lines, total
+
+
+def render_bulk(d):
+    """temme_bulk_sum (z <= Z_BANDS[0], every band) and temme_wide_sum (|eta| <= 1, a >= 100)."""
+    bulk, bulk_total = render_written_out(
+        d, "temme_bulk_sum",
+        f"sum_k c_k(eta) a^-k for a in band ia, |eta| sqrt(a) <= {Z_BANDS[0]:g}; e2 = eta^2, inv_a = 1/a.",
+        0, lambda a_lo: min(1.0, Z_BANDS[0] / math.sqrt(a_lo)))
+    first = next(i for i, a in enumerate(A_BANDS) if a >= WIDE_MIN_A)
+    wide, wide_total = render_written_out(
+        d, "temme_wide_sum",
+        f"sum_k c_k(eta) a^-k for a in band ia >= {first}, |eta| <= 1; e2 = eta^2, inv_a = 1/a.",
+        first, lambda a_lo: 1.0)
+    lines = bulk + ["", f"TEMME_WIDE_FIRST_BAND = {first}", ""] + wide
+    return lines, (bulk_total, wide_total)
 
 
 def main():
