@@ -217,6 +217,66 @@ def bulk_truncation(h, w_half, eta_hi, tol=TOL):
     return terms
 
 
+def economize(coefs, eta_hi, budget):
+    """Chebyshev economization of sum_n coefs[n] eta^n on |eta| <= eta_hi (exact rationals).
+
+    In the variable t = eta / eta_hi the polynomial is rewritten in Chebyshev polynomials
+    T_k(t) (t^n = 2^(1-n) sum_i C(n, i) T_{n-2i}(t), the T_0 term halved), the highest T_k
+    are dropped while the sum of their |coefficients| (a bound on the change for |t| <= 1)
+    stays within budget, and the rest is turned back into powers of eta. Parity is kept.
+    """
+    h_r = Fraction(eta_hi).limit_denominator(10**6)
+    if h_r < Fraction(eta_hi):
+        h_r += Fraction(1, 10**6)
+    q = [c * h_r ** n for n, c in enumerate(coefs)]
+    cheb = [Fraction(0)] * len(q)
+    for n, qn in enumerate(q):
+        if qn == 0:
+            continue
+        for i in range(n // 2 + 1):
+            k = n - 2 * i
+            w = Fraction(math.comb(n, i), 2 ** (n - 1)) if n > 0 else Fraction(1)
+            if k == 0 and n > 0:
+                w /= 2
+            cheb[k] += qn * w
+    keep = len(cheb)
+    dropped = 0.0
+    while keep > 1 and dropped + abs(float(cheb[keep - 1])) <= budget:
+        dropped += abs(float(cheb[keep - 1]))
+        keep -= 1
+    # back to powers of t: T_0 = 1, T_1 = t, T_{k+1} = 2 t T_k - T_{k-1}
+    t_prev, t_cur = [Fraction(1)], [Fraction(0), Fraction(1)]
+    out = [Fraction(0)] * keep
+    for k in range(keep):
+        tk = t_prev if k == 0 else t_cur
+        if k >= 2:
+            nxt = [Fraction(0)] + [2 * v for v in t_cur]
+            for i, v in enumerate(t_prev):
+                nxt[i] -= v
+            t_prev, t_cur = t_cur, nxt
+            tk = t_cur
+        for i, v in enumerate(tk):
+            out[i] += cheb[k] * v
+    return [c / h_r ** n for n, c in enumerate(out)]
+
+
+def economized_terms(h, w_half, eta_hi, tol=TOL):
+    """Per j, the economized coefficients of h_j for |w - w_mid| <= w_half, |eta| <= eta_hi:
+    Taylor-truncated far below tol, then economized with the same budget as bulk_truncation."""
+    exact = bulk_truncation(h, w_half, eta_hi, tol * 1e-4)
+    j_count = len(bulk_truncation(h, w_half, eta_hi, tol))
+    out = []
+    for j in range(j_count):
+        c = economize(h[j][:exact[j]], eta_hi, tol / 2 / j_count / w_half ** j)
+        # the monomial form must not trade cancellation for length
+        size = sum(abs(float(v)) * eta_hi ** n for n, v in enumerate(c))
+        assert size <= 4 * sum(abs(float(v)) * eta_hi ** n for n, v in enumerate(h[j][:exact[j]])) + 1e-30
+        if len(c) % 2:
+            c = c + [Fraction(0)]
+        out.append(c)
+    return out
+
+
 WIDE_MIN_A = 100.0  # the written-out sums for |eta| <= 1 start at this band
 
 
@@ -237,16 +297,16 @@ def render_written_out(d, name, doc, first_band, eta_hi):
         a_hi = A_BANDS[i + 1] if i + 1 < len(A_BANDS) else None
         w_mid, h = reexpand(d, a_lo, a_hi)
         w_half = float(Fraction(1) / Fraction(a_lo) - w_mid)
-        terms = bulk_truncation(h, w_half, eta_hi(a_lo))
-        total.append(sum(terms))
+        coefs = economized_terms(h, w_half, eta_hi(a_lo))
+        total.append(sum(len(c) for c in coefs))
         last = i == len(A_BANDS) - 1
         lines.append("    # last band" if last else f"    if ia == {i}:")
         ind = "    " if last else "        "
         lines.append(f"{ind}w = inv_a - {float(w_mid)!r}")
-        for j in reversed(range(len(terms))):
-            n = terms[j]
-            ck = f"({_horner(h[j][0:n:2], 'e2')}) + eta * ({_horner(h[j][1:n:2], 'e2')})"
-            lines.append(f"{ind}s = {ck}" if j == len(terms) - 1 else f"{ind}s = s * w + ({ck})")
+        for j in reversed(range(len(coefs))):
+            c = coefs[j]
+            ck = f"({_horner(c[0::2], 'e2')}) + eta * ({_horner(c[1::2], 'e2')})"
+            lines.append(f"{ind}s = {ck}" if j == len(coefs) - 1 else f"{ind}s = s * w + ({ck})")
         lines.append(f"{ind}return s")
     return lines, total
 
