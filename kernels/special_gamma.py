@@ -114,6 +114,12 @@ def _temme_sum(eta, a, z, inv_a):
     je = 1
     while je + 1 < TEMME_Z_BANDS.size and z > TEMME_Z_BANDS[je]:
         je += 1
+    return _temme_sum_table(ia, je, eta, e2, inv_a)
+
+
+@jit
+def _temme_sum_table(ia, je, eta, e2, inv_a):
+    """S from the Taylor table, TEMME_TERMS[ia, je, k] terms of each c_k (any band)."""
     # Horner in 1/a over k, and for each c_k two chains (even and odd powers of eta) to
     # halve the latency of the longest dependency chain.
     s = 0.0

@@ -342,6 +342,25 @@ def test_temme_table_matches_generator():
     assert [str(v) for v in g[:4]] == ["1", "1/12", "1/288", "-139/51840"]
 
 
+def test_written_out_temme_sums_match_the_table(rng):
+    """The generated written-out sums (re-expanded, economized) equal the Taylor-table sum."""
+    from fastgeo.kernels import special_gamma as G
+    from fastgeo.kernels import special_gamma_coeffs as C
+
+    last_z = C.TEMME_Z_BANDS.size - 1
+    for ia in range(C.TEMME_A_BANDS.size):
+        a_lo = C.TEMME_A_BANDS[ia]
+        a_hi = C.TEMME_A_BANDS[ia + 1] if ia + 1 < C.TEMME_A_BANDS.size else 1e3 * a_lo
+        for a in np.exp(rng.uniform(np.log(a_lo), np.log(a_hi), 3)):
+            for eta in rng.uniform(-1, 1, 4) * min(1.0, C.TEMME_Z_BANDS[0] / math.sqrt(a)):
+                ref = G._temme_sum_table(ia, 0, eta, eta * eta, 1 / a)
+                assert abs(C.temme_bulk_sum(ia, eta, eta * eta, 1 / a) - ref) <= 2e-15, (ia, a, eta)
+            if ia >= C.TEMME_WIDE_FIRST_BAND:
+                for eta in rng.uniform(-1, 1, 4):
+                    ref = G._temme_sum_table(ia, last_z, eta, eta * eta, 1 / a)
+                    assert abs(C.temme_wide_sum(ia, eta, eta * eta, 1 / a) - ref) <= 2e-15, (ia, a, eta)
+
+
 def test_references_agree_with_mpmath_builtins():
     """The 60-digit continued fraction and beta series used as references agree with
     mpmath's gammainc / betainc where those converge."""
