@@ -15,12 +15,10 @@ SQRT1_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 EPS = 2.220446049250313e-16
 TINY = 1e-300
-BIG = 1e300
 
 jit = njit(cache=True, nogil=True)
 
 _INV_FACTORIAL = tuple(1.0 / math.factorial(k) for k in range(19))
-
 
 
 @jit
