@@ -273,7 +273,7 @@ def _temme_is_fastest(a, up, y2):
 
     Measured crossovers: in the bulk (z <= 3, written-out sums) always; beyond it only where
     the written-out sums for |eta| <= 1 exist (a >= WIDE_MIN_A): above the mean up to z = 6
-    (the fraction needs O(sqrt(a)/z) steps), below it down to eta = -0.6, or -0.8 for
+    (the fraction needs O(sqrt(a)/z) steps), below it down to eta = -0.65, or -0.8 for
     a >= 4000 (the series needs O(1/log(1/lambda)) steps, many near lambda = 1).
     """
     if y2 <= 4.5:
@@ -282,7 +282,7 @@ def _temme_is_fastest(a, up, y2):
         return False
     if up:
         return y2 <= 18.0
-    return y2 <= (0.32 if a >= 4000.0 else 0.18) * a
+    return y2 <= (0.32 if a >= 4000.0 else 0.21) * a
 
 
 @jit
