@@ -22,6 +22,7 @@ from .special import (
     log_gamma_q,
     log_ndtr,
     log_ndtr_hazard,
+    log_ratio_weights,
 )
 
 jit = njit(cache=True, nogil=True)
@@ -44,7 +45,8 @@ def radial_log_sf(family, s, dim, p0, p1):
             return -math.inf
         # log w and log(1 - w), w = nu/(nu + s), each exact to rounding (log nu - log(nu + s)
         # would carry eps log(nu + s) absolute, magnified by D/2 in the result)
-        return log_beta_i(0.5 * p0, 0.5 * dim, -math.log1p(s / p0), -math.log1p(p0 / s))
+        log_w, log_1mw = log_ratio_weights(p0, s)
+        return log_beta_i(0.5 * p0, 0.5 * dim, log_w, log_1mw)
     # BALL
     return 0.0 if s <= p0 * p0 else -math.inf
 
@@ -75,7 +77,8 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
         # d/dr log Q(k, r/theta) = -p_gamma(k; r/theta) / (theta Q) ; dr/ds = 1/(2r)
         return -gamma_hazard(p0, r / p1) / (p1 * 2.0 * r)
     # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
-    return -beta_i_hazard(0.5 * p0, 0.5 * dim, -math.log1p(s / p0), -math.log1p(p0 / s)) / s
+    log_w, log_1mw = log_ratio_weights(p0, s)
+    return -beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / s
 
 
 @jit

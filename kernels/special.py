@@ -23,6 +23,7 @@ gamma_hazard(a, x)             p(x) / Q(a, x) = -d/dx log Q(a, x)
 log_beta(a, b)                 log B(a, b)
 log_beta_i(a, b, lx, ly)       log I_x(a, b), x = exp(lx), 1 - x = exp(ly) (DLMF 8.17.2)
 beta_i_hazard(a, b, lx, ly)    x^a y^b / (B(a, b) I_x(a, b)) = x y d/dx log I_x(a, b)
+log_ratio_weights(p, q)        (log(p/(p+q)), log(q/(p+q))) without cancellation
 =============================  ==============================================================
 
 References: DLMF 5.11 (Stirling), 7 (error functions), 8.9-8.12 (incomplete gamma: continued
@@ -30,7 +31,7 @@ fraction, series, Temme's uniform expansion), 8.17 (incomplete beta).
 """
 import math
 
-from .special_beta import beta_i_hazard, log_beta, log_beta_front, log_beta_i
+from .special_beta import beta_i_hazard, log_beta, log_beta_front, log_beta_i, log_ratio_weights
 from .special_core import (
     EPS,
     HALF_LOG_2PI,
@@ -56,7 +57,7 @@ __all__ = [
     "erfcx", "exp_sq", "expm1mx", "lgamma1p", "log1pmx", "log1pmx_ratio", "stirling_correction",
     "log_ndtr", "log_ndtr_hazard",
     "log_gamma_prefactor", "log_gamma_pdf", "log_gamma_q", "gamma_hazard",
-    "log_beta", "log_beta_front", "log_beta_i", "beta_i_hazard",
+    "log_beta", "log_beta_front", "log_beta_i", "beta_i_hazard", "log_ratio_weights",
 ]
 
 

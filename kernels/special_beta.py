@@ -16,6 +16,23 @@ import math
 from .special_core import EPS, HALF_LOG_2PI, expm1mx, jit, stirling_correction
 
 MAX_TERMS = 5000  # caps the continued fraction (it needs O(sqrt(min(a, b))) terms)
+ILL_CONDITIONED = 50.0  # fraction values h = 1/F above this also try the other side
+
+
+@jit
+def log_ratio_weights(p, q):
+    """(log(p/(p+q)), log(q/(p+q))) for p, q >= 0, each exact to rounding.
+
+    -log1p(q/p) and -log1p(p/q): no cancellation however unequal p and q are (log p -
+    log(p + q) carries eps |log(p + q)| absolute); for q/p beyond the largest double,
+    log p - log q. The F family's index is I_w(nu/2, D/2) with (log w, log(1-w)) =
+    log_ratio_weights(nu, s).
+    """
+    r = q / p
+    first = -math.log1p(r) if r < math.inf else math.log(p) - math.log(q)
+    r = p / q
+    second = -math.log1p(r) if r < math.inf else math.log(q) - math.log(p)
+    return first, second
 
 
 @jit
@@ -84,7 +101,7 @@ def _beta_fraction(a, b, x):
     1/F, F = 1 + d_1/(1 + d_2/(1 + ...)) with d_{2m+1} = -(a+m)(a+b+m) x / ((a+2m)(a+2m+1)),
     d_{2m} = m (b-m) x / ((a+2m-1)(a+2m)). F is summed by the forward recurrences of its
     convergents A_n / B_n (two steps per loop): the dependent chain is one multiply-add per
-    step, the divisions that form d_n are off it.
+    step, the divisions that form d_n are off it. Returns (1/F, whether it converged).
     """
     apb = a + b
     d1 = -apb * x / (a + 1.0)
@@ -93,6 +110,7 @@ def _beta_fraction(a, b, x):
     # D_n = A_n B_{n-1} - A_{n-1} B_n = -d_n D_{n-1} (D_0 = -1), and F_n - F_{n-1} =
     # D_n / (B_n B_{n-1}): |D_n| <= eps |A_n B_{n-1}| tests convergence without a division.
     det = d1
+    converged = False
     for m in range(1, MAX_TERMS):
         p0 = a + 2.0 * m
         r = x / ((p0 - 1.0) * p0 * (p0 + 1.0))  # one division for the pair of steps
@@ -104,6 +122,7 @@ def _beta_fraction(a, b, x):
         q2, q1 = q1, q1 + d_odd * q2
         det = det * (d_even * d_odd)
         if abs(det) <= EPS * abs(a1 * q2):
+            converged = True
             break
         mag = abs(q1)
         if mag > 1e100 or mag < 1e-100:  # keep the convergents in range; det scales as their square
@@ -113,29 +132,66 @@ def _beta_fraction(a, b, x):
             q2 *= scale
             q1 *= scale
             det *= scale * scale
-    f = a1 / q1
-    return 1.0 / f
+    return q1 / a1, converged
 
 
 @jit
 def _beta_i_core(a, b, log_x, log_y, want_hazard):
-    """(log I_x(a, b), x^a y^b / (B(a, b) I_x(a, b))); the second only if want_hazard."""
+    """(log I_x(a, b), x^a y^b / (B(a, b) I_x(a, b))); the second only if want_hazard.
+
+    The fraction's value h = 1/F measures its own conditioning: F = 1 + d_1/(1 + ...) is
+    small (h large) only by cancellation, which costs about h ulps. That happens on the
+    side the convergence rule picks when one shape is small and the other large (for the
+    F family: nu of order 1, D/2 in the thousands, h ~ D/2); there the fraction of the other
+    side, whose first shape is the small one, is well conditioned a little past its own
+    switch point. So where h > ILL_CONDITIONED that side is evaluated too (where measured
+    safe: first shape <= 2 and argument within twice its switch point, or <= 10 and 1.5
+    times) and kept
+    if its h and its error estimate are smaller: eps h / |log I| directly,
+    eps h J / ((1 - J) |log(1 - J)|) through the complement J = I_y(b, a).
+    """
     if log_x != log_x or log_y != log_y or not (a > 0.0) or not (b > 0.0):
         return math.nan, math.nan
     if log_x == -math.inf:
         return -math.inf, (math.inf if want_hazard else 0.0)
     if log_y == -math.inf:
         return 0.0, 0.0
-    x = math.exp(log_x)
     front = log_beta_front(a, b, log_x, log_y)
-    if x < (a + 1.0) / (a + b + 2.0):
-        h = _beta_fraction(a, b, x)
-        # I = front h / a: the ratio front / I = a / h needs no difference of large logs
-        return front - math.log(a) + math.log(h), (a / h if want_hazard else 0.0)
-    # I_x(a, b) = 1 - I_y(b, a)
-    j = math.exp(front - math.log(b) + math.log(_beta_fraction(b, a, math.exp(log_y))))
+    x = math.exp(log_x)
+    y = math.exp(log_y)
+    direct = x < (a + 1.0) / (a + b + 2.0)
+    log_i, err, h, haz_num = _beta_i_side(a, b, log_x, log_y, front, direct)
+    if not (h <= ILL_CONDITIONED):
+        # the other side's fraction, with first shape p and argument t, is trusted only a
+        # little past its own switch point t_s and for a small p (measured: p <= 2 up to
+        # 2 t_s, p <= 10 up to 1.5 t_s; beyond, it can settle on a wrong value)
+        p, t = (b, y) if direct else (a, x)
+        t_s = (p + 1.0) / (a + b + 2.0)
+        if (p <= 2.0 and t <= 2.0 * t_s) or (p <= 10.0 and t <= 1.5 * t_s):
+            log_i2, err2, h2, haz_num2 = _beta_i_side(a, b, log_x, log_y, front, not direct)
+            if h2 < h and err2 < err:
+                log_i, haz_num = log_i2, haz_num2
+    return log_i, (haz_num if want_hazard else 0.0)
+
+
+@jit
+def _beta_i_side(a, b, log_x, log_y, front, direct):
+    """(log I, error estimate / eps, fraction value h, front / I) from one side:
+    I_x(a, b) = front h / a directly, or 1 - J with J = I_y(b, a) = front h / b."""
+    if direct:
+        h, ok = _beta_fraction(a, b, math.exp(log_x))
+        if not (ok and h > 0.0):
+            return math.nan, math.inf, math.inf, math.nan
+        log_i = front - math.log(a) + math.log(h)
+        err = max(h, 1.0) / abs(log_i) if log_i != 0.0 else math.inf
+        return log_i, err, h, a / h  # front / I = a / h: no difference of large logs
+    h, ok = _beta_fraction(b, a, math.exp(log_y))
+    if not (ok and h > 0.0):
+        return math.nan, math.inf, math.inf, math.nan
+    j = math.exp(front - math.log(b) + math.log(h))
     log_i = math.log1p(-j)
-    return log_i, (math.exp(front) / (1.0 - j) if want_hazard else 0.0)
+    err = max(h, 1.0) * j / ((1.0 - j) * abs(log_i)) if log_i != 0.0 else max(h, 1.0)
+    return log_i, err, h, math.exp(front) / (1.0 - j)
 
 
 @jit

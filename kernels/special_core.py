@@ -1,7 +1,8 @@
 """Elementary scalar building blocks of the special functions (see special.py).
 
 Plain ``@njit`` functions of float64 scalars using only ``math`` intrinsics, so that the same
-source compiles for the CPU and inside ``@cuda.jit`` kernels. Nothing here relies on the
+source compiles for the CPU and inside ``@cuda.jit`` kernels (``jit`` below is the decorator
+every special-function module uses). Nothing here relies on the
 exact rounding of a particular sequence of operations surviving FMA contraction (NVVM
 contracts by default): exact splits use ``floor`` of a power-of-two scaling, not Veltkamp.
 """
@@ -16,7 +17,10 @@ INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 EPS = 2.220446049250313e-16
 TINY = 1e-300
 
-jit = njit(cache=True, nogil=True)
+# error_model="numpy": a division by zero gives inf / nan as in IEEE arithmetic (and as on
+# the GPU) instead of raising ZeroDivisionError inside a kernel; it also drops the zero
+# test Numba otherwise puts before every division.
+jit = njit(cache=True, nogil=True, error_model="numpy")
 
 _INV_FACTORIAL = tuple(1.0 / math.factorial(k) for k in range(19))
 
