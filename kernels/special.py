@@ -26,8 +26,14 @@ beta_i_hazard(a, b, lx, ly)    x^a y^b / (B(a, b) I_x(a, b)) = x y d/dx log I_x(
 log_ratio_weights(p, q)        (log(p/(p+q)), log(q/(p+q))) without cancellation
 =============================  ==============================================================
 
-References: DLMF 5.11 (Stirling), 7 (error functions), 8.9-8.12 (incomplete gamma: continued
-fraction, series, Temme's uniform expansion), 8.17 (incomplete beta).
+Accuracy (tests/test_special.py, against mpmath at 40 digits; relative error of the log):
+log_ndtr 1e-14 on [-1e5, 40]; log_gamma_q 1e-13 for a in [0.05, 1e5], x in [1e-10 a, 1e4 a]
+(a few 1e-15 in the bulk), gamma_hazard 1e-12; log_beta_i (F family, nu in [0.1, 1000],
+D <= 16384) 1e-12 (a few 1e-13 at worst). Where log Q = log1p(-P) is tiny, P = exp(L) is
+only as accurate as L is absolutely: up to 4 eps |L| more (1.5e-13 at log Q = -1e-300).
+
+References: DLMF 5.11 (Stirling), 7 (error functions), 8.7-8.12 (incomplete gamma: series,
+continued fraction, Temme's uniform expansion), 8.17 (incomplete beta).
 """
 import math
 

@@ -329,6 +329,8 @@ def test_temme_table_matches_generator():
     from fastgeo.kernels import special_gamma_coeffs as C
 
     path = os.path.join(os.path.dirname(S.__file__), "tools", "gen_temme.py")
+    if not os.path.isfile(path):
+        pytest.skip("the generator ships with the source tree only")
     spec = importlib.util.spec_from_file_location("gen_temme", path)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
