@@ -30,7 +30,8 @@ from ._arrays import as_array, check_finite
 WHATS = ("cdf", "log_cdf", "pdf", "log_pdf")
 
 #: the table spans [min l - LOWER_MARGIN h, max l + UPPER_MARGIN h]; beyond it the exact tail
-#: sums need only the samples within about 48/margin bandwidths of the extreme one
+#: sums need only the samples within about 49/margin bandwidths of the extreme one (both
+#: margins must be at least kernels.kde.TAIL_FROM)
 LOWER_MARGIN = 40.0
 UPPER_MARGIN = 20.0
 #: node spacing: the power of two dx with h/(2 NODES_PER_BANDWIDTH) < dx <= h/NODES_PER_BANDWIDTH
@@ -38,8 +39,10 @@ UPPER_MARGIN = 20.0
 NODES_PER_BANDWIDTH = 32
 #: tables larger than this get a coarser spacing (their extra cells fall back to exact sums)
 MAX_CELLS = 2 ** 17
+#: G itself is tabulated (no exp needed for the cdf) where both G and 1 - G are at least this
+MIDDLE = 0.05
 #: mid-cell checks (kernels.cpu_kde.kde_table_fit): cells that miss fall back to exact sums
-TOL_CDF = 1e-13   # |error of log G or log S| <= TOL_CDF max(1, |value|)
+TOL_CDF = 1e-13   # |error of log G, G or log S| <= TOL_CDF max(1, |value|)
 TOL_PDF = 1e-12   # |error of log g| <= TOL_PDF max(1, |value|)
 TOL_DPDF = 1e-11  # |error of (log g)'| <= TOL_DPDF (|(log g)'| + 1/h)
 FAR_PDF = 6.0     # log g is evaluated exactly more than FAR_PDF bandwidths from every sample
@@ -60,18 +63,23 @@ class KDETable:
 
     Nodes x_k = x0 + k dx, k = 0 .. ncell, with dx a power of two in (h/64, h/32] and x0 a
     multiple of dx, so every node is exact and a query's cell and offset are computed without
-    rounding. The range [x0, x_end] covers [min l - 40 h, max l + 20 h]. In cell j
-    (x_j <= x < x_j+1, t = (x - x_j)/dx) ``coef[j, 0:6]`` holds the quintic Hermite interpolant
-    (kernels.kde.hermite5) of log G for j < ``j_half`` and of log S = log(1 - G) from j_half
-    on (where G > 1/2, so that 1 - G keeps its relative precision), and ``coef[j, 6:12]`` that
-    of log g, and ``coef[j, 12:18]`` that of (log g)' (from its values and two derivatives, so
-    that the pdf's derivative is as accurate as its value). Nodes hold the exact values and
-    derivatives, computed from the sorted
-    samples with sums truncated only where the rest is provably below 1e-17 of the sum.
+    rounding. The range [x0, x_end] covers [min l - 40 h, max l + 20 h]. Cell j is
+    x_j <= x < x_j+1; with t = (x - x_j)/dx, each block of six columns of ``coef[j]`` holds
+    the quintic Hermite interpolant (kernels.kde.hermite5) of
+
+    - ``coef[j, 0:6]``: log G for j < ``j_upper``, log S = log(1 - G) from there on (where
+      S < MIDDLE, so that 1 - G keeps its relative precision); what log_cdf reads;
+    - ``coef[j, 6:12]``: log G for j < ``j_middle`` (G < MIDDLE), G itself up to j_upper, log S
+      from there; what cdf reads (the middle of the distribution costs no exp);
+    - ``coef[j, 12:18]``: log g;  ``coef[j, 18:24]``: (log g)' (from its values and two
+      derivatives, so that the pdf's derivative is as accurate as its value).
+
+    Nodes hold the exact values and derivatives, computed from the sorted samples with sums
+    truncated only where the rest is provably below 1e-17 of the sum.
 
     Every cell is checked at its midpoint (where the Hermite error theta^3 (1 - theta)^3 peaks)
-    against the exact value; ``flags[j]`` has bit 1 (EXACT_CDF) when log G/log S missed by more
-    than TOL_CDF relative, bit 2 (EXACT_PDF) when log g or its slope missed (TOL_PDF,
+    against the exact value; ``flags[j]`` has bit 1 (EXACT_CDF) when log G, G or log S missed
+    by more than TOL_CDF relative, bit 2 (EXACT_PDF) when log g or its slope missed (TOL_PDF,
     TOL_DPDF) or the cell lies in a gap of the samples; flagged quantities are summed exactly
     there. Below x0 and above x_end the tails are summed exactly too (the lowest or highest
     few samples dominate).
@@ -85,7 +93,8 @@ class KDETable:
     x0: float
     dx: float
     ncell: int
-    j_half: int
+    j_middle: int
+    j_upper: int
     coef: np.ndarray
     flags: np.ndarray
     build_seconds: float
@@ -102,13 +111,15 @@ class KDETable:
         """Layout and check results, for inspection and reports."""
         from .kernels.kde import EXACT_CDF, EXACT_PDF
 
+        h = self.bandwidth
         return {
-            "n": self.n, "unique_samples": int(self.values.shape[0]), "bandwidth": self.bandwidth,
+            "n": self.n, "unique_samples": int(self.values.shape[0]), "bandwidth": h,
             "x0": self.x0, "x_end": self.x_end, "dx": self.dx, "cells": self.ncell,
             "nodes_per_bandwidth": self.nodes_per_bandwidth,
-            "range_in_bandwidths": (self.x0 - self.values[0]) / self.bandwidth,
-            "range_end_in_bandwidths": (self.x_end - self.values[-1]) / self.bandwidth,
-            "cells_interpolating_log_cdf": self.j_half,
+            "lower_margin_in_bandwidths": float((self.values[0] - self.x0) / h),
+            "upper_margin_in_bandwidths": float((self.x_end - self.values[-1]) / h),
+            "cells_log_g": self.j_middle, "cells_g": self.j_upper - self.j_middle,
+            "cells_log_s": self.ncell - self.j_upper,
             "exact_cdf_cells": int(np.count_nonzero(self.flags & EXACT_CDF)),
             "exact_pdf_cells": int(np.count_nonzero(self.flags & EXACT_PDF)),
             "bytes": int(self.coef.nbytes + self.flags.nbytes + 3 * self.values.nbytes),
@@ -142,14 +153,15 @@ def build_table(samples: np.ndarray, h: float) -> KDETable:
     points = np.empty((2 * ncell + 1, POINT_COLUMNS))
     kde_table_points(values, counts, cumulative, float(n), h, x0, 0.5 * dx, points)
     nodes = points[0::2]
-    above_half = np.flatnonzero(nodes[:, 0] > nodes[:, 3])  # G > 1/2: interpolate log(1 - G)
-    j_half = int(above_half[0]) if above_half.size else ncell
+    # the first node with G >= MIDDLE and the first with S < MIDDLE (G rises along the nodes)
+    j_middle = int(np.searchsorted(nodes[:, 0] >= math.log(MIDDLE), True))
+    j_upper = max(j_middle, int(np.searchsorted(nodes[:, 3] < math.log(MIDDLE), True)))
     coef = np.empty((ncell, TABLE_COLUMNS))
     flags = np.empty(ncell, dtype=np.uint8)
-    kde_table_fit(points, dx, h, j_half, TOL_CDF, TOL_PDF, TOL_DPDF, FAR_PDF, coef, flags)
+    kde_table_fit(points, dx, h, j_middle, j_upper, TOL_CDF, TOL_PDF, TOL_DPDF, FAR_PDF, coef, flags)
     for a in (values, counts, cumulative, coef, flags):
         a.setflags(write=False)
-    return KDETable(values, counts, cumulative, n, h, x0, dx, ncell, j_half, coef, flags,
+    return KDETable(values, counts, cumulative, n, h, x0, dx, ncell, j_middle, j_upper, coef, flags,
                     time.perf_counter() - start)
 
 

@@ -283,79 +283,84 @@ def exact_sums(x, vals, cnts, cum, h, n):
     return (lg, ls) + log_sum_npdf(x, vals, cnts, h, n)
 
 
-@jit
-def ndtr_hazard(u):
-    """phi(u) / Phi(u) = d log Phi(u)/du, to rounding for every finite u (about -u far below 0).
+#: the tail sums use the asymptotic series of the Mills ratio, exact to rounding from here
+#: (the table's margins keep every off-table query at least this many bandwidths out)
+TAIL_FROM = 20.0
 
-    Formed directly rather than as exp(log phi - log Phi), which cancels for large |u|.
-    """
-    if u > -20.0:
-        return math.exp(-0.5 * u * u - HALF_LOG_2PI) / (0.5 * math.erfc(-u * SQRT1_2))
-    # Phi(u) = phi(u)/|u| * sum_k (-1)^k (2k-1)!! / u^(2k)  (DLMF 7.12.1, as in log_ndtr)
-    inv = 1.0 / (u * u)
+
+@jit
+def mills_ratio(v):
+    """R(v) = Phi(-v) / phi(v) for v >= TAIL_FROM, from its asymptotic series
+    R(v) = (1/v) sum_k (-1)^k (2k-1)!! / v^(2k) (DLMF 7.12.1): at v = 20 the terms fall below
+    1e-19 by k = 11, long before the series starts to diverge (k ~ v^2/2)."""
+    inv = 1.0 / (v * v)
     term = 1.0
     total = 1.0
     for k in range(1, 12):
         term *= -(2 * k - 1) * inv
         total += term
-    return -u / total
+    return total / v
 
 
 @jit
 def lower_tail_sums(x, vals, cnts, h, n):
-    """(log n G, log n h g, mean u, g/G) for x at least SATURATED h below every sample.
+    """(log n G, log n h g, mean u, g/G) for x at least TAIL_FROM h below every sample.
 
-    There every u_i < 0, so Phi(u_i) and phi(u_i) both decrease along the sorted samples: the
-    sums run upwards from the lowest and stop when both remainders are negligible. Far below,
-    only the lowest few samples count. g/G = hazard(u_1) (sum phi/phi_1) / (sum Phi/Phi_1) / h.
+    There every u_i <= -TAIL_FROM, so Phi(u_i) = phi(u_i) R(-u_i), and Phi(u_i), phi(u_i) both
+    decrease along the sorted samples: the sums run upwards from the lowest, each term scaled
+    by the lowest's (one exp per term, no underflow), and stop when both remainders are
+    provably negligible. Far below, only the lowest few samples count.
+    g/G = (sum phi / sum Phi) / h, formed from the scaled sums without cancellation.
     """
     m = vals.shape[0]
     u0 = (x - vals[0]) / h
-    top = log_ndtr(u0)
-    if top == -math.inf:  # x - l_1 overflows u^2: log G and log g are below -1e308
+    if u0 * u0 == math.inf:  # log G and log g are below -1e308
         return -math.inf, -math.inf, u0, -u0 / h
+    r0 = mills_ratio(-u0)
     sg = 0.0
     sp = 0.0
     su = 0.0
     for i in range(m):
         u = (x - vals[i]) / h
         v = u - u0
-        rg = math.exp(log_ndtr(u) - top)
-        rp = math.exp(-0.5 * v * (u + u0))
+        rp = math.exp(-0.5 * v * (u + u0))  # phi(u_i) / phi(u_1)
+        rg = rp * (mills_ratio(-u) / r0)    # Phi(u_i) / Phi(u_1)
         c = cnts[i]
         sg += c * rg
         sp += c * rp
         su += c * rp * v
         if n * rg <= TRUNCATION * sg and n * rp <= TRUNCATION * sp:
             break
-    return (top + math.log(sg), math.log(sp) - 0.5 * u0 * u0 - HALF_LOG_2PI, u0 + su / sp,
-            ndtr_hazard(u0) * (sp / sg) / h)
+    log_phi0 = -0.5 * u0 * u0 - HALF_LOG_2PI
+    return (log_phi0 + math.log(r0 * sg), log_phi0 + math.log(sp), u0 + su / sp,
+            sp / (r0 * sg) / h)
 
 
 @jit
 def upper_tail_sums(x, vals, cnts, h, n):
-    """(log n S, log n h g, mean u) for x at least SATURATED h above every sample (the mirror
+    """(log n S, log n h g, mean u) for x at least TAIL_FROM h above every sample (the mirror
     image of :func:`lower_tail_sums`)."""
     m = vals.shape[0]
     u0 = (x - vals[m - 1]) / h
-    top = log_ndtr(-u0)
-    if top == -math.inf:
+    if u0 * u0 == math.inf:
         return -math.inf, -math.inf, u0
+    r0 = mills_ratio(u0)
     ss = 0.0
     sp = 0.0
     su = 0.0
     for i in range(m - 1, -1, -1):
         u = (x - vals[i]) / h
         v = u - u0
-        rs = math.exp(log_ndtr(-u) - top)
         rp = math.exp(-0.5 * v * (u + u0))
+        rs = rp * (mills_ratio(u) / r0)
         c = cnts[i]
         ss += c * rs
         sp += c * rp
         su += c * rp * v
         if n * rs <= TRUNCATION * ss and n * rp <= TRUNCATION * sp:
             break
-    return top + math.log(ss), math.log(sp) - 0.5 * u0 * u0 - HALF_LOG_2PI, u0 + su / sp
+    log_phi0 = -0.5 * u0 * u0 - HALF_LOG_2PI
+    return log_phi0 + math.log(r0 * ss), log_phi0 + math.log(sp), u0 + su / sp
 
 
 # -- derivatives at a point, from the sums ------------------------------------------------------
@@ -417,22 +422,93 @@ def hermite5(coef, j, k, t):
 CDF, LOG_CDF, PDF, LOG_PDF = 0, 1, 2, 3
 #: flags of a cell whose interpolant failed its check: evaluate exactly instead
 EXACT_CDF, EXACT_PDF = 1, 2
-#: column blocks of the coefficient table: log G or log S (by cell), log g, (log g)'
-COL_CDF, COL_PDF, COL_DPDF = 0, NCOEF, 2 * NCOEF
-TABLE_COLUMNS = 3 * NCOEF
+#: column blocks of the coefficient table (see fastgeo.kde.KDETable)
+COL_LOG_CDF, COL_CDF, COL_PDF, COL_DPDF = 0, NCOEF, 2 * NCOEF, 3 * NCOEF
+TABLE_COLUMNS = 4 * NCOEF
+#: what a block holds in a cell: log G, G itself, or log S = log(1 - G)
+HOLDS_LOG_G, HOLDS_G, HOLDS_LOG_S = 0, 1, 2
+
+
+@jit
+def kde_output(what, want_grad, holds, v, lpdf, dlpdf, hazard):
+    """(value, d value/dx) from v (log G, G or log S, by ``holds``), lpdf = log g,
+    dlpdf = (log g)' and, where known directly (else NaN), hazard = (log G)' = g/G.
+
+    G' = g, (log G)' = exp(log g - log G), g' = g (log g)'.
+    """
+    if what == CDF:
+        if holds == HOLDS_LOG_G:
+            value = math.exp(v)
+        elif holds == HOLDS_G:
+            value = v
+        else:
+            value = -math.expm1(v)
+        return value, (math.exp(lpdf) if want_grad else 0.0)
+    if what == LOG_CDF:
+        if holds == HOLDS_LOG_G:
+            value = v
+        elif holds == HOLDS_G:
+            value = math.log(v)
+        else:
+            value = log_cdf_from_log_sf(v)
+        if not want_grad:
+            return value, 0.0
+        if hazard == hazard:
+            return value, hazard
+        if value == -math.inf:  # x - l_1 overflowed: the hazard is about -u/h = (log g)'
+            return value, dlpdf
+        return value, math.exp(lpdf - value)
+    if what == PDF:
+        value = math.exp(lpdf)
+        return value, (value * dlpdf if want_grad and value > 0.0 else 0.0)
+    return lpdf, dlpdf
+
+
+@jit
+def table_point(x, what, want_grad, x0, inv_dx, coef, flags, j_middle, j_upper):
+    """(value, d value/dx, True) from the interpolants when x lies in a cell whose check passed
+    for what is asked; (NaN, NaN, False) otherwise (outside the table, x not finite, or a
+    flagged cell), for :func:`kde_point` to handle.
+
+    log G comes from block COL_LOG_CDF (log G below cell j_upper, log S from it on) and G
+    from block COL_CDF (log G below j_middle, G itself up to j_upper, log S from it on), so
+    that the middle of the distribution needs no exp or log.
+    """
+    p = (x - x0) * inv_dx
+    if not (p >= 0.0 and p < coef.shape[0]):  # also NaN and +-inf
+        return math.nan, math.nan, False
+    j = int(p)
+    t = p - j
+    need_pdf = what >= PDF or want_grad
+    f = flags[j]
+    if (what <= LOG_CDF and (f & EXACT_CDF) != 0) or (need_pdf and (f & EXACT_PDF) != 0):
+        return math.nan, math.nan, False
+    v = 0.0
+    holds = HOLDS_LOG_G
+    if what == LOG_CDF:
+        v = hermite5(coef, j, COL_LOG_CDF, t)
+        if j >= j_upper:
+            holds = HOLDS_LOG_S
+    elif what == CDF:
+        v = hermite5(coef, j, COL_CDF, t)
+        if j >= j_upper:
+            holds = HOLDS_LOG_S
+        elif j >= j_middle:
+            holds = HOLDS_G
+    lpdf = hermite5(coef, j, COL_PDF, t) if need_pdf else 0.0
+    dlpdf = hermite5(coef, j, COL_DPDF, t) if what >= PDF and want_grad else 0.0
+    value, deriv = kde_output(what, want_grad, holds, v, lpdf, dlpdf, math.nan)
+    return value, deriv, True
 
 
 @jit
 def kde_point(x, what, want_grad, vals, cnts, cum, n, h, log_n, log_nh, x0, inv_dx, coef, flags,
-              j_half):
-    """(value, d value/dx) of the KDE's cdf, log cdf, pdf or log pdf (``what``) at x.
+              j_middle, j_upper):
+    """(value, d value/dx) of the KDE's cdf, log cdf, pdf or log pdf (``what``) at any x.
 
-    Inside [x0, x0 + ncell dx] the tabulated interpolants give log G (cells j < j_half) or
-    log S (cells from j_half, where G > 1/2, so that 1 - G keeps its relative precision),
-    log g and (log g)'; flagged cells and the two tails use the exact sums. The derivatives
-    come from log g: G' = g, (log G)' = exp(log g - log G), g' = g (log g)'. x = -inf gives
-    G = g = 0, x = +inf G = 1, g = 0, both with derivative 0; x = NaN gives (NaN, NaN), for
-    the caller to report.
+    Inside the table the interpolants answer (:func:`table_point`); flagged cells and the two
+    tails use the exact sums. x = -inf gives G = g = 0, x = +inf G = 1, g = 0, both with
+    derivative 0; x = NaN gives (NaN, NaN), for the caller to report.
     """
     if x != x:
         return math.nan, math.nan
@@ -444,55 +520,20 @@ def kde_point(x, what, want_grad, vals, cnts, cum, n, h, log_n, log_nh, x0, inv_
         if what == PDF:
             return 0.0, 0.0
         return -math.inf, 0.0
-    need_cdf = what <= LOG_CDF
-    need_pdf = what >= PDF or want_grad
-    need_slope = what >= PDF and want_grad
-    lower = True  # lc holds log G (else log S)
-    lc = 0.0
-    lpdf = 0.0
-    dlpdf = 0.0
-    hazard = math.nan  # (log G)' where known directly
-    p = (x - x0) * inv_dx
-    if p < 0.0:
+    value, deriv, ok = table_point(x, what, want_grad, x0, inv_dx, coef, flags, j_middle, j_upper)
+    if ok:
+        return value, deriv
+    hazard = math.nan
+    if x < x0:
         lg, lp, mu, hazard = lower_tail_sums(x, vals, cnts, h, n)
-        lc = lg - log_n
-        lpdf = lp - log_nh
-        dlpdf = -mu / h
-    elif p >= coef.shape[0]:
+        holds = HOLDS_LOG_G
+        v = lg - log_n
+    elif (x - x0) * inv_dx >= coef.shape[0]:
         ls, lp, mu = upper_tail_sums(x, vals, cnts, h, n)
-        lower = False
-        lc = ls - log_n
-        lpdf = lp - log_nh
-        dlpdf = -mu / h
-    else:
-        j = int(p)
-        t = p - j
-        f = flags[j]
-        if (need_cdf and (f & EXACT_CDF) != 0) or (need_pdf and (f & EXACT_PDF) != 0):
-            lg, ls, lp, mu, var, k3 = exact_sums(x, vals, cnts, cum, h, n)
-            lower = lg <= ls
-            lc = (lg if lower else ls) - log_n
-            lpdf = lp - log_nh
-            dlpdf = -mu / h
-        else:
-            if need_cdf:
-                lc = hermite5(coef, j, COL_CDF, t)
-                lower = j < j_half
-            if need_pdf:
-                lpdf = hermite5(coef, j, COL_PDF, t)
-            if need_slope:
-                dlpdf = hermite5(coef, j, COL_DPDF, t)
-    if what == CDF:
-        value = math.exp(lc) if lower else -math.expm1(lc)
-        return value, math.exp(lpdf)
-    if what == LOG_CDF:
-        value = lc if lower else log_cdf_from_log_sf(lc)
-        if not want_grad:
-            return value, 0.0
-        if hazard == hazard:
-            return value, hazard
-        return value, math.exp(lpdf - value)
-    if what == PDF:
-        value = math.exp(lpdf)
-        return value, (value * dlpdf if value > 0.0 else 0.0)
-    return lpdf, dlpdf
+        holds = HOLDS_LOG_S
+        v = ls - log_n
+    else:  # a flagged cell
+        lg, ls, lp, mu, var, k3 = exact_sums(x, vals, cnts, cum, h, n)
+        holds = HOLDS_LOG_G if lg <= ls else HOLDS_LOG_S
+        v = (lg if lg <= ls else ls) - log_n
+    return kde_output(what, want_grad, holds, v, lp - log_nh, -mu / h, hazard)

@@ -64,10 +64,10 @@ class CPUBackend(Backend):
         t = kde.table
         out = np.empty(x.shape[0], dtype=x.dtype)
         dout = np.empty(x.shape[0] if need_grad else 0, dtype=x.dtype)
-        kde_query(writable(x), _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
-                  float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0,
-                  1.0 / t.dx, t.coef, t.flags, t.j_half, out, dout)
-        if np.isnan(out).any():
+        nan = kde_query(writable(x), _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
+                        float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0,
+                        1.0 / t.dx, t.coef, t.flags, t.j_middle, t.j_upper, out, dout)
+        if nan:
             check_not_nan(x, "x")
             raise ValueError("x produced NaN in a kernel")  # pragma: no cover - a kernel bug
         return out, (dout if need_grad else None)
