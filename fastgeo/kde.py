@@ -251,5 +251,14 @@ class KDE:
         """log g_W(x)."""
         return self._evaluate(x, "log_pdf", backend)[0]
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_table_lock"]  # locks do not pickle; the table (if built) travels along
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._table_lock = threading.Lock()
+
     def __repr__(self):
         return f"KDE(n={self.n}, bandwidth={self.bandwidth:.6g})"

@@ -12,12 +12,19 @@ cost one term. Everything is a plain ``@njit`` scalar function of floats and arr
 
 Exact evaluation
 ----------------
-Each sum is taken over the sorted samples outwards from its largest terms and stops once the
-rest is provably negligible: the terms still to come are each no larger than the last one
-added (they are monotone along the sorted order), so the loop stops when
-``n * last_term <= TRUNCATION * running_sum``. Terms are scaled by the largest one (log-sum-exp)
-wherever the sum can underflow, so log G is exact to rounding however far below the samples x
-lies (only the few lowest samples then matter), and log S likewise far above them.
+Sums drop only terms whose total is provably below TRUNCATION (1e-17) of the sum:
+
+- :func:`window_sums` (most table nodes): one pass over the samples within a window whose
+  half-width follows from the lowest and highest samples' terms (lower bounds of n G, n S)
+  and the nearest sample's phi term; outside it Phi counts as exactly 0 or 1.
+- :func:`log_sum_ndtr`, :func:`log_sum_ndtr_upper`, :func:`log_sum_npdf` (near the ends of the
+  samples): summed over the sorted samples outwards from the largest term; the terms still to
+  come are each no larger than the last one added (they are monotone along the sorted order),
+  so the loop stops when ``n * last_term <= TRUNCATION * running_sum``.
+- :func:`lower_tail_sums`, :func:`upper_tail_sums` (beyond the table): the same, with every
+  term scaled by the extreme sample's (log-sum-exp) and Phi = phi R from the Mills ratio's
+  series, so log G is exact to rounding however far below the samples x lies (only the few
+  lowest samples then matter), and log S likewise far above them.
 
 Interpolation
 -------------
