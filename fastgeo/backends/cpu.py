@@ -1,12 +1,15 @@
 """Numba CPU backend: thin wrappers that allocate outputs and call :mod:`fastgeo.kernels`."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._arrays import check_finite
+from .._arrays import check_finite, check_not_nan
 from .base import Backend
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
+_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 
 
 def unavailable_reason():
@@ -66,7 +69,15 @@ class CPUBackend(Backend):
         return out
 
     def kde(self, x, kde, what, need_grad):
-        # Placeholder until the tabulated KDE kernels land: the naive float64 sum.
-        from .reference import ReferenceBackend
+        from ..kernels.cpu_kde import kde_query
 
-        return ReferenceBackend().kde(x, kde, what, need_grad)
+        t = kde.table
+        out = np.empty(x.shape[0], dtype=x.dtype)
+        dout = np.empty(x.shape[0] if need_grad else 0, dtype=x.dtype)
+        nan = kde_query(writable(x), _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
+                        float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0,
+                        1.0 / t.dx, t.coef, t.flags, t.j_middle, t.j_upper, out, dout)
+        if nan:
+            check_not_nan(x, "x")
+            raise ValueError("x produced NaN in a kernel")  # pragma: no cover - a kernel bug
+        return out, (dout if need_grad else None)
