@@ -168,7 +168,8 @@ def test_log_ndtr_against_mpmath(rng):
         else:
             assert rel_err(lp, ref) <= 1e-14, (xi, lp, ref)
         ref_h = mp.npdf(mp.mpf(xi)) / cdf
-        assert rel_err(haz, ref_h) <= 1e-14, (xi, haz, ref_h)
+        # beyond x ~ 37.5 the hazard is subnormal and keeps only absolute precision
+        assert abs(haz - ref_h) <= 1e-14 * abs(ref_h) + 1e-320, (xi, haz, ref_h)
     # scipy: the same accuracy away from 0 (for large x its log1p(-ndtr(-x)) loses ~1e-13)
     sp_ref = sp.log_ndtr(x)
     far = sp_ref < -1e-3
@@ -267,6 +268,9 @@ def test_log_gamma_q_near_one_is_relatively_accurate(rng):
             continue
         ref = mp_log_gamma_q(a, x)
         got = S.log_gamma_q(a, x)
+        if abs(ref) < 1e-300:  # the approximate inversion overshot: log Q is subnormal there
+            assert abs(got - ref) <= 1e-320, (a, x, got, ref)
+            continue
         assert rel_err(got, ref) <= 1e-13 + near_one_allowance(float(ref)), (a, x, got, ref)
 
 
@@ -546,7 +550,10 @@ def test_grad_log_ri_uses_accurate_hazards(rng, dim):
     for i in range(0, 40, 4):
         a, x = mp.mpf(dim) / 2, mp.mpf(s[i]) / 2
         ref = -mp_gamma_hazard(a, x, mp_log_gamma_q(dim / 2, s[i] / 2))  # d log Q / dx, x = s/2
-        np.testing.assert_allclose(g[i], float(ref) * z[i], rtol=1e-12)
+        # The kernel's s and numpy's differ by a few ulps (summation order); the hazard
+        # x^(a-1) e^-x / Q amplifies a relative change of s by |d log hazard / d log x| ~ |a - 1 - x|.
+        rtol = 1e-12 + 4e-15 * abs(float(a) - 1 - s[i] / 2)
+        np.testing.assert_allclose(g[i], float(ref) * z[i], rtol=rtol)
     nu = float(np.exp(rng.uniform(np.log(0.5), np.log(50))))
     g = fastgeo.grad_log_ri(z, StudentT(dim, nu), backend="cpu")
     for i in range(0, 40, 4):
