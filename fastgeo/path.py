@@ -99,7 +99,11 @@ def _energy_core(decoded, log_ri, alpha, backend, need_grads):
         energy, grad_g, grad_l = np.empty(0, g.dtype), np.empty(g.shape, g.dtype), np.empty(l.shape, l.dtype)
     else:
         l64 = _log_ri_rows(l)
-        energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grads)
+        try:
+            energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grads)
+        except ValueError:
+            check_finite(g, "decoded")  # name the offending entry in decoded's own shape
+            raise
         grad_g = None if grad_g is None else grad_g.reshape(g.shape)
         with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
             grad_l = grad_l.astype(l.dtype, copy=False)
@@ -181,6 +185,8 @@ def _torch_function():
             ctx.params = (alpha, backend)
             ctx.save_for_backward(decoded, log_ri)
             ctx.mark_non_differentiable(*[t for t in (grad_g, grad_l) if t is not None])
+            # the gradient outputs get no incoming gradient: do not fill zeros of their size
+            ctx.set_materialize_grads(False)
             # Kept as plain attributes and released in backward, so that autograd can adopt
             # the gradient as .grad without copying it.
             ctx.fused = (grad_g, grad_l)
@@ -191,7 +197,7 @@ def _torch_function():
             need_g, need_l = ctx.needs_input_grad[:2]
             grad_g, grad_l = ctx.fused
             ctx.fused = (None, None)
-            if not (need_g or need_l):
+            if grad_energy is None or not (need_g or need_l):
                 return (None,) * 6
             if (need_g and grad_g is None) or (need_l and grad_l is None):
                 # a second backward (retain_graph) or an input that forward was not told of
@@ -238,7 +244,12 @@ def path_log_index(decoded, log_ri, backend="auto"):
     be = backends.select(backend, kind)
     if g.shape[0] == 0:
         return kind.wrap(np.empty(0, g.dtype))
-    return kind.wrap(be.path_log_index(_decoded_rows(g), _log_ri_rows(l)))
+    l64 = _log_ri_rows(l)
+    try:
+        return kind.wrap(be.path_log_index(_decoded_rows(g), l64))
+    except ValueError:
+        check_finite(g, "decoded")
+        raise
 
 
 def _torch_path_log_index(decoded, log_ri):

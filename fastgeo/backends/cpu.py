@@ -4,12 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from .._arrays import check_finite
+from .._buffers import BufferPool
 from .base import Backend
 
 # Column blocks of the fused path pass: enough tasks for every thread when B is small, but
 # no block under MIN_PATH_BLOCK columns (short rows waste the prefetchers' run-up).
 MIN_PATH_BLOCK = 2048
 TASKS_PER_THREAD = 4
+# Gradients at least this large are written with non-temporal stores: they do not fit in the
+# caches anyway, and streaming them saves reading every line in before it is written.
+STREAM_MIN_BYTES = 16 * 2**20
+PATH_CHUNK = 1024
+# dE/dG of the path energy: reused between calls once the caller has dropped it
+GRADIENTS = BufferPool(keep=2)
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
 
@@ -95,12 +102,14 @@ class CPUBackend(Backend):
         segment_log_a_rows(l, float(log_alpha), log_a)
         block = path_block(nb, n, numba.get_num_threads())
         d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
-        grad = np.empty(G3.shape if need_grads else (0, 0, 0), dtype=G3.dtype)
-        path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+        grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
+        stream = grad.nbytes >= STREAM_MIN_BYTES
+        with numba.parallel_chunksize(1):
+            path_pass(writable(G3), log_a, block, bool(need_grads), stream, d_part, grad, PATH_CHUNK)
         d = d_part.sum(axis=1) if d_part.shape[1] > 1 else d_part[:, 0]
         if not np.isfinite(d).all():
             # NaN or inf in G makes its segments' d NaN or inf: name the entry
-            check_finite(G3, "decoded (as B x (K+1) x N)")
+            check_finite(G3, "decoded")
             raise ValueError("decoded: a squared difference |G_{i+1} - G_i|^2 overflows float64")
         return log_a, np.ascontiguousarray(d), (grad if need_grads else None)
 

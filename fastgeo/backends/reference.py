@@ -95,7 +95,7 @@ def _log_density(family, s, dim, p0, p1):
 
 def _segments(G3, l, log_alpha):
     """float64 differences G_{i+1} - G_i, d_i, logaddexp(l_i, l_{i+1}) and log a_i."""
-    check_finite(G3, "decoded (as B x (K+1) x N)")
+    check_finite(G3, "decoded")
     G = np.asarray(G3, dtype=np.float64)
     diff = G[:, 1:] - G[:, :-1]
     with np.errstate(over="ignore"):
