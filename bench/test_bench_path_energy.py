@@ -90,11 +90,10 @@ def test_fastgeo_cpu_pass_preallocated(benchmark, inputs):
     block = cpu_backend.path_block(B, N, numba.get_num_threads())
     d_part = np.empty((B, -(-N // block), K))
     grad = np.empty_like(G)
-    stream = grad.nbytes >= cpu_backend.STREAM_MIN_BYTES
 
     def run():
         with numba.parallel_chunksize(1):
-            path_pass(G, log_a, block, True, stream, d_part, grad, cpu_backend.PATH_CHUNK)
+            path_pass(G, log_a, block, True, d_part, grad)
 
     run()
     benchmark.extra_info.update(role="kernel", bytes=kernel_bytes(G, l), items=B)

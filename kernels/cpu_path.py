@@ -8,7 +8,7 @@ by ``path_reduce``.
 
 Work split: a task is one path and one block of columns [n0, n1) of N. It walks the points
 j = 0 .. K in order, so each element of G comes from memory once (the rows j-1 and j it
-re-reads are still in cache) and the gradient is streamed out in the same order. Paths give
+re-reads are still in cache) and the gradient is written out in the same order. Paths give
 enough tasks when B is large; when B is small (B = 1), the columns are split into blocks so
 that every thread has work. Float32 inputs are widened to float64 element by element: the
 differences, the sums and the gradients are formed in float64 and only the stored gradient is
@@ -18,7 +18,6 @@ NaN and inf keep their IEEE meaning.
 import numpy as np
 from numba import njit, prange
 
-from .cpu_stream import store_fence, stream_copy
 from .path import (
     log_ri_share,
     point_grad_coef,
@@ -95,45 +94,38 @@ def _row_grad_safe(g, j, c0, c1, out, la_prev, la_next):
 
 
 @jit
-def _point_chunk(gb, j, c0, c1, dst, la_prev, la_next):
-    """dE/dG_j over columns c0 .. c1 of one path into dst; returns |G_{j+1} - G_j|^2 there."""
+def _point_block(gb, j, n0, n1, dst, la_prev, la_next):
+    """dE/dG_j over columns n0 .. n1 of one path into dst; returns |G_{j+1} - G_j|^2 there."""
     k = gb.shape[0] - 1
     if not point_grad_is_plain(la_prev, la_next):
-        return _row_grad_safe(gb, j, c0, c1, dst, la_prev, la_next)
+        return _row_grad_safe(gb, j, n0, n1, dst, la_prev, la_next)
     if j == 0:
-        return _row_grad_first(gb[0, c0:c1], gb[1, c0:c1], dst, point_grad_coef(la_next))
+        return _row_grad_first(gb[0, n0:n1], gb[1, n0:n1], dst, point_grad_coef(la_next))
     if j < k:
-        return _row_grad_inner(gb[j - 1, c0:c1], gb[j, c0:c1], gb[j + 1, c0:c1], dst,
+        return _row_grad_inner(gb[j - 1, n0:n1], gb[j, n0:n1], gb[j + 1, n0:n1], dst,
                                point_grad_coef(la_prev), point_grad_coef(la_next))
-    _row_grad_last(gb[k - 1, c0:c1], gb[k, c0:c1], dst, point_grad_coef(la_prev))
+    _row_grad_last(gb[k - 1, n0:n1], gb[k, n0:n1], dst, point_grad_coef(la_prev))
     return 0.0
-
-
-# Columns computed at a time: the chunk's rows of G and of the gradient stay in L1/L2.
-CHUNK = 1024
 
 
 def _pass_signatures():
     sigs = []
     for dt in ("float32", "float64"):
         for layout in ("::1", ":"):
-            sigs.append(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, boolean, "
-                        f"float64[:, :, ::1], {dt}[:, :, ::1], int64)")
+            sigs.append(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, "
+                        f"float64[:, :, ::1], {dt}[:, :, ::1])")
     return sigs
 
 
 @njit(_pass_signatures(), parallel=True, cache=True, fastmath=_FASTMATH)
-def path_pass(g, log_a, block, need_grads, stream, d_part, grad, chunk):
+def path_pass(g, log_a, block, need_grads, d_part, grad):
     """The fused pass: per-block squared segment lengths and (with need_grads) dE/dG.
 
     g: decoded (B, K+1, N); log_a: (B, K) from :func:`segment_log_a_rows`; block: columns per
     task. Writes d_part[b, blk, i] = sum over the block's columns of (G_{i+1} - G_i)^2
     (d_part has ceil(N / block) blocks) and, with need_grads, grad (B, K+1, N) = dE/dG.
-    With stream, the gradient is computed chunk by chunk into an L1-resident buffer and
-    written out with non-temporal stores (for outputs much larger than the caches: it saves
-    the read-for-ownership of every gradient line). Call it inside
-    ``numba.parallel_chunksize(1)`` so that tasks are handed out one at a time (balanced when
-    a core is busy with something else).
+    Call it inside ``numba.parallel_chunksize(1)`` so that tasks are handed out one at a
+    time (balanced when a core is busy with something else).
     """
     nb, k1, n = g.shape
     k = k1 - 1
@@ -148,23 +140,12 @@ def path_pass(g, log_a, block, need_grads, stream, d_part, grad, chunk):
             for i in range(k):
                 d_part[b, blk, i] = _row_sq_dist(gb[i, n0:n1], gb[i + 1, n0:n1])
             continue
-        out = grad[b]
-        buf = np.empty(chunk if stream else 0, dtype=grad.dtype)
         for j in range(k1):
             la_prev = log_a[b, j - 1] if j > 0 else 0.0
             la_next = log_a[b, j] if j < k else 0.0
-            acc = 0.0
-            for c0 in range(n0, n1, chunk):
-                c1 = min(n1, c0 + chunk)
-                if stream:
-                    acc += _point_chunk(gb, j, c0, c1, buf[:c1 - c0], la_prev, la_next)
-                    stream_copy(out[j, c0:c1], buf[:c1 - c0])
-                else:
-                    acc += _point_chunk(gb, j, c0, c1, out[j, c0:c1], la_prev, la_next)
+            acc = _point_block(gb, j, n0, n1, grad[b, j, n0:n1], la_prev, la_next)
             if j < k:
                 d_part[b, blk, j] = acc
-        if stream:
-            store_fence()
 
 
 @njit("void(float64[:, ::1], float64, float64[:, ::1])", cache=True)

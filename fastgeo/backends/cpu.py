@@ -11,10 +11,6 @@ from .base import Backend
 # no block under MIN_PATH_BLOCK columns (short rows waste the prefetchers' run-up).
 MIN_PATH_BLOCK = 2048
 TASKS_PER_THREAD = 4
-# Gradients at least this large are written with non-temporal stores: they do not fit in the
-# caches anyway, and streaming them saves reading every line in before it is written.
-STREAM_MIN_BYTES = 16 * 2**20
-PATH_CHUNK = 1024
 # dE/dG of the path energy: reused between calls once the caller has dropped it
 GRADIENTS = BufferPool(keep=2)
 
@@ -103,9 +99,8 @@ class CPUBackend(Backend):
         block = path_block(nb, n, numba.get_num_threads())
         d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
-        stream = grad.nbytes >= STREAM_MIN_BYTES
-        with numba.parallel_chunksize(1):
-            path_pass(writable(G3), log_a, block, bool(need_grads), stream, d_part, grad, PATH_CHUNK)
+        with numba.parallel_chunksize(1):  # tasks handed out one by one: balanced under load
+            path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
         d = d_part.sum(axis=1) if d_part.shape[1] > 1 else d_part[:, 0]
         if not np.isfinite(d).all():
             # NaN or inf in G makes its segments' d NaN or inf: name the entry
