@@ -117,6 +117,28 @@ def _pass_signatures():
     return sigs
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _path_task(g, log_a, block, need_grads, d_part, grad, task):
+    """One task of the pass: path b = task // nblk, columns [n0, n1) of block task % nblk."""
+    k = g.shape[1] - 1
+    nblk = d_part.shape[1]
+    b = task // nblk
+    blk = task - b * nblk
+    n0 = blk * block
+    n1 = min(g.shape[2], n0 + block)
+    gb = g[b]
+    if not need_grads:
+        for i in range(k):
+            d_part[b, blk, i] = _row_sq_dist(gb[i, n0:n1], gb[i + 1, n0:n1])
+        return
+    for j in range(k + 1):
+        la_prev = log_a[b, j - 1] if j > 0 else 0.0
+        la_next = log_a[b, j] if j < k else 0.0
+        acc = _point_block(gb, j, n0, n1, grad[b, j, n0:n1], la_prev, la_next)
+        if j < k:
+            d_part[b, blk, j] = acc
+
+
 @njit(_pass_signatures(), parallel=True, cache=True, fastmath=_FASTMATH)
 def path_pass(g, log_a, block, need_grads, d_part, grad):
     """The fused pass: per-block squared segment lengths and (with need_grads) dE/dG.
@@ -127,25 +149,15 @@ def path_pass(g, log_a, block, need_grads, d_part, grad):
     Call it inside ``numba.parallel_chunksize(1)`` so that tasks are handed out one at a
     time (balanced when a core is busy with something else).
     """
-    nb, k1, n = g.shape
-    k = k1 - 1
-    nblk = d_part.shape[1]
-    for task in prange(nb * nblk):
-        b = task // nblk
-        blk = task - b * nblk
-        n0 = blk * block
-        n1 = min(n, n0 + block)
-        gb = g[b]
-        if not need_grads:
-            for i in range(k):
-                d_part[b, blk, i] = _row_sq_dist(gb[i, n0:n1], gb[i + 1, n0:n1])
-            continue
-        for j in range(k1):
-            la_prev = log_a[b, j - 1] if j > 0 else 0.0
-            la_next = log_a[b, j] if j < k else 0.0
-            acc = _point_block(gb, j, n0, n1, grad[b, j, n0:n1], la_prev, la_next)
-            if j < k:
-                d_part[b, blk, j] = acc
+    for task in prange(g.shape[0] * d_part.shape[1]):
+        _path_task(g, log_a, block, need_grads, d_part, grad, task)
+
+
+@njit(_pass_signatures(), cache=True, fastmath=_FASTMATH)
+def path_pass_serial(g, log_a, block, need_grads, d_part, grad):
+    """:func:`path_pass` on the calling thread, for small inputs (the solver's toy models)."""
+    for task in range(g.shape[0] * d_part.shape[1]):
+        _path_task(g, log_a, block, need_grads, d_part, grad, task)
 
 
 @njit("void(float64[:, ::1], float64, float64[:, ::1])", cache=True)

@@ -21,8 +21,18 @@ import fastgeo
 from fastgeo import energy_and_grads, path_energy, path_log_index
 from fastgeo.backends import cpu as cpu_backend
 
-BACKENDS = ["cpu", "reference"]
 F32_RTOL = 2.0**-24
+
+
+@pytest.fixture(params=["cpu", "cpu-parallel", "reference"])
+def backend(request, monkeypatch):
+    """The backend to test; "cpu-parallel" is the cpu backend with its thread-parallel pass
+    forced on (test inputs are small, so plain "cpu" runs the serial pass)."""
+    if request.param == "cpu-parallel":
+        monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(cpu_backend, "MIN_PATH_BLOCK", 64)  # many column blocks too
+        return "cpu"
+    return request.param
 
 
 # -- the plain float64 torch version of eq. (3) ----------------------------------------------
@@ -87,7 +97,6 @@ SHAPES = [
 
 
 # -- exactness --------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("b,k1,tail", SHAPES)
 def test_numpy_matches_plain_autograd(rng, backend, dtype, b, k1, tail):
@@ -103,7 +112,6 @@ def test_numpy_matches_plain_autograd(rng, backend, dtype, b, k1, tail):
     np.testing.assert_allclose(path_energy(G, l, alpha, backend=backend), got[0], rtol=1e-13)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("b,k1,tail", SHAPES[1:5])
 def test_torch_matches_plain_autograd(rng, backend, dtype, b, k1, tail):
@@ -127,7 +135,6 @@ def test_torch_matches_plain_autograd(rng, backend, dtype, b, k1, tail):
     assert torch.equal(Gr.grad, got[1]) and torch.equal(lr.grad, got[2])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_non_contiguous_decoded(rng, backend, dtype):
     alpha = 0.3
@@ -153,9 +160,11 @@ def test_non_contiguous_decoded(rng, backend, dtype):
 
 
 def test_column_blocks_agree_with_whole_rows(rng, monkeypatch):
-    """Many small column blocks (forced) give the same sums and gradients as one block."""
+    """The parallel pass over many small column blocks (forced) gives the same sums and
+    gradients as the serial pass over whole rows."""
     G, l = random_path(rng, 2, 6, (1000,), np.float64)
     whole = energy_and_grads(G, l, 0.4, backend="cpu")
+    monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(cpu_backend, "MIN_PATH_BLOCK", 64)
     assert cpu_backend.path_block(2, 1000, 2) < 1000
     blocked = energy_and_grads(G, l, 0.4, backend="cpu")
@@ -173,15 +182,15 @@ def test_path_block_choice():
 
 
 # -- torch autograd -----------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_gradcheck(rng, backend):
+@pytest.mark.parametrize("which", ["cpu", "reference"])  # (many tiny calls: serial pass)
+def test_gradcheck(rng, which):
     G = torch.tensor(rng.standard_normal((3, 5, 2, 3)), requires_grad=True)
     l = torch.tensor(rng.uniform(-8, 0, (3, 5)), requires_grad=True)
     alpha = float(rng.uniform(0.1, 0.9))
-    assert torch.autograd.gradcheck(lambda g, x: path_energy(g, x, alpha, backend=backend), (G, l))
+    assert torch.autograd.gradcheck(lambda g, x: path_energy(g, x, alpha, backend=which), (G, l))
     # one input at a time (the other is a constant)
-    assert torch.autograd.gradcheck(lambda g: path_energy(g, l.detach(), alpha, backend=backend), (G,))
-    assert torch.autograd.gradcheck(lambda x: path_energy(G.detach(), x, alpha, backend=backend), (l,))
+    assert torch.autograd.gradcheck(lambda g: path_energy(g, l.detach(), alpha, backend=which), (G,))
+    assert torch.autograd.gradcheck(lambda x: path_energy(G.detach(), x, alpha, backend=which), (l,))
 
 
 def test_backward_scales_by_incoming_gradient(rng):
@@ -238,7 +247,6 @@ def test_torch_optimizer_lowers_the_energy(rng):
 
 
 # -- log-space stability and edge cases ------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_far_outside_the_prior_is_finite(rng, backend):
     G, _ = random_path(rng, 3, 8, (11,), np.float64)
     l = np.full((3, 8), -1e5)  # every point far out: w ~ 1e10
@@ -279,7 +287,6 @@ def mp_energy_and_grads(G, l, alpha):
         return E, dG, dl
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_weights_beyond_float64(rng, backend):
     """log a ~ -1e160: w ~ 1e320 overflows, yet E and the gradients are representable."""
     G = 1e-20 * rng.standard_normal((1, 5, 3))
@@ -299,7 +306,6 @@ def test_weights_beyond_float64(rng, backend):
     assert np.array_equal(np.sign(dG[0]), np.sign([[float(mpmath.sign(v)) for v in row] for row in mdG]))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_zero_density_points(backend, dtype):
     """l = -inf: E = +inf where the path moves between two such points; never NaN."""
@@ -329,7 +335,6 @@ def test_zero_density_points(backend, dtype):
     assert all(np.array_equal(a, b) for a, b in zip(got, energy_and_grads(G, l2, alpha, backend=backend)))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_infinite_weights_cancelling(backend):
     """All points at l = -inf, moving at constant speed: the infinite terms of an inner point
     cancel and leave its (absent) finite terms, 0; the ends get +-inf."""
@@ -341,7 +346,6 @@ def test_infinite_weights_cancelling(backend):
     np.testing.assert_array_equal(dl[0], [-np.inf, -np.inf, -np.inf])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_segments_that_do_not_move(rng, backend):
     """A segment with d = 0 adds nothing, even with an infinite weight: the path equals the
     path with the repeated point removed."""
@@ -362,7 +366,6 @@ def test_segments_that_do_not_move(rng, backend):
     assert np.all(dl[0, 2:4] == 0)  # zero-density points beside finite segments: share 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_backends_agree(rng, backend):
     """cpu and reference agree on random inputs with every kind of edge mixed in."""
     G, l = random_path(rng, 5, 12, (257,), np.float64)
@@ -383,7 +386,6 @@ def test_backends_agree(rng, backend):
 
 
 # -- path log index ------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_path_log_index(rng, backend, dtype):
     G, l = random_path(rng, 3, 7, (5, 9), dtype)
@@ -404,7 +406,6 @@ def test_path_log_index(rng, backend, dtype):
     assert isinstance(no_grad, torch.Tensor) and not no_grad.requires_grad
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_path_log_index_edges(backend):
     G = np.array([[[0.0], [1.0], [1.0], [3.0]]])
     l = np.array([[-1.0, -np.inf, -np.inf, -2.0]])  # segment 1 does not move: 0
@@ -422,7 +423,6 @@ def test_path_log_index_edges(backend):
 
 
 # -- errors and empty inputs -------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fn", ["energy_and_grads", "path_energy", "path_log_index"])
 def test_bad_values_raise(rng, backend, fn):
     call = getattr(fastgeo, fn)
@@ -469,14 +469,12 @@ def test_bad_arguments_raise(rng):
         path_energy(G, l, 0.5, backend="gpu")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_overflowing_differences_raise(backend):
     G = np.array([[[1e200], [-1e200]]])
     with pytest.raises(ValueError, match="overflows"):
         energy_and_grads(G, np.zeros((1, 2)), 0.5, backend=backend)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_batch(backend):
     E, dG, dl = energy_and_grads(np.empty((0, 4, 3)), np.empty((0, 4)), 0.5, backend=backend)
     assert E.shape == (0,) and dG.shape == (0, 4, 3) and dl.shape == (0, 4)

@@ -91,16 +91,20 @@ class CPUBackend(Backend):
         """log a (B, K), d (B, K) float64 and (with need_grads) dE/dG from one fused pass."""
         import numba
 
-        from ..kernels.cpu_path import path_pass, segment_log_a_rows
+        from ..kernels.cpu_path import path_pass, path_pass_serial, segment_log_a_rows
 
         nb, k1, n = G3.shape
         log_a = np.empty((nb, k1 - 1))
         segment_log_a_rows(l, float(log_alpha), log_a)
-        block = path_block(nb, n, numba.get_num_threads())
+        parallel = G3.size >= PARALLEL_MIN_ELEMENTS
+        block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
         d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
-        with numba.parallel_chunksize(1):  # tasks handed out one by one: balanced under load
-            path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+        if parallel:
+            with numba.parallel_chunksize(1):  # tasks handed out one by one: balanced under load
+                path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+        else:
+            path_pass_serial(writable(G3), log_a, block, bool(need_grads), d_part, grad)
         d = d_part.sum(axis=1) if d_part.shape[1] > 1 else d_part[:, 0]
         if not np.isfinite(d).all():
             # NaN or inf in G makes its segments' d NaN or inf: name the entry
