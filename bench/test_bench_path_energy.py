@@ -9,6 +9,11 @@ backward, what a user would write) and the float64 numpy reference backend. Limi
 copy of the decoded array (read once, write once).
 
 Bytes counted for every kernel: decoded read once + dE/dG written once + log_ri, E, dE/dl.
+
+Run (the results JSON the lead compares)::
+
+    flock /tmp/fastgeo-bench.lock python -m pytest bench/test_bench_path_energy.py \
+        --benchmark-enable --benchmark-min-rounds=30 --benchmark-json bench/results/path-energy-cpu.json
 """
 import math
 
