@@ -85,31 +85,32 @@ def _decoded_rows(g):
 
 
 # -- the shared core --------------------------------------------------------------------------
-def _energy_core(decoded, log_ri, alpha, backend, need_grads):
-    """(E, dE/d decoded or None, dE/d log_ri or None) in the inputs' array type.
+def _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded):
+    """(E, dE/d decoded or None, dE/d log_ri) in the inputs' array type.
 
     The one place that validates, routes to the backend and wraps the results; both the
-    numpy API and the torch autograd Function call it.
+    numpy API and the torch autograd Function call it. dE/d decoded (a write pass over an
+    array the size of decoded) is formed only with need_grad_decoded; dE/d log_ri costs
+    O(B K) once the segment lengths are known, so it always comes back.
     """
     log_alpha = math.log(check_alpha(alpha, upper_inclusive=False))
     kind, g, l = _check_path_arrays(decoded, log_ri)
     be = backends.select(backend, kind)
-    nb = g.shape[0]
-    if nb == 0:
+    if g.shape[0] == 0:
         energy, grad_g, grad_l = np.empty(0, g.dtype), np.empty(g.shape, g.dtype), np.empty(l.shape, l.dtype)
     else:
         l64 = _log_ri_rows(l)
         try:
-            energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grads)
+            energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grad_decoded)
         except ValueError:
             check_finite(g, "decoded")  # name the offending entry in decoded's own shape
             raise
-        grad_g = None if grad_g is None else grad_g.reshape(g.shape)
+        if grad_g is not None:
+            grad_g = grad_g.reshape(g.shape)
         with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
             grad_l = grad_l.astype(l.dtype, copy=False)
-    if not need_grads:
-        return kind.wrap(energy), None, None
-    return kind.wrap(energy), kind.wrap(grad_g), kind.wrap(grad_l)
+    grad_g = kind.wrap(grad_g) if need_grad_decoded else None
+    return kind.wrap(energy), grad_g, kind.wrap(grad_l)
 
 
 def energy_and_grads(decoded, log_ri, alpha, backend="auto"):
@@ -129,7 +130,7 @@ def energy_and_grads(decoded, log_ri, alpha, backend="auto"):
     type, without autograd history; E and dE/d decoded in decoded's dtype, dE/d log_ri in
     log_ri's. See the module docstring for the formulas and the edge cases.
     """
-    return _energy_core(decoded, log_ri, alpha, backend, need_grads=True)
+    return _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded=True)
 
 
 def path_energy(decoded, log_ri, alpha, backend="auto"):
@@ -148,7 +149,7 @@ def path_energy(decoded, log_ri, alpha, backend="auto"):
             want_l = bool(log_ri.requires_grad)
             if want_g or want_l:
                 return _PathEnergy.apply(decoded, log_ri, alpha, backend, want_g, want_l)[0]
-    return _energy_core(decoded, log_ri, alpha, backend, need_grads=False)[0]
+    return _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded=False)[0]
 
 
 # -- torch autograd ---------------------------------------------------------------------------
@@ -173,10 +174,8 @@ def _torch_function():
 
         @staticmethod
         def forward(decoded, log_ri, alpha, backend, want_grad_decoded, want_grad_log_ri):
-            need = want_grad_decoded or want_grad_log_ri
-            energy, grad_g, grad_l = _energy_core(decoded, log_ri, alpha, backend, need)
-            return (energy, grad_g if want_grad_decoded else None,
-                    grad_l if want_grad_log_ri else None)
+            energy, grad_g, grad_l = _energy_core(decoded, log_ri, alpha, backend, want_grad_decoded)
+            return energy, grad_g, (grad_l if want_grad_log_ri else None)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
@@ -203,7 +202,7 @@ def _torch_function():
                 # a second backward (retain_graph) or an input that forward was not told of
                 decoded, log_ri = ctx.saved_tensors
                 _, grad_g, grad_l = _energy_core(decoded.detach(), log_ri.detach(), *ctx.params,
-                                                 need_grads=True)
+                                                 need_grad_decoded=need_g)
             return (_scale_rows(grad_g, grad_energy) if need_g else None,
                     _scale_rows(grad_l, grad_energy) if need_l else None,
                     None, None, None, None)

@@ -193,6 +193,27 @@ def test_gradcheck(rng, which):
     assert torch.autograd.gradcheck(lambda x: path_energy(G.detach(), x, alpha, backend=which), (l,))
 
 
+def test_only_requested_gradients_are_formed(rng, monkeypatch):
+    """dE/d decoded (a pass writing an array the size of decoded) only when decoded needs it."""
+    calls = []
+    original = cpu_backend.CPUBackend.path_energy
+
+    def spy(self, G3, l, log_alpha, need_grads):
+        calls.append(need_grads)
+        return original(self, G3, l, log_alpha, need_grads)
+
+    monkeypatch.setattr(cpu_backend.CPUBackend, "path_energy", spy)
+    G0, l0 = random_path(rng, 2, 4, (6,), np.float64)
+    l = torch.tensor(l0, requires_grad=True)
+    path_energy(torch.tensor(G0), l, 0.5, backend="cpu").sum().backward()
+    G = torch.tensor(G0, requires_grad=True)
+    path_energy(G, torch.tensor(l0), 0.5, backend="cpu").sum().backward()
+    path_energy(G0, l0, 0.5, backend="cpu")
+    assert calls == [False, True, False]
+    _, dG, dl = energy_and_grads(G0, l0, 0.5, backend="cpu")
+    assert torch.equal(l.grad, torch.tensor(dl)) and torch.equal(G.grad, torch.tensor(dG))
+
+
 def test_backward_scales_by_incoming_gradient(rng):
     G0, l0 = random_path(rng, 4, 6, (10,), np.float64, l_low=-5)
     weights = torch.tensor([2.0, 0.0, -1.5, 1.0], dtype=torch.float64)
