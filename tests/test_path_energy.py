@@ -412,8 +412,8 @@ def test_path_log_index(rng, backend, dtype):
     G, l = random_path(rng, 3, 7, (5, 9), dtype)
     got = path_log_index(G, l, backend=backend)
     assert got.dtype == dtype and got.shape == (3,)
-    step = np.linalg.norm(G.astype(np.float64).reshape(3, 7, -1)[:, 1:] - G.astype(np.float64).reshape(3, 7, -1)[:, :-1],
-                          axis=2)
+    rows = G.astype(np.float64).reshape(3, 7, -1)
+    step = np.linalg.norm(rows[:, 1:] - rows[:, :-1], axis=2)
     ref = np.sum((np.logaddexp(l[:, :-1], l[:, 1:]) - math.log(2)) * step, axis=1)
     np.testing.assert_allclose(got, ref, rtol=F32_RTOL if dtype == np.float32 else 1e-12)
     # torch in, torch out; differentiable when asked
@@ -499,7 +499,8 @@ def test_overflowing_differences_raise(backend):
 def test_empty_batch(backend):
     E, dG, dl = energy_and_grads(np.empty((0, 4, 3)), np.empty((0, 4)), 0.5, backend=backend)
     assert E.shape == (0,) and dG.shape == (0, 4, 3) and dl.shape == (0, 4)
-    assert path_log_index(np.empty((0, 4, 3), np.float32), np.empty((0, 4)), backend=backend).dtype == np.float32
+    empty_index = path_log_index(np.empty((0, 4, 3), np.float32), np.empty((0, 4)), backend=backend)
+    assert empty_index.shape == (0,) and empty_index.dtype == np.float32
     E = path_energy(torch.empty(0, 4, 3, requires_grad=True), torch.empty(0, 4), 0.5, backend=backend)
     assert E.shape == (0,)
 
