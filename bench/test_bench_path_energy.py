@@ -14,6 +14,10 @@ Run (the results JSON the lead compares)::
 
     flock /tmp/fastgeo-bench.lock python -m pytest bench/test_bench_path_energy.py \
         --benchmark-enable --benchmark-min-rounds=30 --benchmark-json bench/results/path-energy-cpu.json
+
+On a shared machine, ``bench/path_energy_interleaved.py`` times the same contenders (and a
+perfect single pass, the pass on one thread, the API without the buffer pool) in interleaved
+rounds, so that a burst of load cannot fall on one contender only.
 """
 import math
 
