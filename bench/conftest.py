@@ -11,7 +11,9 @@ Every benchmark records, in ``benchmark.extra_info``:
   copy of the same input: the machine's memory-bandwidth limit, measured in the same run);
 - ``bytes``: the bytes the operation must move at least (reads + writes), so that
   bandwidth = bytes / time;
-- optionally ``items`` (queries, rows, paths) for a throughput.
+- optionally ``items`` (queries, rows, paths) for a throughput; when a kernel and a reference
+  both give ``items``, the speed-up compares throughputs (so a slow reference can run a
+  smaller batch).
 
 The session hook below then adds a ``fastgeo`` section to the JSON: the machine's
 description and, per benchmark group, each kernel's speed-up over each reference and its
@@ -60,6 +62,13 @@ def describe_machine() -> dict:
             "numba_threads": threads, "python": platform.python_version(), "system": platform.platform()}
 
 
+def _speedup(kernel, reference) -> float:
+    """Time ratio; per item when both declare ``items`` (a reference may run a smaller batch)."""
+    ratio = reference["stats"]["min"] / kernel["stats"]["min"]
+    ki, ri = kernel["extra_info"].get("items"), reference["extra_info"].get("items")
+    return ratio * ki / ri if ki and ri else ratio
+
+
 def summarize(benchmarks) -> dict:
     """Ratios within each group: speed-up over references, fraction of copy bandwidth."""
     groups: dict[str, list] = {}
@@ -85,7 +94,7 @@ def summarize(benchmarks) -> dict:
                 row["bandwidth_gb_s"] = k["extra_info"]["bytes"] / t / 1e9
                 if copy_bw:
                     row["fraction_of_copy_bandwidth"] = (k["extra_info"]["bytes"] / t) / copy_bw
-            row["speedup_over"] = {r["name"]: r["stats"]["min"] / t for r in by_role.get("reference", [])}
+            row["speedup_over"] = {r["name"]: _speedup(k, r) for r in by_role.get("reference", [])}
             rows[k["name"]] = row
         out[group] = {"copy_bandwidth_gb_s": None if copy_bw is None else copy_bw / 1e9, "kernels": rows}
     return out

@@ -46,3 +46,13 @@ __all__ = [
     "path_energy", "path_log_index", "energy_and_grads",
     "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
+
+
+def __getattr__(name):
+    # fastgeo.models (torch) and fastgeo.report (matplotlib) load on first use, so that
+    # `import fastgeo` stays light and `fastgeo.models.load(...)` works without a separate import.
+    if name in ("models", "report"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -142,3 +142,11 @@ def check_finite(x, name: str = "z"):
     if not finite.all():
         idx = tuple(int(i) for i in np.argwhere(~finite)[0])
         raise ValueError(f"{name} contains NaN or inf (first at index {idx}: {x[idx]})")
+
+
+def check_not_nan(x, name: str = "x"):
+    """Raise ValueError naming the first NaN entry of a numpy array (infinities are allowed)."""
+    nan = np.isnan(x)
+    if nan.any():
+        idx = tuple(int(i) for i in np.argwhere(nan)[0])
+        raise ValueError(f"{name} contains NaN (first at index {idx})")

@@ -16,11 +16,13 @@ from numba import njit
 from .families import BALL, CHI2, CHI2_ERF, F_RATIO, GAMMA_RADIUS
 from .special import (
     HALF_LOG_2PI,
-    log_beta,
+    beta_i_hazard,
+    gamma_hazard,
     log_beta_i,
-    log_gamma_pdf,
     log_gamma_q,
     log_ndtr,
+    log_ndtr_hazard,
+    log_ratio_weights,
 )
 
 jit = njit(cache=True, nogil=True)
@@ -41,8 +43,10 @@ def radial_log_sf(family, s, dim, p0, p1):
     if family == F_RATIO:
         if s == math.inf:
             return -math.inf
-        log_den = math.log(p0 + s)
-        return log_beta_i(0.5 * p0, 0.5 * dim, math.log(p0) - log_den, math.log(s) - log_den)
+        # log w and log(1 - w), w = nu/(nu + s), each exact to rounding (log nu - log(nu + s)
+        # would carry eps log(nu + s) absolute, magnified by D/2 in the result)
+        log_w, log_1mw = log_ratio_weights(p0, s)
+        return log_beta_i(0.5 * p0, 0.5 * dim, log_w, log_1mw)
     # BALL
     return 0.0 if s <= p0 * p0 else -math.inf
 
@@ -51,32 +55,30 @@ def radial_log_sf(family, s, dim, p0, p1):
 def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     """d(log ri)/ds at s, given log_sf = radial_log_sf(...) at the same s.
 
-    The hazards are formed as exp(log pdf - log sf), finite however small ri is. At s = 0
-    the gradient of log ri with respect to z is 0 by symmetry (for cusped densities such as
-    Kilcher's prior with k < 1 it is the subgradient 0); callers multiply by 2 y, so
+    The hazards (pdf / sf) come from special.gamma_hazard, beta_i_hazard and
+    log_ndtr_hazard, which form the ratio without subtracting two large logs
+    (exp(log pdf - log sf) loses |log sf| * 1e-16 relative), finite however small ri is.
+    At s = 0 the gradient of log ri with respect to z is 0 by symmetry (for cusped densities
+    such as Kilcher's prior with k < 1 it is the subgradient 0); callers multiply by 2 y, so
     returning 0 there keeps 0 * inf from appearing.
     """
     if s <= 0.0 or log_sf == -math.inf or family == BALL:
         return 0.0
     if family == CHI2:
-        # d/ds Q(D/2, s/2) = -p_chi2(s) = -(1/2) p_gamma(D/2; s/2)
-        return -0.5 * math.exp(log_gamma_pdf(0.5 * dim, 0.5 * s) - log_sf)
+        # d/ds log Q(D/2, s/2) = -(1/2) p_gamma(D/2; s/2) / Q
+        return -0.5 * gamma_hazard(0.5 * dim, 0.5 * s)
     if family == CHI2_ERF:
         r = math.sqrt(s)
         u = SQRT2 * (math.sqrt(dim - 0.5) - r)
         # d/ds log Phi(u) = phi(u)/Phi(u) * du/ds, du/ds = -sqrt(2) / (2 r)
-        return -math.exp(-0.5 * u * u - HALF_LOG_2PI - log_sf) * SQRT2 / (2.0 * r)
+        return -log_ndtr_hazard(u) * SQRT2 / (2.0 * r)
     if family == GAMMA_RADIUS:
         r = math.sqrt(s)
-        # d/dr Q(k, r/theta) = -p_gamma(k; r/theta)/theta ; dr/ds = 1/(2r)
-        return -math.exp(log_gamma_pdf(p0, r / p1) - log_sf) / (p1 * 2.0 * r)
+        # d/dr log Q(k, r/theta) = -p_gamma(k; r/theta) / (theta Q) ; dr/ds = 1/(2r)
+        return -gamma_hazard(p0, r / p1) / (p1 * 2.0 * r)
     # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
-    a = 0.5 * p0
-    b = 0.5 * dim
-    log_den = math.log(p0 + s)
-    log_w = math.log(p0) - log_den
-    log_1mw = math.log(s) - log_den
-    return -math.exp(a * log_w + b * log_1mw - log_beta(a, b) - math.log(s) - log_sf)
+    log_w, log_1mw = log_ratio_weights(p0, s)
+    return -beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / s
 
 
 @jit

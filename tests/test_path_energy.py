@@ -512,34 +512,3 @@ def test_read_only_decoded(rng):
     for x, y in zip(energy_and_grads(ro, l, 0.5, backend="cpu"), energy_and_grads(G, l, 0.5, backend="cpu")):
         assert np.array_equal(x, y)
 
-
-# -- the scalar math is shared with the CUDA kernels --------------------------------------------
-def test_scalar_math_compiles_for_cuda(monkeypatch):
-    """kernels/path.py uses only what a @cuda.jit kernel can call: it compiles to PTX."""
-    cuda = pytest.importorskip("numba.cuda")
-    import numba.cuda.dispatcher as dispatcher
-
-    from fastgeo.kernels import path as P
-
-    class FakeDevice:  # device functions ask the (absent) GPU for its compute capability
-        compute_capability = (9, 0)
-
-    monkeypatch.setattr(dispatcher, "get_current_device", lambda: FakeDevice())
-
-    def kernel(out, l0, l1, d, g):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
-            la = P.segment_log_a(l0[i], l1[i], -0.5)
-            s = P.segment_energy(la, d[i]) + P.segment_dl(la, d[i], P.log_ri_share(l0[i], l0[i], l1[i]))
-            s += P.segment_log_index(l0[i], l1[i], d[i])
-            if P.point_grad_is_plain(la, la):
-                s += P.point_grad_coef(la) * g[i]
-            else:
-                s += P.point_grad_safe(g[i], d[i], la, la)
-            out[i] = s
-
-    try:
-        ptx, _ = cuda.compile_ptx(kernel, "void(" + ", ".join(["float64[::1]"] * 5) + ")", cc=(9, 0))
-    except (ImportError, OSError) as err:  # no NVRTC/libdevice on this machine
-        pytest.skip(f"cannot compile CUDA here: {err}")
-    assert ".entry" in ptx

@@ -6,9 +6,11 @@ instead of paying the operating system's page faults on 80 MB of fresh memory pe
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._arrays import check_finite
+from .._arrays import check_finite, check_not_nan
 from .._buffers import BufferPool
 from .base import Backend
 
@@ -20,6 +22,7 @@ TASKS_PER_THREAD = 4
 GRADIENTS = BufferPool(keep=2)
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
+_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 
 
 def unavailable_reason():
@@ -87,10 +90,18 @@ class CPUBackend(Backend):
         return out
 
     def kde(self, x, kde, what, need_grad):
-        # Placeholder until the tabulated KDE kernels land: the naive float64 sum.
-        from .reference import ReferenceBackend
+        from ..kernels.cpu_kde import kde_query
 
-        return ReferenceBackend().kde(x, kde, what, need_grad)
+        t = kde.table
+        out = np.empty(x.shape[0], dtype=x.dtype)
+        dout = np.empty(x.shape[0] if need_grad else 0, dtype=x.dtype)
+        nan = kde_query(writable(x), _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
+                        float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0,
+                        1.0 / t.dx, t.coef, t.flags, t.j_middle, t.j_upper, out, dout)
+        if nan:
+            check_not_nan(x, "x")
+            raise ValueError("x produced NaN in a kernel")  # pragma: no cover - a kernel bug
+        return out, (dout if need_grad else None)
 
     def _path_segments(self, G3, l, log_alpha, need_grads):
         """log a (B, K), d (B, K) float64 and (with need_grads) dE/dG from one fused pass."""

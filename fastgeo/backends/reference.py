@@ -16,7 +16,7 @@ import mpmath
 import numpy as np
 from scipy import special, stats
 
-from .._arrays import check_finite
+from .._arrays import check_finite, check_not_nan
 from .base import Backend
 from ..kernels import families as R
 
@@ -180,20 +180,22 @@ class ReferenceBackend(Backend):
         return out.astype(z.dtype)
 
     def kde(self, x, kde, what, need_grad):
-        check_finite(x, "x")
+        check_not_nan(x, "x")
         x64 = np.asarray(x, dtype=np.float64)
         l, h, n = kde.samples, kde.bandwidth, kde.n
         log_cdf = np.empty_like(x64)
         log_pdf = np.empty_like(x64)
         chunk = max(1, 2_000_000 // max(n, 1))
-        for start in range(0, x64.size, chunk):
-            u = (x64[start:start + chunk, None] - l[None, :]) / h
-            log_cdf[start:start + chunk] = special.logsumexp(special.log_ndtr(u), axis=1) - np.log(n)
-            log_pdf[start:start + chunk] = (
-                special.logsumexp(-0.5 * u * u, axis=1) - 0.5 * np.log(2 * np.pi) - np.log(n * h)
-            )
+        with np.errstate(invalid="ignore"):  # x = +-inf: u = +-inf, handled below
+            for start in range(0, x64.size, chunk):
+                u = (x64[start:start + chunk, None] - l[None, :]) / h
+                log_cdf[start:start + chunk] = special.logsumexp(special.log_ndtr(u), axis=1) - np.log(n)
+                log_pdf[start:start + chunk] = (
+                    special.logsumexp(-0.5 * u * u, axis=1) - 0.5 * np.log(2 * np.pi) - np.log(n * h)
+                )
+        finite = np.isfinite(x64)
         with np.errstate(over="ignore", invalid="ignore"):
-            hazard = np.exp(log_pdf - log_cdf)  # d log G / dx
+            hazard = np.where(finite, np.exp(log_pdf - log_cdf), 0.0)  # d log G / dx
         out = {"cdf": np.exp(log_cdf), "log_cdf": log_cdf,
                "pdf": np.exp(log_pdf), "log_pdf": log_pdf}[what]
         deriv = None
@@ -203,9 +205,13 @@ class ReferenceBackend(Backend):
             elif what == "cdf":
                 deriv = np.exp(log_pdf)
             else:
-                u = (x64[:, None] - l[None, :]) / h
-                dpdf = -np.sum(u * np.exp(-0.5 * u * u), axis=1) / (np.sqrt(2 * np.pi) * n * h * h)
-                deriv = dpdf if what == "pdf" else dpdf / np.exp(log_pdf)
+                # (log g)' = -sum u_i phi(u_i) / (h sum phi(u_i)), the weights scaled by the largest
+                with np.errstate(invalid="ignore"):
+                    u = (x64[:, None] - l[None, :]) / h
+                    a = -0.5 * u * u
+                    w = np.exp(a - a.max(axis=1, keepdims=True))
+                    dlog = -np.sum(u * w, axis=1) / (np.sum(w, axis=1) * h)
+                deriv = np.where(finite, dlog if what == "log_pdf" else np.exp(log_pdf) * dlog, 0.0)
         out = out.astype(x.dtype)
         return (out, None if deriv is None else deriv.astype(x.dtype))
 
