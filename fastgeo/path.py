@@ -5,10 +5,35 @@ log realism indices l_j = log ri(x_j):
 
     log a_i = log alpha + logaddexp(l_i, l_{i+1}) - log 2,   w_i = (log a_i)^2,
     d_i = |G_{i+1} - G_i|^2,                                 E = sum_i w_i d_i            (eq. 3)
+    dE/dG_j = 2 w_{j-1} (G_j - G_{j-1}) - 2 w_j (G_{j+1} - G_j)
+    dE/dl_j = sum_{i in {j-1, j}} 2 log(a_i) d_i exp(l_j - logaddexp(l_i, l_{i+1}))
     log ri(path) ~ sum_i (logaddexp(l_i, l_{i+1}) - log 2) |G_{i+1} - G_i|             (MATH.md 2)
 
-This first version is the plain float64 formula (the reference); the fused kernels replace
-its internals without changing the API.
+All of it is computed in log space, so points far outside the prior's mass (l = -1e5 or
+-1e300) give finite results wherever the true value is representable. Edge cases:
+
+- a segment that does not move (d_i = 0) contributes 0 to E, to both gradients and to
+  log ri(path), whatever its weight;
+- l_j = -inf (a point of zero density, e.g. outside a uniform prior's support): a segment
+  between two such points has infinite weight, so E = +inf (and log ri(path) = -inf) when
+  the path moves along it. There dE/dl = -inf at both its ends (making either end more
+  realistic lowers the energy without bound) and dE/dG is the limit as the infinite weights
+  grow together: +-inf by the sign of the infinite-weight differences, or the finite-weight
+  terms where those cancel. A point of l = -inf next to a point of finite l only gets
+  finite contributions (its share r_j / (r_i + r_{i+1}) is 0). Nothing is ever NaN.
+- weights that overflow float64 although log a is finite (both ends below about -1e154)
+  give E = +inf and correctly signed gradients (+-inf only where they overflow).
+
+NaN anywhere, +inf in log_ri, inf in decoded, mismatched shapes, paths of fewer than 2
+points or alpha outside (0, 1) raise ValueError/TypeError. Inputs are numpy arrays or torch
+tensors (both of one library and device); outputs come back in that library, with the
+dtype of the input they belong to (E and dE/dG: decoded's; dE/dl: log_ri's). Float32
+inputs are accumulated in float64.
+
+With torch tensors, :func:`path_energy` is differentiable (a ``torch.autograd.Function``):
+when an input requires grad, the forward pass is the fused kernel that also yields the
+gradients (one pass over the decoded outputs instead of two), and backward only scales
+them by the incoming gradient.
 """
 from __future__ import annotations
 
@@ -16,13 +41,16 @@ import math
 
 import numpy as np
 
-from ._arrays import as_array, check_finite, common_kind
+from . import backends
+from ._arrays import as_array, check_finite, common_kind, is_torch
 from .realism import check_alpha
 
 LOG2 = math.log(2.0)
 
 
+# -- inputs ---------------------------------------------------------------------------------
 def _check_path_arrays(decoded, log_ri):
+    """(kind, decoded as an array, log_ri as an array) after the shape checks."""
     kind = common_kind(decoded, log_ri, names=["decoded", "log_ri"])
     if kind.is_cuda:
         from .backends.cuda import NOT_YET_ON_GPU
@@ -30,54 +58,210 @@ def _check_path_arrays(decoded, log_ri):
         raise NotImplementedError(NOT_YET_ON_GPU.format(what="The path energy (fastgeo.path)"))
     g, _ = as_array(decoded, "decoded")
     l, _ = as_array(log_ri, "log_ri")
-    if g.ndim < 2 or l.ndim != 2 or g.shape[:2] != l.shape:
+    if g.ndim < 2 or l.ndim != 2 or tuple(g.shape[:2]) != tuple(l.shape):
         raise ValueError(
             f"decoded must have shape (B, K+1, ...) and log_ri shape (B, K+1); got {tuple(g.shape)} "
             f"and {tuple(l.shape)}"
         )
     if g.shape[1] < 2:
         raise ValueError(f"a path needs at least 2 points, got K+1 = {g.shape[1]}")
-    check_finite(g, "decoded")
-    if np.isnan(l).any() or np.isposinf(l).any():
-        raise ValueError("log_ri contains NaN or +inf")
     return kind, g, l
 
 
-def energy_and_grads(decoded, log_ri, alpha, backend="auto"):
-    """(E, dE/d decoded, dE/d log_ri) in the array type of the inputs (no autograd graph)."""
-    kind, g, l = _check_path_arrays(decoded, log_ri)
+def _log_ri_rows(l):
+    """log_ri as C-contiguous float64; NaN or +inf raise (-inf is a point of zero density)."""
+    l64 = np.ascontiguousarray(l, dtype=np.float64)
+    bad = np.isnan(l64) | np.isposinf(l64)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"log_ri contains NaN or +inf (first at index {idx}: {l64[idx]}); "
+                         "log ri is at most 0, and -inf where the density is zero")
+    return l64
+
+
+def _decoded_rows(g):
+    """decoded as (B, K+1, N): a view where the strides allow, else a copy."""
+    return g.reshape(g.shape[0], g.shape[1], -1)
+
+
+# -- the shared core --------------------------------------------------------------------------
+def _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded):
+    """(E, dE/d decoded or None, dE/d log_ri) in the inputs' array type.
+
+    The one place that validates, routes to the backend and wraps the results; both the
+    numpy API and the torch autograd Function call it. dE/d decoded (a write pass over an
+    array the size of decoded) is formed only with need_grad_decoded; dE/d log_ri costs
+    O(B K) once the segment lengths are known, so it always comes back.
+    """
     log_alpha = math.log(check_alpha(alpha, upper_inclusive=False))
-    b, k1 = l.shape
-    G = np.asarray(g, dtype=np.float64).reshape(b, k1, -1)
-    l64 = np.asarray(l, dtype=np.float64)
-    diff = G[:, 1:] - G[:, :-1]
-    d = np.einsum("bkn,bkn->bk", diff, diff)
-    lse = np.logaddexp(l64[:, :-1], l64[:, 1:])
-    log_a = log_alpha + lse - LOG2
-    w = log_a * log_a
-    E = np.sum(w * d, axis=1)
-    dG = np.zeros_like(G)
-    dG[:, 1:] += 2 * w[:, :, None] * diff
-    dG[:, :-1] -= 2 * w[:, :, None] * diff
-    coef = 2 * log_a * d
-    dl = np.zeros_like(l64)
-    dl[:, :-1] += coef * np.exp(l64[:, :-1] - lse)
-    dl[:, 1:] += coef * np.exp(l64[:, 1:] - lse)
-    return (kind.wrap(E.astype(g.dtype)), kind.wrap(dG.reshape(g.shape).astype(g.dtype)),
-            kind.wrap(dl.astype(l.dtype)))
+    kind, g, l = _check_path_arrays(decoded, log_ri)
+    be = backends.select(backend, kind)
+    if g.shape[0] == 0:
+        energy, grad_g, grad_l = np.empty(0, g.dtype), np.empty(g.shape, g.dtype), np.empty(l.shape, l.dtype)
+    else:
+        l64 = _log_ri_rows(l)
+        try:
+            energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grad_decoded)
+        except ValueError:
+            check_finite(g, "decoded")  # name the offending entry in decoded's own shape
+            raise
+        if grad_g is not None:
+            grad_g = grad_g.reshape(g.shape)
+        with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
+            grad_l = grad_l.astype(l.dtype, copy=False)
+    grad_g = kind.wrap(grad_g) if need_grad_decoded else None
+    return kind.wrap(energy), grad_g, kind.wrap(grad_l)
+
+
+def energy_and_grads(decoded, log_ri, alpha, backend="auto"):
+    """The path energy of eq. (3) and both its gradients, from one fused pass.
+
+    Parameters
+    ----------
+    decoded : (B, K+1, ...) numpy array or torch tensor, float32 or float64: the decoded
+        outputs G_j of the K+1 points of B paths (trailing dims are flattened to N).
+    log_ri : (B, K+1), same library and device: l_j = log ri(x_j), in [-inf, 0].
+    alpha : the scale of the index, in (0, 1).
+    backend : "auto", "cpu" (the fused Numba kernel) or "reference" (float64 numpy).
+
+    Returns
+    -------
+    (E (B,), dE/d decoded (shape of decoded), dE/d log_ri (B, K+1)) in the inputs' array
+    type, without autograd history; E and dE/d decoded in decoded's dtype, dE/d log_ri in
+    log_ri's. See the module docstring for the formulas and the edge cases.
+    """
+    return _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded=True)
 
 
 def path_energy(decoded, log_ri, alpha, backend="auto"):
-    """The energy E of eq. (3) of each path, shape (B,)."""
-    return energy_and_grads(decoded, log_ri, alpha, backend)[0]
+    """The energy E = sum_i w_i |G_{i+1} - G_i|^2 of eq. (3) of each path, shape (B,).
+
+    Same arguments as :func:`energy_and_grads`. With torch tensors that require grad it is
+    differentiable: ``path_energy(G, l, alpha).sum().backward()`` fills ``G.grad`` and
+    ``l.grad`` (first order only), so torch optimizers can drive it.
+    """
+    common_kind(decoded, log_ri, names=["decoded", "log_ri"])
+    if is_torch(decoded):
+        import torch
+
+        if torch.is_grad_enabled():
+            want_g = bool(decoded.requires_grad)
+            want_l = bool(log_ri.requires_grad)
+            if want_g or want_l:
+                return _PathEnergy.apply(decoded, log_ri, alpha, backend, want_g, want_l)[0]
+    return _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded=False)[0]
 
 
+# -- torch autograd ---------------------------------------------------------------------------
+def _scale_rows(grad, grad_energy):
+    """grad_energy[b] * grad[b, ...], in place on our own gradient (no copy when all ones)."""
+    scale = grad_energy.to(grad.dtype)
+    if bool((scale == 1).all()):
+        return grad  # the usual E.sum().backward(): hand the fused gradient over as it is
+    shape = (-1,) + (1,) * (grad.ndim - 1)
+    grad.mul_(scale.reshape(shape))
+    zero = scale == 0
+    if bool(zero.any()):  # a path the loss ignores gets 0, even where its gradient is inf
+        grad[zero] = 0
+    return grad
+
+
+def _torch_function():
+    import torch
+
+    class PathEnergy(torch.autograd.Function):
+        """E of eq. (3); forward also yields the gradients that were asked for (fused)."""
+
+        @staticmethod
+        def forward(decoded, log_ri, alpha, backend, want_grad_decoded, want_grad_log_ri):
+            energy, grad_g, grad_l = _energy_core(decoded, log_ri, alpha, backend, want_grad_decoded)
+            return energy, grad_g, (grad_l if want_grad_log_ri else None)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            decoded, log_ri, alpha, backend, _, _ = inputs
+            _, grad_g, grad_l = output
+            ctx.params = (alpha, backend)
+            ctx.save_for_backward(decoded, log_ri)
+            ctx.mark_non_differentiable(*[t for t in (grad_g, grad_l) if t is not None])
+            # the gradient outputs get no incoming gradient: do not fill zeros of their size
+            ctx.set_materialize_grads(False)
+            # Kept as plain attributes and released in backward, so that autograd can adopt
+            # the gradient as .grad without copying it.
+            ctx.fused = (grad_g, grad_l)
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad_energy, _grad_g_out, _grad_l_out):
+            need_g, need_l = ctx.needs_input_grad[:2]
+            grad_g, grad_l = ctx.fused
+            ctx.fused = (None, None)
+            if grad_energy is None or not (need_g or need_l):
+                return (None,) * 6
+            if (need_g and grad_g is None) or (need_l and grad_l is None):
+                # a second backward (retain_graph) or an input that forward was not told of
+                decoded, log_ri = ctx.saved_tensors
+                _, grad_g, grad_l = _energy_core(decoded.detach(), log_ri.detach(), *ctx.params,
+                                                 need_grad_decoded=need_g)
+            return (_scale_rows(grad_g, grad_energy) if need_g else None,
+                    _scale_rows(grad_l, grad_energy) if need_l else None,
+                    None, None, None, None)
+
+    return PathEnergy
+
+
+class _LazyFunction:
+    """Builds the torch.autograd.Function on first use, so importing fastgeo never imports torch."""
+
+    _fn = None
+
+    def apply(self, *args):
+        if _LazyFunction._fn is None:
+            _LazyFunction._fn = _torch_function()
+        return _LazyFunction._fn.apply(*args)
+
+
+_PathEnergy = _LazyFunction()
+
+
+# -- path realism index -------------------------------------------------------------------------
 def path_log_index(decoded, log_ri, backend="auto"):
-    """log ri(path) ~ sum_i log((r_i + r_{i+1})/2) |G_{i+1} - G_i| per path, shape (B,)."""
+    """log ri(path) ~ sum_i log((r_i + r_{i+1})/2) |G_{i+1} - G_i| per path, shape (B,).
+
+    Same inputs as :func:`energy_and_grads` (no alpha). A segment that does not move adds 0;
+    one that moves between two points of l = -inf gives -inf (ri(path) = 0). In decoded's
+    array type and dtype. With torch tensors that require grad the result is differentiable
+    (computed with torch operations); otherwise the backend's pass computes it.
+    """
+    common_kind(decoded, log_ri, names=["decoded", "log_ri"])
+    if is_torch(decoded):
+        import torch
+
+        if torch.is_grad_enabled() and (decoded.requires_grad or log_ri.requires_grad):
+            return _torch_path_log_index(decoded, log_ri)
     kind, g, l = _check_path_arrays(decoded, log_ri)
-    b, k1 = l.shape
-    G = np.asarray(g, dtype=np.float64).reshape(b, k1, -1)
-    step = np.linalg.norm(G[:, 1:] - G[:, :-1], axis=2)
-    l64 = np.asarray(l, dtype=np.float64)
-    log_rbar = np.logaddexp(l64[:, :-1], l64[:, 1:]) - LOG2
-    return kind.wrap(np.sum(log_rbar * step, axis=1).astype(g.dtype))
+    be = backends.select(backend, kind)
+    if g.shape[0] == 0:
+        return kind.wrap(np.empty(0, g.dtype))
+    l64 = _log_ri_rows(l)
+    try:
+        return kind.wrap(be.path_log_index(_decoded_rows(g), l64))
+    except ValueError:
+        check_finite(g, "decoded")
+        raise
+
+
+def _torch_path_log_index(decoded, log_ri):
+    """The differentiable torch form of :func:`path_log_index` (same checks, same edges)."""
+    import torch
+
+    _, g, l = _check_path_arrays(decoded, log_ri)
+    check_finite(g, "decoded")
+    _log_ri_rows(l)
+    step = torch.linalg.vector_norm((decoded[:, 1:] - decoded[:, :-1]).flatten(2).to(torch.float64), dim=2)
+    l64 = log_ri.to(torch.float64)
+    log_rbar = torch.logaddexp(l64[:, :-1], l64[:, 1:]) - LOG2
+    # where() twice: the masked branch must not see -inf * 0 in backward either
+    moving = step > 0
+    terms = torch.where(moving, torch.where(moving, log_rbar, 0.0) * step, 0.0)
+    return terms.sum(dim=1).to(decoded.dtype)

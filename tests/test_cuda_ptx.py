@@ -108,16 +108,16 @@ def scalar_functions():
 
     from numba.core.registry import CPUDispatcher
 
-    from fastgeo.kernels import radial, special
+    from fastgeo.kernels import path, radial, special
 
     return [(mod.__name__.rsplit(".", 1)[-1], name, len(inspect.signature(obj.py_func).parameters))
-            for mod in (special, radial) for name, obj in vars(mod).items()
+            for mod in (special, radial, path) for name, obj in vars(mod).items()
             if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__]
 
 
 @pytest.mark.parametrize("module,name,arity", scalar_functions())
 def test_scalar_function_compiles_for_cuda(compiler, monkeypatch, module, name, arity):
-    """special.py and radial.py promise scalar math that compiles for the GPU too: each function
+    """special.py, radial.py and path.py promise scalar math that compiles for the GPU too: each function
     is called from a one-thread kernel with float64 arguments and compiled to PTX."""
     import importlib
 

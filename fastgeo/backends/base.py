@@ -52,3 +52,31 @@ class Backend:
         x is 1-D float. With need_grad, also returns d out / dx.
         """
         raise NotImplementedError
+
+    # -- energy of a path, eq. (3), and its gradients (MATH.md 3) -----------------------
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        """E = sum_i w_i d_i of each path and, with need_grads, dE/dG; dE/dl always.
+
+        G3: decoded outputs (B, K+1, N), float32 or float64, any strides; l: log ri (B, K+1)
+        float64, no NaN and no +inf (the caller checks); K+1 >= 2; log_alpha = log alpha < 0.
+        With ``log a_i = log_alpha + logaddexp(l_i, l_{i+1}) - log 2``, ``w_i = (log a_i)^2``,
+        ``d_i = |G_{i+1} - G_i|^2``::
+
+            dE/dG_j = 2 w_{j-1} (G_j - G_{j-1}) - 2 w_j (G_{j+1} - G_j)
+            dE/dl_j = sum_{i in {j-1, j}} 2 log(a_i) d_i exp(l_j - logaddexp(l_i, l_{i+1}))
+
+        Returns (E (B,) in G3's dtype, dE/dG (B, K+1, N) C-contiguous in G3's dtype or None,
+        dE/dl (B, K+1) float64). dE/dl costs O(B K) once the d_i are known, so it is always
+        returned. Edge semantics (d_i = 0, l = -inf, overflowing weights) are those of
+        :mod:`fastgeo.kernels.path`. Raises ValueError if G3 holds NaN or inf, or if a squared
+        difference overflows float64.
+        """
+        raise NotImplementedError
+
+    def path_log_index(self, G3, l):
+        """log ri(path) ~ sum_i (logaddexp(l_i, l_{i+1}) - log 2) |G_{i+1} - G_i| (MATH.md 2).
+
+        Same inputs as :meth:`path_energy`; returns (B,) in G3's dtype; a segment with
+        d_i = 0 contributes 0, one between two points of l = -inf that moves gives -inf.
+        """
+        raise NotImplementedError

@@ -1,4 +1,9 @@
-"""Numba CPU backend: thin wrappers that allocate outputs and call :mod:`fastgeo.kernels`."""
+"""Numba CPU backend: thin wrappers that allocate outputs and call :mod:`fastgeo.kernels`.
+
+The path energy's dE/dG (as large as the decoded outputs) comes from a :class:`BufferPool`:
+an optimiser loop that drops each gradient before the next call gets the same memory back
+instead of paying the operating system's page faults on 80 MB of fresh memory per call.
+"""
 from __future__ import annotations
 
 import math
@@ -6,7 +11,15 @@ import math
 import numpy as np
 
 from .._arrays import check_finite, check_not_nan
+from .._buffers import BufferPool
 from .base import Backend
+
+# Column blocks of the fused path pass: enough tasks for every thread when B is small, but
+# no block under MIN_PATH_BLOCK columns (short rows waste the prefetchers' run-up).
+MIN_PATH_BLOCK = 2048
+TASKS_PER_THREAD = 4
+# dE/dG of the path energy: reused between calls once the caller has dropped it
+GRADIENTS = BufferPool(keep=2)
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
 _KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
@@ -36,6 +49,14 @@ def pick(parallel_kernel, serial_kernel, size):
 def writable(a):
     """Numba's compiled signatures take writable arrays; a read-only input is copied once."""
     return a if a.flags.writeable else np.array(a)
+
+
+def path_block(nb, n, threads):
+    """Columns per task of the fused path pass (a multiple of 64, at least 1)."""
+    want_blocks = -(-TASKS_PER_THREAD * threads // max(nb, 1))
+    nblk = max(1, min(want_blocks, n // MIN_PATH_BLOCK))
+    block = -(-n // nblk)
+    return max(1, -(-block // 64) * 64)
 
 
 def raise_if_marked(out, x, name="z"):
@@ -81,3 +102,47 @@ class CPUBackend(Backend):
             check_not_nan(x, "x")
             raise ValueError("x produced NaN in a kernel")  # pragma: no cover - a kernel bug
         return out, (dout if need_grad else None)
+
+    def _path_segments(self, G3, l, log_alpha, need_grads):
+        """log a (B, K), d (B, K) float64 and (with need_grads) dE/dG from one fused pass."""
+        import numba
+
+        from ..kernels.cpu_path import path_pass, path_pass_serial, segment_log_a_rows
+
+        nb, k1, n = G3.shape
+        log_a = np.empty((nb, k1 - 1))
+        segment_log_a_rows(l, float(log_alpha), log_a)
+        parallel = G3.size >= PARALLEL_MIN_ELEMENTS
+        block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
+        d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
+        grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
+        if parallel:
+            with numba.parallel_chunksize(1):  # tasks handed out one by one: balanced under load
+                path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+        else:
+            path_pass_serial(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+        d = d_part.sum(axis=1) if d_part.shape[1] > 1 else d_part[:, 0]
+        if not np.isfinite(d).all():
+            # NaN or inf in G makes its segments' d NaN or inf: name the entry
+            check_finite(G3, "decoded")
+            raise ValueError("decoded: a squared difference |G_{i+1} - G_i|^2 overflows float64")
+        return log_a, np.ascontiguousarray(d), (grad if need_grads else None)
+
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        from ..kernels.cpu_path import path_reduce
+
+        log_a, d, grad = self._path_segments(G3, l, log_alpha, need_grads)
+        energy = np.empty(G3.shape[0])
+        dl = np.empty(l.shape)
+        path_reduce(d, l, log_a, energy, dl)
+        with np.errstate(over="ignore"):  # an energy beyond float32 is +inf in float32
+            return energy.astype(G3.dtype), grad, dl
+
+    def path_log_index(self, G3, l):
+        from ..kernels.cpu_path import path_log_index_reduce
+
+        _, d, _ = self._path_segments(G3, l, 0.0, False)
+        out = np.empty(G3.shape[0])
+        path_log_index_reduce(d, l, out)
+        with np.errstate(over="ignore"):
+            return out.astype(G3.dtype)

@@ -4,7 +4,9 @@ Survival functions come from ``scipy.stats`` where scipy keeps them finite; in t
 tails, where ``scipy.stats.*.logsf`` returns -inf because it takes the log of an
 underflowed sf, the reference evaluates the same function with mpmath at 30 digits.
 The KDE is the naive O(n) sum of MATH.md 1.3 with ``scipy.special.log_ndtr`` and
-``logsumexp``.
+``logsumexp``. The path energy (MATH.md 3) is eq. (3) on whole float64 arrays, with the
+edge cases of :mod:`fastgeo.kernels.path` (d_i = 0, l = -inf, huge weights) spelled out by
+``np.where``.
 """
 from __future__ import annotations
 
@@ -91,6 +93,67 @@ def _log_density(family, s, dim, p0, p1):
         return np.where(s <= p0 * p0, -log_vol, -np.inf)
 
 
+def _segments(G3, l, log_alpha):
+    """float64 differences G_{i+1} - G_i, d_i, logaddexp(l_i, l_{i+1}) and log a_i."""
+    check_finite(G3, "decoded")
+    G = np.asarray(G3, dtype=np.float64)
+    diff = G[:, 1:] - G[:, :-1]
+    with np.errstate(over="ignore"):
+        d = np.einsum("bkn,bkn->bk", diff, diff)
+    if not np.isfinite(d).all():
+        raise ValueError("decoded: a squared difference |G_{i+1} - G_i|^2 overflows float64")
+    lse = np.logaddexp(l[:, :-1], l[:, 1:])
+    return diff, d, lse, log_alpha + lse - math.log(2.0)
+
+
+def _path_grad_G(diff, log_a):
+    """dE/dG_j = 2 w_{j-1} dprev - 2 w_j dnext, formed so that no weight overflows (MATH.md 3).
+
+    With u = |log a| and, per point, U = max(u_{j-1}, u_j) over the finite ones:
+    2 U (U (r_{j-1} dprev - r_j dnext)), r = (u / U)^2 -- the plain formula, rescaled.
+    Where a neighbouring weight is infinite (both ends of the segment at l = -inf), the
+    result is the limit as the infinite weights grow together: +-inf by the sign of
+    [w_{j-1} = inf] dprev - [w_j = inf] dnext, or the finite terms when that is 0.
+    """
+    b, k, n = diff.shape
+    zero_diff = np.zeros((b, 1, n))
+    dprev = np.concatenate([zero_diff, diff], axis=1)  # G_j - G_{j-1}; 0 before the first point
+    dnext = np.concatenate([diff, zero_diff], axis=1)  # G_{j+1} - G_j; 0 after the last point
+    u = np.abs(log_a)
+    inf_seg = np.isinf(u)
+    u = np.where(inf_seg, 0.0, u)
+    zero_seg = np.zeros((b, 1))
+    u_prev = np.concatenate([zero_seg, u], axis=1)[:, :, None]
+    u_next = np.concatenate([u, zero_seg], axis=1)[:, :, None]
+    U = np.maximum(u_prev, u_next)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r_prev = np.where(U > 0, (u_prev / U) ** 2, 0.0)
+        r_next = np.where(U > 0, (u_next / U) ** 2, 0.0)
+        inner = r_prev * dprev - r_next * dnext
+        finite_part = np.where(inner == 0, 0.0, (2 * U) * (U * inner))
+    inf_prev = np.concatenate([zero_seg, inf_seg], axis=1)[:, :, None]
+    inf_next = np.concatenate([inf_seg, zero_seg], axis=1)[:, :, None]
+    inf_part = inf_prev * dprev - inf_next * dnext
+    return np.where(inf_part != 0, np.copysign(np.inf, inf_part), finite_part)
+
+
+def _path_grad_l(l, d, lse, log_a):
+    """dE/dl_j = sum_{i in {j-1, j}} 2 log(a_i) d_i exp(l_j - lse_i).
+
+    The share exp(l_j - lse_i) is 1/2 when both ends are -inf; a term is 0 when d_i or the
+    share is 0 (so -inf * 0 never appears).
+    """
+    def term(l_end):
+        with np.errstate(invalid="ignore", over="ignore"):
+            share = np.where(np.isneginf(lse), 0.5, np.exp(l_end - lse))
+            return np.where((d == 0) | (share == 0), 0.0, 2 * log_a * (d * share))
+
+    dl = np.zeros_like(l)
+    dl[:, :-1] += term(l[:, :-1])
+    dl[:, 1:] += term(l[:, 1:])
+    return dl
+
+
 class ReferenceBackend(Backend):
     name = "reference"
     devices = ("cpu",)
@@ -151,3 +214,18 @@ class ReferenceBackend(Backend):
                 deriv = np.where(finite, dlog if what == "log_pdf" else np.exp(log_pdf) * dlog, 0.0)
         out = out.astype(x.dtype)
         return (out, None if deriv is None else deriv.astype(x.dtype))
+
+    # -- path energy, eq. (3) (MATH.md 3) -------------------------------------------------
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        diff, d, lse, log_a = _segments(G3, l, log_alpha)
+        with np.errstate(over="ignore", invalid="ignore"):
+            energy = np.sum(np.where(d == 0, 0.0, log_a * (log_a * d)), axis=1)  # w_i d_i, 0 if d_i = 0
+            grad_G = _path_grad_G(diff, log_a).astype(G3.dtype) if need_grads else None
+            energy = energy.astype(G3.dtype)
+        return energy, grad_G, _path_grad_l(l, d, lse, log_a)
+
+    def path_log_index(self, G3, l):
+        _, d, lse, _ = _segments(G3, l, 0.0)
+        with np.errstate(invalid="ignore"):
+            out = np.sum(np.where(d == 0, 0.0, (lse - math.log(2.0)) * np.sqrt(d)), axis=1)
+        return out.astype(G3.dtype)
