@@ -12,8 +12,13 @@ re-reads are still in cache) and the gradient is written out in the same order. 
 enough tasks when B is large; when B is small (B = 1), the columns are split into blocks so
 that every thread has work. Float32 inputs are widened to float64 element by element: the
 differences, the sums and the gradients are formed in float64 and only the stored gradient is
-rounded to float32. ``fastmath`` is limited to reassoc/contract (vectorised sums and FMAs);
-NaN and inf keep their IEEE meaning.
+rounded to float32.
+
+``fastmath`` (reassoc/contract only, so NaN and inf keep their IEEE meaning) is set on the
+row loops alone, which call nothing: Numba compiles a jitted callee with its caller's
+fastmath flags when the caller is compiled first, and the shared scalar math of
+kernels/path.py and kernels/special.py must keep exact IEEE semantics whichever kernel
+happens to compile it (tests/test_numba_flags.py checks this).
 """
 import numpy as np
 from numba import njit, prange
@@ -31,11 +36,12 @@ from .path import (
 
 _FASTMATH = {"reassoc", "contract"}
 
-jit = njit(cache=True, nogil=True, fastmath=_FASTMATH)
+leaf = njit(cache=True, nogil=True, fastmath=_FASTMATH)  # vectorised row loops; call nothing
+jit = njit(cache=True, nogil=True)
 
 
-# -- row loops (inlined into the pass below) ------------------------------------------------
-@jit
+# -- row loops (LLVM inlines them into the pass below, keeping their fast-math flags) -------
+@leaf
 def _row_sq_dist(g_cur, g_next):
     """sum_x (g_next[x] - g_cur[x])^2 in float64."""
     acc = 0.0
@@ -45,7 +51,7 @@ def _row_sq_dist(g_cur, g_next):
     return acc
 
 
-@jit
+@leaf
 def _row_grad_first(g_cur, g_next, out, c_next):
     """Point 0: out = -c_next (g_next - g_cur); returns |g_next - g_cur|^2."""
     acc = 0.0
@@ -56,7 +62,7 @@ def _row_grad_first(g_cur, g_next, out, c_next):
     return acc
 
 
-@jit
+@leaf
 def _row_grad_inner(g_prev, g_cur, g_next, out, c_prev, c_next):
     """Point 0 < j < K: out = c_prev (g_cur - g_prev) - c_next (g_next - g_cur); returns
     |g_next - g_cur|^2."""
@@ -70,7 +76,7 @@ def _row_grad_inner(g_prev, g_cur, g_next, out, c_prev, c_next):
     return acc
 
 
-@jit
+@leaf
 def _row_grad_last(g_prev, g_cur, out, c_prev):
     """Point K: out = c_prev (g_cur - g_prev)."""
     for x in range(g_cur.shape[0]):
@@ -117,7 +123,7 @@ def _pass_signatures():
     return sigs
 
 
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
+@njit(cache=True, inline="always")
 def _path_task(g, log_a, block, need_grads, d_part, grad, task):
     """One task of the pass: path b = task // nblk, columns [n0, n1) of block task % nblk."""
     k = g.shape[1] - 1
@@ -139,7 +145,7 @@ def _path_task(g, log_a, block, need_grads, d_part, grad, task):
             d_part[b, blk, j] = acc
 
 
-@njit(_pass_signatures(), parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(_pass_signatures(), parallel=True, cache=True)
 def path_pass(g, log_a, block, need_grads, d_part, grad):
     """The fused pass: per-block squared segment lengths and (with need_grads) dE/dG.
 
@@ -153,7 +159,7 @@ def path_pass(g, log_a, block, need_grads, d_part, grad):
         _path_task(g, log_a, block, need_grads, d_part, grad, task)
 
 
-@njit(_pass_signatures(), cache=True, fastmath=_FASTMATH)
+@njit(_pass_signatures(), cache=True)
 def path_pass_serial(g, log_a, block, need_grads, d_part, grad):
     """:func:`path_pass` on the calling thread, for small inputs (the solver's toy models)."""
     for task in range(g.shape[0] * d_part.shape[1]):

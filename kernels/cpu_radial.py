@@ -2,7 +2,10 @@
 
 The reduction reads each row once; it accumulates in float64 whatever the input dtype and
 lets LLVM reassociate the sum (``fastmath`` reassoc/contract only: NaN and inf keep their
-IEEE meaning, which the non-finite check below relies on).
+IEEE meaning, which the non-finite check below relies on). The flags sit on the reduction
+alone, which calls nothing: Numba compiles a jitted callee with its caller's fastmath flags
+when the caller is compiled first, and the survival functions must keep exact IEEE
+semantics (tests/test_numba_flags.py).
 
 Two entry points share one row function: ``radial_index`` runs rows in parallel and
 ``radial_index_serial`` on the calling thread, because waking the thread pool costs more than
@@ -30,13 +33,20 @@ def _signatures():
     return sigs
 
 
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _sum_sq(row):
+    """sum_j row[j]^2 in float64 (vectorised: LLVM inlines it with its fast-math flags)."""
+    s = 0.0
+    for j in range(row.shape[0]):
+        v = np.float64(row[j])
+        s += v * v
+    return s
+
+
+@njit(cache=True, inline="always")
 def _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
     d = y.shape[1]
-    s = 0.0
-    for j in range(d):
-        v = np.float64(y[i, j])
-        s += v * v
+    s = _sum_sq(y[i])
     if not math.isfinite(s):
         for j in range(d):
             if not math.isfinite(y[i, j]):
@@ -53,7 +63,7 @@ def _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
             grad[i, j] = g * np.float64(y[i, j])
 
 
-@njit(_signatures(), parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(_signatures(), parallel=True, cache=True)
 def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
 
@@ -64,7 +74,7 @@ def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
         _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
 
 
-@njit(_signatures(), cache=True, fastmath=_FASTMATH)
+@njit(_signatures(), cache=True)
 def radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """:func:`radial_index` on the calling thread, for small batches."""
     for i in range(y.shape[0]):
