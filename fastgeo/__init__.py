@@ -44,5 +44,20 @@ from .realism import grad_log_ri, log_ri, log_ri_and_grad, ri
 __all__ = [
     "priors", "ri", "log_ri", "grad_log_ri", "log_ri_and_grad", "KDE", "info",
     "path_energy", "path_log_index", "energy_and_grads",
+    "interpolate", "InterpolationResult", "DEFAULT_ALPHA", "linear_path", "slerp_path", "matched_linear_path",
     "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
+
+# The path solvers need torch; they load on first use so that importing fastgeo does not.
+_LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation", "DEFAULT_ALPHA": "interpolation",
+         "linear_path": "baselines", "slerp_path": "baselines", "matched_linear_path": "baselines"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
