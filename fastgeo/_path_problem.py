@@ -50,6 +50,8 @@ class PathProblem:
         self.n_calls = 0  # generator calls
         self.t_forward = 0.0
         self.t_vjp = 0.0
+        self.t_ri = 0.0  # fastgeo.log_ri_and_grad
+        self.t_energy = 0.0  # fastgeo.path.energy_and_grads
         b = z0.shape[0]
         ends = torch.cat([z0, z1])
         with torch.no_grad():
@@ -89,7 +91,10 @@ class PathProblem:
 
     def log_ri(self, z):
         """(log ri, grad log ri) of latents z (..., D), unscaled (alpha enters the energy)."""
-        return log_ri_and_grad(z.detach(), self.prior, backend=self.backend, method=self.ri_method)
+        start = time.perf_counter()
+        out = log_ri_and_grad(z.detach(), self.prior, backend=self.backend, method=self.ri_method)
+        self.t_ri += time.perf_counter() - start
+        return out
 
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
@@ -124,10 +129,13 @@ class PathProblem:
             l_full = torch.where(failed[:, None], 0.0, l_full)
         if zero_density.any():
             l_full = torch.where(torch.isneginf(l_full), 0.0, l_full)
+        start = time.perf_counter()
         energy, d_decoded, d_log_ri = energy_and_grads(full, l_full, self.alpha, backend=self.backend)
+        self.t_energy += time.perf_counter() - start
         energy = energy.to(torch.float64)
         energy = torch.where(zero_density | failed, torch.full_like(energy, float("inf")), energy)
-        return Evaluation(self, leaf, out, decoded, l_reported, grad_log_ri, energy, failed, d_decoded, d_log_ri)
+        return Evaluation(self, leaf, out, decoded, l_reported, grad_log_ri, energy, failed, d_decoded,
+                          d_log_ri)
 
 
 class Evaluation:

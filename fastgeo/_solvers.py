@@ -125,6 +125,7 @@ class Solver:
             self.Y = torch.zeros_like(self.S)
             self.rho = torch.zeros((b, memory), dtype=torch.float64, device=dev)
             self.n_pairs = torch.zeros(b, dtype=torch.int64, device=dev)
+            self.head = torch.zeros(b, dtype=torch.int64, device=dev)
         else:
             lr0 = float("nan") if lr is None else float(lr)
             self.lr = torch.full((b,), lr0, dtype=torch.float64, device=dev)
@@ -137,8 +138,9 @@ class Solver:
         ev = self.problem.evaluate(everyone, self.x)
         zero = torch.isinf(ev.energy) & ~ev.failed
         if zero.any():
-            raise ValueError(f"the initial path of path(s) {zero.nonzero().flatten().tolist()} passes through "
-                             "points of zero density (log ri = -inf); start from a path inside the support")
+            raise ValueError(f"the initial path of path(s) {zero.nonzero().flatten().tolist()} passes "
+                             "through points of zero density (log ri = -inf); start from a path inside "
+                             "the support")
         self.energy = ev.energy.clone()
         self.log_ri = ev.log_ri.clone()
         self.grad = ev.gradient()
@@ -177,7 +179,8 @@ class Solver:
                 self._collect(active)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(active=int(active.numel()), energy=f"{float(self.energy[active].mean()):.4g}")
+                    mean = float(self.energy[active].mean())
+                    bar.set_postfix(active=int(active.numel()), energy=f"{mean:.4g}")
         finally:
             if bar is not None:
                 bar.close()
@@ -294,22 +297,36 @@ class Solver:
         self.new_direction[rows] = False
 
     def _lbfgs_direction(self, rows, g):
-        """-H g by the two-loop recursion; H0 = gamma L_w^{-1} (or gamma I unpreconditioned)."""
+        """-H g by the two-loop recursion; H0 = gamma L_w^{-1} (or gamma I unpreconditioned).
+
+        Pairs live in a ring buffer per path (``head`` is the next slot to write), so a new
+        pair is one write; slot rho = 0 marks an unused or forgotten pair, which the
+        recursion then skips arithmetically. The pairs are gathered newest first in one
+        indexing operation, and the recursion runs on flat (A, (K-1) D) views.
+        """
+        a_rows, k1, d = g.shape
         m = self.memory
         n_pairs = self.n_pairs[rows]
-        depth = int(n_pairs.max()) if rows.numel() else 0
-        S, Y = self.S[rows], self.Y[rows]
-        rho = self.rho[rows].to(g.dtype)  # 0 for unused slots: they contribute nothing
-        q = g.clone()
-        coef = {}
-        for i in range(m - 1, m - 1 - depth, -1):
-            coef[i] = rho[:, i] * (S[:, i] * q).flatten(1).sum(dim=1)
-            q -= coef[i][:, None, None] * Y[:, i]
-        r = self._initial_inverse_hessian(rows, q, S[:, -1], Y[:, -1], n_pairs > 0)
-        for i in range(m - depth, m):
-            beta = rho[:, i] * (Y[:, i] * r).flatten(1).sum(dim=1)
-            r += (coef[i] - beta)[:, None, None] * S[:, i]
-        return -r
+        depth = int(n_pairs.max()) if a_rows else 0
+        head = self.head[rows]
+        order = (head[:, None] - 1 - torch.arange(depth, device=g.device)[None, :]) % m  # (A, depth)
+        b = self.S.shape[0]
+        S = self.S.view(b, m, k1 * d)[rows[:, None], order]  # (A, depth, L), newest first
+        Y = self.Y.view(b, m, k1 * d)[rows[:, None], order]
+        rho = self.rho[rows[:, None], order].to(g.dtype)
+        q = g.reshape(a_rows, k1 * d).clone()
+        coef = []
+        for j in range(depth):
+            a = rho[:, j] * torch.linalg.vecdot(S[:, j], q)
+            q.addcmul_(Y[:, j], a[:, None], value=-1)
+            coef.append(a)
+        newest = (head - 1) % m
+        r = self._initial_inverse_hessian(rows, q.view(a_rows, k1, d), self.S[rows, newest],
+                                          self.Y[rows, newest], n_pairs > 0).reshape(a_rows, k1 * d)
+        for j in reversed(range(depth)):
+            beta = rho[:, j] * torch.linalg.vecdot(Y[:, j], r)
+            r.addcmul_(S[:, j], (coef[j] - beta)[:, None])
+        return -r.view(a_rows, k1, d)
 
     def _initial_inverse_hessian(self, rows, q, s, y, have_pair):
         """H0 q with H0 = gamma L_w^{-1} (or gamma I without preconditioning).
@@ -336,16 +353,19 @@ class Solver:
         self.rho[rows] = 0
 
     def _remember(self, rows, s, y):
-        """Push the pair (s, y) of each row that has positive curvature; drop the oldest."""
+        """Store the pair (s, y) of each row with positive curvature, over its oldest pair."""
         sy = (s * y).flatten(1).sum(dim=1).to(torch.float64)
         yy = y.to(torch.float64).square().flatten(1).sum(dim=1)
         good = sy > 1e-10 * yy
         if not good.any():
             return
-        rows, s, y, sy = rows[good], s[good], y[good], sy[good]
-        self.S[rows] = torch.cat([self.S[rows, 1:], s[:, None]], dim=1)
-        self.Y[rows] = torch.cat([self.Y[rows, 1:], y[:, None]], dim=1)
-        self.rho[rows] = torch.cat([self.rho[rows, 1:], (1.0 / sy)[:, None]], dim=1)
+        if not good.all():
+            rows, s, y, sy = rows[good], s[good], y[good], sy[good]
+        slot = self.head[rows]
+        self.S[rows, slot] = s
+        self.Y[rows, slot] = y
+        self.rho[rows, slot] = 1.0 / sy
+        self.head[rows] = (slot + 1) % self.memory
         self.n_pairs[rows] = torch.clamp(self.n_pairs[rows] + 1, max=self.memory)
 
 

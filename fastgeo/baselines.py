@@ -51,7 +51,8 @@ def matched_linear_path(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALP
     x(t) = ((1 - t) z0 + t z1) / sqrt((1 - t)^2 + t^2): for independent z0, z1 ~ N(0, I)
     every x(t) is again N(0, I). For other priors it is computed all the same.
     """
-    return _baseline("matched_linear", _matched, generator, z0, z1, prior, n_points, alpha, backend, ri_method)
+    return _baseline("matched_linear", _matched, generator, z0, z1, prior, n_points, alpha, backend,
+                     ri_method)
 
 
 def _baseline(name, make_path, generator, z0, z1, prior, n_points, alpha, backend, ri_method):

@@ -71,7 +71,10 @@ class InterpolationResult:
     iterations : (B,) accepted iterations of each path.
     n_forward, n_vjp : generator forward points and vector-Jacobian-product points spent
         (endpoints and the final decode included); n_calls: generator calls.
-    timings : seconds spent in generator forwards, in VJPs, and in total.
+    timings : seconds spent in generator forwards ("generator_forward"), in VJPs
+        ("generator_vjp"), in ``fastgeo.log_ri_and_grad`` ("realism_index"), in
+        ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"). On a GPU
+        they are exact only with ``synchronize=True``.
     """
 
     path: Any
@@ -106,8 +109,8 @@ class InterpolationResult:
 
 
 def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method="lbfgs", *, init=None,
-                max_iter=None, ftol=None, memory=10, lr=None, precondition=True, progress=None, backend="auto",
-                ri_method="auto", synchronize=False) -> InterpolationResult:
+                max_iter=None, ftol=None, memory=10, lr=None, precondition=True, progress=None,
+                backend="auto", ri_method="auto", synchronize=False) -> InterpolationResult:
     """ri-optimal interpolation between latent points (paper eq. 3; MATH.md 3).
 
     Minimises, for each pair independently over the free points x_1 .. x_{K-1},
@@ -173,8 +176,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     problem = PathProblem(generator, z0t, z1t, prior, setup.alpha, backend, ri_method, synchronize)
     b = z0t.shape[0]
     if k < 2 or b == 0:  # nothing to optimise
-        return _finish_baseline(setup, problem, torch.cat([z0t[:, None], x0, z1t[:, None]], dim=1), method, start,
-                                status="converged")
+        path = torch.cat([z0t[:, None], x0, z1t[:, None]], dim=1)
+        return _finish_baseline(setup, problem, path, method, start, status="converged")
     solver = Solver(problem, z0t, z1t, x0, method, setup.alpha, max_iter, ftol, memory=memory, lr=lr,
                     precondition=bool(precondition), progress=progress)
     with torch.no_grad():
@@ -182,8 +185,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     path = torch.cat([z0t[:, None], out.x, z1t[:, None]], dim=1)
     decoded = torch.cat([problem.g0[:, None], out.decoded, problem.g1[:, None]], dim=1)
     status = tuple(STATUS_NAMES[int(s)] for s in out.status.tolist())
-    return _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history, out.vjp_history,
-                     out.status == CONVERGED, status, out.iterations, method, start)
+    return _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history,
+                     out.vjp_history, out.status == CONVERGED, status, out.iterations, method, start)
 
 
 # -- shared with the baselines ---------------------------------------------------------------------
@@ -204,7 +207,8 @@ class Setup:
 def _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method) -> Setup:
     """Validate the arguments every path function shares; endpoints as (B, D) tensors."""
     if not callable(generator):
-        raise TypeError(f"generator must be a callable (a torch module or function), got {type(generator).__name__}")
+        raise TypeError("generator must be a callable (a torch module or function), "
+                        f"got {type(generator).__name__}")
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be a fastgeo.priors.Prior, got {type(prior).__name__}")
     if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral) or n_points < 2:
@@ -256,7 +260,8 @@ def _initial_path(setup, init, k):
         return (1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]
     init_kind = kind_of(init)
     if init_kind.library != setup.kind.library:
-        raise TypeError(f"init is a {init_kind.library} array but the endpoints are {setup.kind.library} arrays")
+        raise TypeError(f"init is a {init_kind.library} array but the endpoints are "
+                        f"{setup.kind.library} arrays")
     if init_kind.device != setup.kind.device:
         raise ValueError(f"init is on {init_kind.device} but the endpoints are on {setup.kind.device}; "
                          "fastgeo never moves data between devices")
@@ -272,8 +277,9 @@ def _initial_path(setup, init, k):
     for end, z, name in ((x[:, 0], z0, "z0"), (x[:, -1], z1, "z1")):
         scale = 1 + z.abs().amax()
         if ((end - z).abs().amax() > 1e-6 * scale) if z.numel() else False:
-            raise ValueError(f"init's end points must equal the endpoints; its {'first' if name == 'z0' else 'last'} "
-                             f"points differ from {name}")
+            which = "first" if name == "z0" else "last"
+            raise ValueError(f"init's end points must equal the endpoints; its {which} points differ "
+                             f"from {name}")
     return x[:, 1:-1].clone()
 
 
@@ -282,12 +288,13 @@ def _finish_baseline(setup, problem, path, method, start, status="baseline"):
     b, k1, d = path.shape
     with torch.no_grad():
         if k1 > 2:
-            inner = problem.decode(path[:, 1:-1].reshape(-1, d), grad=False).reshape(b, k1 - 2, *problem.out_shape)
+            inner = problem.decode(path[:, 1:-1].reshape(-1, d), grad=False)
+            inner = inner.reshape(b, k1 - 2, *problem.out_shape)
             l_inner, _ = problem.log_ri(path[:, 1:-1])
             if torch.isneginf(l_inner).any():
                 bad = torch.isneginf(l_inner).any(dim=1).nonzero().flatten().tolist()
-                warnings.warn(f"path(s) {bad} pass through points of zero density (log ri = -inf)", UserWarning,
-                              stacklevel=3)
+                warnings.warn(f"path(s) {bad} pass through points of zero density (log ri = -inf)",
+                              UserWarning, stacklevel=3)
         else:
             inner = problem.g0.new_empty((b, 0, *problem.out_shape))
             l_inner = problem.l0.new_empty((b, 0))
@@ -332,13 +339,15 @@ def _assemble(setup, problem, path, decoded, log_ri, history, forward_history, v
             pli = torch.zeros(0, dtype=torch.float64, device=path.device)
     energy = history[:, -1].clone()
     timings = {"generator_forward": problem.t_forward, "generator_vjp": problem.t_vjp,
+               "realism_index": problem.t_ri, "path_energy": problem.t_energy,
                "total": time.perf_counter() - start}
     out = dict(path=path, decoded=decoded, log_ri=log_ri, ri=log_ri.exp(), distances=distances, energy=energy,
-               energy_history=history, forward_history=forward_history, vjp_history=vjp_history, path_log_index=pli, converged=converged, iterations=iterations)
+               energy_history=history, forward_history=forward_history, vjp_history=vjp_history,
+               path_log_index=pli, converged=converged, iterations=iterations)
     out = {k: _deliver(v, setup) for k, v in out.items()}
-    return InterpolationResult(**out, status=status if setup.batched else status[0], n_forward=problem.n_forward,
-                               n_vjp=problem.n_vjp, n_calls=problem.n_calls, method=method, alpha=setup.alpha,
-                               timings=timings)
+    return InterpolationResult(**out, status=status if setup.batched else status[0],
+                               n_forward=problem.n_forward, n_vjp=problem.n_vjp, n_calls=problem.n_calls,
+                               method=method, alpha=setup.alpha, timings=timings)
 
 
 def _deliver(t, setup):
@@ -358,6 +367,7 @@ def _check_int(value, name, low):
 
 
 def _check_nonneg(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)

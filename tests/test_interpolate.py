@@ -67,14 +67,16 @@ def test_gradient_matches_autograd_and_finite_differences(rng, prior_name):
     e_plain = plain_energy(gen, full, prior, alpha)
     (g_plain,) = torch.autograd.grad(e_plain.sum(), free)
     np.testing.assert_allclose(ev.energy.numpy(), e_plain.detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(grad.numpy(), g_plain.numpy(), rtol=1e-7, atol=1e-9 * float(g_plain.abs().max()))
+    atol = 1e-9 * float(g_plain.abs().max())
+    np.testing.assert_allclose(grad.numpy(), g_plain.numpy(), rtol=1e-7, atol=atol)
 
     # central differences of the plain energy along a random direction
     v = torch.from_numpy(rng.standard_normal(free.shape))
     h = 1e-5
     with torch.no_grad():
         def e_at(s):
-            return plain_energy(gen, torch.cat([z[:, :1], z[:, 1:-1] + s * v, z[:, -1:]], dim=1), prior, alpha)
+            moved = torch.cat([z[:, :1], z[:, 1:-1] + s * v, z[:, -1:]], dim=1)
+            return plain_energy(gen, moved, prior, alpha)
         fd = (e_at(h) - e_at(-h)) / (2 * h)
     np.testing.assert_allclose((grad * v).sum(dim=(1, 2)).numpy(), fd.numpy(), rtol=1e-5)
     assert problem.n_vjp == b * (k - 1)
@@ -322,16 +324,22 @@ def test_nan_on_the_first_evaluation_is_flagged(rng):
     prior = StandardNormal(2)
     z0 = torch.tensor([[-1.0, 0.0], [4.0, 0.0]], dtype=torch.float64)
     z1 = torch.tensor([[1.0, 1.0], [4.0, 2.0]], dtype=torch.float64)
-    gen = lambda x: torch.where(((x[:, 1] > 0.5) & (x[:, 1] < 1.5) & (x[:, 0] > 3))[:, None], float("nan"), x)  # noqa
+
+    def gen(x):  # NaN around the middle of path 1's linear start
+        bad = (x[:, 1] > 0.5) & (x[:, 1] < 1.5) & (x[:, 0] > 3)
+        return torch.where(bad[:, None], float("nan"), x)
+
     res = fastgeo.interpolate(gen, z0, z1, prior, n_points=5)
     assert res.status == ("converged", "nan")
-    assert int(res.iterations[1]) == 0 and math.isinf(float(res.energy[1])) and math.isnan(res.path_log_index[1])
+    assert int(res.iterations[1]) == 0
+    assert math.isinf(float(res.energy[1])) and math.isnan(res.path_log_index[1])
 
 
 def test_zero_density_endpoints_raise():
     box = UniformBox([-1.0, -1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match=r"path\(s\) \[1\].*zero density"):
-        fastgeo.interpolate(identity, np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[0.5, 0.5], [0.0, 0.0]]), box)
+        fastgeo.interpolate(identity, np.array([[0.0, 0.0], [2.0, 0.0]]), np.array([[0.5, 0.5], [0.0, 0.0]]),
+                            box)
     with pytest.raises(ValueError, match="zero density"):
         fastgeo.linear_path(identity, np.array([0.0, 3.0]), np.array([0.5, 0.5]), box)
 
@@ -435,3 +443,20 @@ def test_default_alpha_keeps_every_segment_costly():
     z0, z1 = np.array([-0.05, 0.0]), np.array([0.05, 0.0])  # ri ~ 1 all along
     res = fastgeo.linear_path(identity, z0, z1, prior, n_points=3)
     np.testing.assert_allclose(res.energy, (res.distances ** 2).sum(), rtol=1e-2)
+
+
+def test_default_alpha_trades_realism_against_even_steps():
+    # The evidence for alpha = 1/e on the horseshoe: nearly all the path-index gain of
+    # alpha -> 1, whose weights vanish where ri -> 1 so that the path rushes through the
+    # realistic middle in a few long steps, while the steps stay nearly even; alpha -> 0
+    # keeps even steps but gives most of the realism back.
+    prior = semicircle(2)
+    z0, z1 = np.array([4.0, 7.0]), np.array([4.0, -7.0])
+    runs = {a: fastgeo.interpolate(identity, z0, z1, prior, n_points=22, alpha=a)
+            for a in (1e-6, fastgeo.DEFAULT_ALPHA, 0.95)}
+    unevenness = {a: r.distances.max() / r.distances.mean() for a, r in runs.items()}
+    index = {a: r.path_log_index for a, r in runs.items()}
+    low, default, high = 1e-6, fastgeo.DEFAULT_ALPHA, 0.95
+    assert index[default] >= index[high] - 0.05 * abs(index[high])
+    assert index[default] > index[low] + 5
+    assert unevenness[default] < 1.6 < 2.2 < unevenness[high]
