@@ -25,6 +25,7 @@ it is halved, and the step retried, whenever the energy would increase.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,7 @@ class SolveOutput:
     vjp_history: torch.Tensor  # (B, T+1) int64, path VJPs spent by then
     iterations: torch.Tensor  # (B,) int64
     status: torch.Tensor  # (B,) int64 status codes
+    round_timings: dict  # seconds spent in the iterations (after the first evaluation), by part
 
 
 def segment_weights(log_ri, log_alpha):
@@ -62,36 +64,59 @@ def segment_weights(log_ri, log_alpha):
     return log_a * log_a
 
 
-class _Laplacian:
-    """The path Laplacian L_w of paths ``rows`` at their current iterate, factorised."""
+def weights_and_gain(solver, rows):
+    """Segment weights w (n, K) of paths ``rows`` and their average gain c (n,).
 
-    def __init__(self, solver, rows):
-        s = solver
-        w = segment_weights(s.log_ri[rows], s.log_alpha)  # (n, K)
-        # a zero weight (alpha -> 1 where ri = 1) would make L_w singular; keep it definite
-        w = w + 1e-9 * w.amax(dim=1, keepdim=True) + torch.finfo(torch.float64).tiny
-        full = torch.cat([s.z0[rows, None], s.x[rows], s.z1[rows, None]], dim=1).to(torch.float64)
-        dx2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
-        gain = s.energy[rows] / (w * dx2).sum(dim=1)
-        self.gain = torch.where(torch.isfinite(gain) & (gain > 0), gain, torch.ones_like(gain))
-        self.w = w
-        self._chol = None
+    c = E / sum_i w_i |x_{i+1} - x_i|^2 is the scale for which 2 c (L_w kron I) is the
+    energy's Hessian when G is a scaled isometry with constant ri.
+    """
+    s = solver
+    w = segment_weights(s.log_ri[rows], s.log_alpha)
+    # a zero weight (alpha -> 1 where ri = 1) would make L_w singular; keep it definite
+    w = w + 1e-9 * w.amax(dim=1, keepdim=True) + torch.finfo(torch.float64).tiny
+    full = torch.cat([s.z0[rows, None], s.x[rows], s.z1[rows, None]], dim=1).to(torch.float64)
+    dx2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
+    gain = s.energy[rows] / (w * dx2).sum(dim=1)
+    return w, torch.where(torch.isfinite(gain) & (gain > 0), gain, torch.ones_like(gain))
 
-    def gershgorin(self):
-        """An upper bound on the largest eigenvalue of 2 c L_w."""
-        w = self.w
-        return 4.0 * self.gain * (w[:, :-1] + w[:, 1:]).amax(dim=1)
 
-    def solve(self, rhs):
-        """L_w^{-1} rhs for rhs of shape (n, K-1, m), in float64."""
-        if self._chol is None:
-            w = self.w
-            lap = torch.diag_embed(w[:, :-1] + w[:, 1:])
-            if w.shape[1] > 2:
-                off = -w[:, 1:-1]
+def gershgorin(w, gain):
+    """An upper bound on the largest eigenvalue of 2 c L_w (row sums of |entries|)."""
+    return 4.0 * gain * (w[:, :-1] + w[:, 1:]).amax(dim=1)
+
+
+class PathLaplacianInverse:
+    """L_w^{-1} of every path, kept between iterations.
+
+    L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain: diagonal
+    w_{j-1} + w_j, off-diagonal -w_j. A path's inverse is recomputed (Cholesky, then its
+    inverse) only when one of its weights has moved by more than ``REFRESH`` (relative)
+    since; applying it is then one batched matrix product. A stale inverse is still a
+    symmetric positive definite H0, and the L-BFGS scale gamma absorbs its overall size.
+    """
+
+    REFRESH = 0.25
+
+    def __init__(self, b, k1, dtype, device):
+        # factorised in float64, applied in the path's dtype (a preconditioner need not be exact)
+        self.inverse = torch.zeros((b, k1, k1), dtype=dtype, device=device)
+        self.weights = torch.full((b, k1 + 1), float("nan"), dtype=torch.float64, device=device)
+
+    def apply(self, rows, w, rhs, all_rows):
+        """L_w^{-1} rhs for paths ``rows`` with current weights w; rhs (n, K-1, m)."""
+        old = self.weights[rows]
+        stale = ~((w - old).abs() <= self.REFRESH * old).all(dim=1)  # NaN (never built) is stale
+        if stale.any():
+            ws = w[stale]
+            lap = torch.diag_embed(ws[:, :-1] + ws[:, 1:])
+            if ws.shape[1] > 2:
+                off = -ws[:, 1:-1]
                 lap = lap + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-            self._chol = torch.linalg.cholesky(lap)
-        return torch.cholesky_solve(rhs.to(torch.float64), self._chol)
+            inverse = torch.cholesky_inverse(torch.linalg.cholesky(lap))
+            self.inverse[rows[stale]] = inverse.to(self.inverse.dtype)
+            self.weights[rows[stale]] = ws
+        inverse = self.inverse if all_rows else self.inverse[rows]
+        return torch.bmm(inverse, rhs.to(inverse.dtype))
 
 
 class Solver:
@@ -126,6 +151,7 @@ class Solver:
             self.rho = torch.zeros((b, memory), dtype=torch.float64, device=dev)
             self.n_pairs = torch.zeros(b, dtype=torch.int64, device=dev)
             self.head = torch.zeros(b, dtype=torch.int64, device=dev)
+            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, dev)
         else:
             lr0 = float("nan") if lr is None else float(lr)
             self.lr = torch.full((b,), lr0, dtype=torch.float64, device=dev)
@@ -169,6 +195,8 @@ class Solver:
             self.status[self.status == ACTIVE] = MAX_ITER
         self._collect(everyone)
         bar = _progress_bar(self.progress, self.max_iter, self.method)
+        p = self.problem
+        before = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
         try:
             while True:
                 active = (self.status == ACTIVE).nonzero().flatten()
@@ -184,6 +212,11 @@ class Solver:
         finally:
             if bar is not None:
                 bar.close()
+        # the iterations alone, without the set-up before and the results after them
+        after = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
+        self.round_timings = dict(zip(("generator_forward", "generator_vjp", "realism_index", "path_energy",
+                                       "total"), (y - x for x, y in zip(before, after))))
+        self.round_timings["rounds"] = self._round_id
         t = int(self.iterations.max()) if b else 0
         history = self.history[:, : t + 1]
         # forward-fill: a path that stopped keeps its final energy
@@ -193,7 +226,7 @@ class Solver:
         fwd = torch.gather(self.forward_history[:, : t + 1], 1, last)
         vjp = torch.gather(self.vjp_history[:, : t + 1], 1, last)
         return SolveOutput(self.x, self.decoded, self.log_ri, self.energy, history, fwd, vjp, self.iterations,
-                           self.status)
+                           self.status, self.round_timings)
 
     def _collect(self, rows):
         """Copy out the decoded outputs of the ``rows`` that stopped; forget unused rounds."""
@@ -281,8 +314,7 @@ class Solver:
             if self.lr_fixed is None:
                 unset = torch.isnan(self.lr[rows])
                 if unset.any():
-                    lap = _Laplacian(self, rows[unset])
-                    self.lr[rows[unset]] = 1.0 / lap.gershgorin()
+                    self.lr[rows[unset]] = 1.0 / gershgorin(*weights_and_gain(self, rows[unset]))
             self.direction[rows] = -g
             self.step[rows] = self.lr[rows]
         else:
@@ -309,23 +341,29 @@ class Solver:
         n_pairs = self.n_pairs[rows]
         depth = int(n_pairs.max()) if a_rows else 0
         head = self.head[rows]
-        order = (head[:, None] - 1 - torch.arange(depth, device=g.device)[None, :]) % m  # (A, depth)
         b = self.S.shape[0]
-        S = self.S.view(b, m, k1 * d)[rows[:, None], order]  # (A, depth, L), newest first
-        Y = self.Y.view(b, m, k1 * d)[rows[:, None], order]
-        rho = self.rho[rows[:, None], order].to(g.dtype)
+        S, Y = self.S.view(b, m, k1 * d), self.Y.view(b, m, k1 * d)
+        if a_rows == b and bool((head == head[0]).all()):
+            # every path active and in step (the common case): views of the slots, no copies
+            slots = [(int(head[0]) - 1 - j) % m for j in range(depth)]
+            S, Y = [S[:, k] for k in slots], [Y[:, k] for k in slots]
+            rho = [self.rho[:, k].to(g.dtype) for k in slots]
+        else:
+            order = (head[:, None] - 1 - torch.arange(depth, device=g.device)[None, :]) % m  # (A, depth)
+            S, Y = S[rows[:, None], order].unbind(1), Y[rows[:, None], order].unbind(1)  # newest first
+            rho = self.rho[rows[:, None], order].to(g.dtype).unbind(1)
         q = g.reshape(a_rows, k1 * d).clone()
         coef = []
         for j in range(depth):
-            a = rho[:, j] * torch.linalg.vecdot(S[:, j], q)
-            q.addcmul_(Y[:, j], a[:, None], value=-1)
+            a = rho[j] * torch.linalg.vecdot(S[j], q)
+            q.addcmul_(Y[j], a[:, None], value=-1)
             coef.append(a)
         newest = (head - 1) % m
         r = self._initial_inverse_hessian(rows, q.view(a_rows, k1, d), self.S[rows, newest],
                                           self.Y[rows, newest], n_pairs > 0).reshape(a_rows, k1 * d)
         for j in reversed(range(depth)):
-            beta = rho[:, j] * torch.linalg.vecdot(Y[:, j], r)
-            r.addcmul_(S[:, j], (coef[j] - beta)[:, None])
+            beta = rho[j] * torch.linalg.vecdot(Y[j], r)
+            r.addcmul_(S[j], (coef[j] - beta)[:, None])
         return -r.view(a_rows, k1, d)
 
     def _initial_inverse_hessian(self, rows, q, s, y, have_pair):
@@ -335,14 +373,14 @@ class Solver:
         quadratic model's own scale 1 / (2 c) (or 1 / lambda_max without preconditioning).
         """
         d = q.shape[2]
-        lap = _Laplacian(self, rows)
+        w, gain = weights_and_gain(self, rows)
         if self.precondition:
-            both = lap.solve(torch.cat([q, y], dim=2))
-            hq, hy = both[..., :d], both[..., d:]
-            first = 0.5 / lap.gain
+            both = self.laplacian.apply(rows, w, torch.cat([q, y], dim=2), rows.numel() == self.shape[0])
+            hq, hy = both[..., :d].to(torch.float64), both[..., d:].to(torch.float64)
+            first = 0.5 / gain
         else:
             hq, hy = q.to(torch.float64), y.to(torch.float64)
-            first = 1.0 / lap.gershgorin()
+            first = 1.0 / gershgorin(w, gain)
         sy = (s * y).flatten(1).sum(dim=1).to(torch.float64)
         gamma = torch.where(have_pair, sy / (y.to(torch.float64) * hy).flatten(1).sum(dim=1), first)
         gamma = torch.where(torch.isfinite(gamma) & (gamma > 0), gamma, first)

@@ -73,8 +73,10 @@ class InterpolationResult:
         (endpoints and the final decode included); n_calls: generator calls.
     timings : seconds spent in generator forwards ("generator_forward"), in VJPs
         ("generator_vjp"), in ``fastgeo.log_ri_and_grad`` ("realism_index"), in
-        ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"). On a GPU
-        they are exact only with ``synchronize=True``.
+        ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"); for the
+        solver, "iterations" holds the same split for the iterations alone (without the set-up
+        and the final results) and their number of "rounds" (generator calls). On a GPU they
+        are exact only with ``synchronize=True``.
     """
 
     path: Any
@@ -185,8 +187,10 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     path = torch.cat([z0t[:, None], out.x, z1t[:, None]], dim=1)
     decoded = torch.cat([problem.g0[:, None], out.decoded, problem.g1[:, None]], dim=1)
     status = tuple(STATUS_NAMES[int(s)] for s in out.status.tolist())
-    return _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history,
-                     out.vjp_history, out.status == CONVERGED, status, out.iterations, method, start)
+    result = _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history,
+                       out.vjp_history, out.status == CONVERGED, status, out.iterations, method, start)
+    result.timings["iterations"] = out.round_timings
+    return result
 
 
 # -- shared with the baselines ---------------------------------------------------------------------

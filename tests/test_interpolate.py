@@ -286,38 +286,47 @@ def test_progress_bar_can_be_shown(capsys):
 # -- failures ---------------------------------------------------------------------------------
 
 class NaNAfter:
-    """Wraps a generator; after ``calls`` calls, returns NaN for latents with x[0] > 3."""
+    """Decodes the first two latent coordinates with ``base``; after ``calls`` calls it returns
+    NaN for latents whose third coordinate (a tag the output ignores) is positive."""
 
     def __init__(self, base, calls):
         self.base, self.calls, self.count = base, calls, 0
 
     def __call__(self, x):
         self.count += 1
-        out = self.base(x)
+        out = self.base(x[:, :2])
         if self.count > self.calls:
-            out = torch.where((x[:, 0] > 3)[:, None], float("nan"), out)
+            out = torch.where((x[:, 2] > 0)[:, None], float("nan"), out)
         return out
 
 
 def test_nan_from_generator_flags_only_that_path(rng):
-    d = 3
-    gen = mlp(rng, d, 4)
-    prior = StandardNormal(d)
-    z0 = torch.from_numpy(rng.standard_normal((3, d)))
-    z1 = torch.from_numpy(rng.standard_normal((3, d)))
-    z0[:, 0], z1[:, 0] = -1.0, 1.0
-    z0[1, 0], z1[1, 0] = 4.0, 5.0  # path 1 lives where the generator breaks down
+    # Under a uniform prior and a generator that ignores the third coordinate, that coordinate
+    # has zero gradient and never moves: it tags path 1 (+5) against the others (-5).
+    gen = mlp(rng, 2, 4)
+    prior = UniformBox(-10 * np.ones(3), 10 * np.ones(3))
+    z0 = torch.from_numpy(rng.uniform(-2, 2, (3, 3)))
+    z1 = torch.from_numpy(rng.uniform(-2, 2, (3, 3)))
+    z0[:, 2] = z1[:, 2] = -5.0
+    z0[1, 2] = z1[1, 2] = 5.0
+    gen = NaNAfter(gen, calls=10**9)
     clean = fastgeo.interpolate(gen, z0, z1, prior, n_points=8)
-    flaky = NaNAfter(gen, calls=4)
+    assert int(clean.iterations[1]) >= 2
+    # break the generator right after path 1's iteration t: one call decodes the endpoints,
+    # then every call evaluates all active paths, so path 1 has been evaluated
+    # forward_history[1, t] times by then
+    t = int(clean.iterations[1]) // 2
+    flaky = NaNAfter(gen.base, calls=1 + int(clean.forward_history[1, t]))
     res = fastgeo.interpolate(flaky, z0, z1, prior, n_points=8)
     assert res.status[1] == "nan" and not bool(res.converged[1])
     assert res.status[0] == res.status[2] == "converged"
-    assert 0 < int(res.iterations[1]) < int(clean.iterations[1])
+    assert int(res.iterations[1]) == t
     torch.testing.assert_close(res.path[[0, 2]], clean.path[[0, 2]])
     # the flagged path holds its last finite iterate, decoded, with finite diagnostics
     assert torch.isfinite(res.decoded[1]).all() and torch.isfinite(res.energy[1])
-    torch.testing.assert_close(res.decoded[1], gen(res.path[1]).detach())
-    assert res.energy[1] == res.energy_history[1, int(res.iterations[1])]
+    torch.testing.assert_close(res.decoded[1], gen.base(res.path[1, :, :2]).detach())
+    torch.testing.assert_close(res.path[:, :, 2].abs(), torch.full((3, 8), 5.0, dtype=torch.float64))
+    assert res.energy[1] == clean.energy_history[1, t] == res.energy_history[1, -1]
 
 
 def test_nan_on_the_first_evaluation_is_flagged(rng):
