@@ -28,6 +28,7 @@ import sys
 import time
 
 import numba
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,22 +53,40 @@ def measure(name, n_points, quick):
     z0, z1, prior = models.normal_endpoints(b, d, seed=1)
     fastgeo.interpolate(gen, z0[:1], z1[:1], prior, n_points=4, max_iter=1)  # warm up (Numba, allocator)
     best = None
+    rounds = []
     for _ in range(reps):
         res = fastgeo.interpolate(gen, z0, z1, prior, n_points=n_points, max_iter=iters, ftol=0.0,
                                   progress=False)
         t = res.timings["iterations"]
+        rounds += t["per_round"]
         if best is None or t["total"] < best[0]["total"]:
             best = (t, res)
     t, res = best
+    # per round of all repetitions: robust to the odd round that a busy machine preempts
+    r = np.array(rounds)  # forward, VJP, realism index, path energy, total
+    gen_r, ri_r, energy_r, total_r = r[:, 0] + r[:, 1], r[:, 2], r[:, 3], r[:, 4]
+    own_r = total_r - gen_r - ri_r - energy_r
+    per_round = {
+        "rounds": len(rounds),
+        "median_overhead_fraction": float(np.median(1 - gen_r / total_r)),
+        "median_overhead_fraction_without_path_energy":
+            float(np.median((own_r + ri_r) / (total_r - energy_r))),
+        "median_seconds": {"generator": float(np.median(gen_r)), "realism_index": float(np.median(ri_r)),
+                           "path_energy": float(np.median(energy_r)), "solver_own": float(np.median(own_r)),
+                           "total": float(np.median(total_r))},
+        "min_seconds_solver_own": float(own_r.min()),
+    }
     return {
         "generator": name, "paths": b, "n_points": n_points, "latent_dim": d,
         "output_size": int(res.decoded[0, 0].numel()), "dtype": str(z0.dtype),
         "iterations_per_path": res.iterations.tolist(), "repetitions": reps,
-        "generator_calls_in_iterations": t["rounds"], "forward_points": res.n_forward, "vjp_points": res.n_vjp,
+        "generator_calls_in_iterations": t["rounds"], "forward_points": res.n_forward,
+        "vjp_points": res.n_vjp,
         # the iterations alone (min over repetitions of their total time)
         "iterations": split(t, t["rounds"]),
         # the whole call of that repetition: set-up, endpoint decoding, first evaluation, results
         "whole_call": split(res.timings, res.n_calls),
+        "per_round": per_round,
     }
 
 
@@ -105,11 +124,14 @@ def main(argv=None):
         it = row["iterations"]
         f = it["fractions"]
         print(f"{name}: B={row['paths']} per iteration {it['seconds_per_round']:.3f} s, overhead "
-              f"{100 * it['overhead_fraction']:.1f}% (path energy {100 * f['path_energy']:.1f}%, realism index "
+              f"{100 * it['overhead_fraction']:.1f}% (path energy {100 * f['path_energy']:.1f}%, "
+              f"realism index "
               f"{100 * f['realism_index']:.1f}%, solver own {100 * f['solver_own']:.1f}%); without the path "
               f"energy {100 * it['overhead_fraction_without_path_energy']:.1f}%; whole call "
-              f"{100 * row['whole_call']['overhead_fraction']:.1f}% [{time.perf_counter() - start:.0f} s]",
-              flush=True)
+              f"{100 * row['whole_call']['overhead_fraction']:.1f}%; median round: overhead "
+              f"{100 * row['per_round']['median_overhead_fraction']:.1f}%, without the path energy "
+              f"{100 * row['per_round']['median_overhead_fraction_without_path_energy']:.1f}% "
+              f"[{time.perf_counter() - start:.0f} s]", flush=True)
     machine = describe_machine() | {"torch_threads": torch.get_num_threads(),
                                     "numba_threads_used": numba.get_num_threads(), "torch": torch.__version__,
                                     "load_average_1min": os.getloadavg()[0]}

@@ -49,8 +49,9 @@ __all__ = [
 ]
 
 # The path solvers need torch; they load on first use so that importing fastgeo does not.
-_LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation", "DEFAULT_ALPHA": "interpolation",
-         "linear_path": "baselines", "slerp_path": "baselines", "matched_linear_path": "baselines"}
+_LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation",
+         "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
+         "matched_linear_path": "baselines"}
 
 
 def __getattr__(name):

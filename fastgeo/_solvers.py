@@ -4,15 +4,17 @@ Both run B independent problems in lock-step *rounds*: in every round each activ
 proposes one trial point (a new step, or a shorter one after a rejected trial), all trials
 are decoded in one generator call, and each path accepts or rejects its own. Only accepted
 paths need a gradient, so the backward pass runs once per round and only if some path
-accepted. A path leaves the batch when it converges (relative energy decrease <= ftol),
-reaches max_iter, fails (NaN from the generator) or cannot decrease its energy any more.
+accepted. A path leaves the batch when it converges (relative energy decrease <= ftol, or
+every gradient entry <= gtol in absolute value), reaches max_iter, fails (NaN from the
+generator) or cannot decrease its energy any more.
 
 L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
 Hessian. Freezing the weights w_i and treating the generator as a local scaling by c
 (J^T J ~ c I), the energy sum_i w_i |G(x_{i+1}) - G(x_i)|^2 has the Hessian
 2 c (L_w kron I_D), where L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain
 (diag w_{j-1} + w_j, off-diagonal -w_j). It carries the K^2 ill-conditioning of a chain of
-points that makes gradient descent slow; its inverse is applied by a banded Cholesky solve.
+points that makes gradient descent slow. Its inverse is formed from a Cholesky factorisation,
+kept, and formed anew only when the path's weights have moved (``PathLaplacianInverse``).
 The scale comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
 the first pair, from the path's average gain c = E / sum_i w_i |x_{i+1} - x_i|^2). The
 line search is Armijo backtracking with quadratic interpolation, trying the unit step first.
@@ -122,7 +124,7 @@ class PathLaplacianInverse:
 class Solver:
     """State of B independent paths and the round loop shared by both methods."""
 
-    def __init__(self, problem, z0, z1, x0, method, alpha, max_iter, ftol, memory=10, lr=None,
+    def __init__(self, problem, z0, z1, x0, method, alpha, max_iter, ftol, gtol=0.0, memory=10, lr=None,
                  precondition=True, progress=False):
         self.problem = problem
         self.z0, self.z1 = z0, z1
@@ -130,6 +132,7 @@ class Solver:
         self.log_alpha = math.log(alpha)
         self.max_iter = max_iter
         self.ftol = ftol
+        self.gtol = gtol
         self.memory = memory
         self.lr_fixed = lr
         self.precondition = precondition
@@ -170,13 +173,15 @@ class Solver:
         self.energy = ev.energy.clone()
         self.log_ri = ev.log_ri.clone()
         self.grad = ev.gradient()
-        self.history = torch.full((b, self.max_iter + 1), float("nan"), dtype=torch.float64, device=dev)
+        # histories grow by doubling: max_iter may be far more than the iterations needed
+        columns = min(self.max_iter, 255) + 1
+        self.history = torch.full((b, columns), float("nan"), dtype=torch.float64, device=dev)
         self.history[:, 0] = self.energy
         # per path: how many times its K-1 free points went through the generator (forward,
         # VJP) in all, and by each accepted iteration
         self.n_forward = torch.ones(b, dtype=torch.int64, device=dev)
         self.n_vjp = torch.ones(b, dtype=torch.int64, device=dev)
-        self.forward_history = torch.zeros((b, self.max_iter + 1), dtype=torch.int64, device=dev)
+        self.forward_history = torch.zeros((b, columns), dtype=torch.int64, device=dev)
         self.vjp_history = torch.zeros_like(self.forward_history)
         self.forward_history[:, 0] = 1
         self.vjp_history[:, 0] = 1
@@ -190,21 +195,25 @@ class Solver:
         self._source_row = everyone.clone()
         self.status[ev.failed] = FAILED
         flat = self.grad.reshape(b, -1)
-        self.status[(self.status == ACTIVE) & (flat == 0).all(dim=1)] = CONVERGED
+        self.status[(self.status == ACTIVE) & (flat.abs().amax(dim=1) <= self.gtol)] = CONVERGED
         if self.max_iter == 0:
             self.status[self.status == ACTIVE] = MAX_ITER
         self._collect(everyone)
         bar = _progress_bar(self.progress, self.max_iter, self.method)
         p = self.problem
         before = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
+        per_round = []
         try:
             while True:
                 active = (self.status == ACTIVE).nonzero().flatten()
                 if active.numel() == 0:
                     break
                 self._round_id += 1
+                mark = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
                 self._round(active)
                 self._collect(active)
+                now = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
+                per_round.append([b - a for a, b in zip(mark, now)])
                 if bar is not None:
                     bar.update(1)
                     mean = float(self.energy[active].mean())
@@ -217,6 +226,8 @@ class Solver:
         self.round_timings = dict(zip(("generator_forward", "generator_vjp", "realism_index", "path_energy",
                                        "total"), (y - x for x, y in zip(before, after))))
         self.round_timings["rounds"] = self._round_id
+        # (generator forward, VJP, realism index, path energy, total) seconds of each round
+        self.round_timings["per_round"] = per_round
         t = int(self.iterations.max()) if b else 0
         history = self.history[:, : t + 1]
         # forward-fill: a path that stopped keeps its final energy
@@ -227,6 +238,15 @@ class Solver:
         vjp = torch.gather(self.vjp_history[:, : t + 1], 1, last)
         return SolveOutput(self.x, self.decoded, self.log_ri, self.energy, history, fwd, vjp, self.iterations,
                            self.status, self.round_timings)
+
+    def _grow_histories(self):
+        columns = min(2 * self.history.shape[1], self.max_iter + 1)
+        for name in ("history", "forward_history", "vjp_history"):
+            old = getattr(self, name)
+            new = old.new_zeros((old.shape[0], columns)) if name != "history" else \
+                old.new_full((old.shape[0], columns), float("nan"))
+            new[:, : old.shape[1]] = old
+            setattr(self, name, new)
 
     def _collect(self, rows):
         """Copy out the decoded outputs of the ``rows`` that stopped; forget unused rounds."""
@@ -274,11 +294,13 @@ class Solver:
         self._source_round[rows] = self._round_id
         self._source_row[rows] = ok.nonzero().flatten()
         self.iterations[rows] += 1
+        if self.history.shape[1] <= min(self._round_id, self.max_iter):  # iterations <= rounds
+            self._grow_histories()
         self.history[rows, self.iterations[rows]] = e_new
         self.forward_history[rows, self.iterations[rows]] = self.n_forward[rows]
         self.vjp_history[rows, self.iterations[rows]] = self.n_vjp[rows]
         self.new_direction[rows] = True
-        done = (e_old - e_new) <= self.ftol * e_new.abs()
+        done = ((e_old - e_new) <= self.ftol * e_new.abs()) | (grad.flatten(1).abs().amax(dim=1) <= self.gtol)
         self.status[rows[done]] = CONVERGED
         out_of_time = ~done & (self.iterations[rows] >= self.max_iter)
         self.status[rows[out_of_time]] = MAX_ITER

@@ -194,6 +194,21 @@ def test_lbfgs_and_gd_reach_the_same_energy_and_lbfgs_is_cheaper(rng):
     assert fast.n_forward < gd.n_forward / 5
 
 
+def test_gd_halves_a_too_large_step_and_keeps_descending(rng):
+    k, b = 7, 2
+    prior = Gaussian([1.2, 0.0], np.eye(2))
+    z0 = torch.from_numpy(np.stack([rng.uniform(0.6, 1.4, b), rng.uniform(-1.3, -0.8, b)], axis=1))
+    z1 = torch.from_numpy(np.stack([rng.uniform(0.6, 1.4, b), rng.uniform(0.8, 1.3, b)], axis=1))
+    ref = fastgeo.interpolate(sphere, z0, z1, prior, n_points=k + 1, ftol=1e-12)
+    res = fastgeo.interpolate(sphere, z0, z1, prior, n_points=k + 1, method="gd", lr=1e3, ftol=1e-12,
+                              max_iter=20000)
+    assert (res.energy_history[:, 1:] <= res.energy_history[:, :-1]).all()
+    assert (res.forward_history[:, -1] > res.iterations + 5).all()  # rejected steps were tried
+    torch.testing.assert_close(res.energy, ref.energy, rtol=1e-6, atol=0)
+    plain = fastgeo.interpolate(sphere, z0, z1, prior, n_points=k + 1, precondition=False, ftol=1e-12)
+    torch.testing.assert_close(plain.energy, ref.energy, rtol=1e-8, atol=0)
+
+
 def test_energy_history_and_counts_are_consistent(rng):
     d, k, b = 4, 9, 3
     gen = mlp(rng, d, 6)
@@ -215,6 +230,16 @@ def test_energy_history_and_counts_are_consistent(rng):
     assert res.n_forward == 2 * b + (k - 1) * int(res.forward_history[:, -1].sum())
     assert res.n_vjp == (k - 1) * int(res.vjp_history[:, -1].sum())
     assert res.converged.all() and res.converged.dtype == torch.bool
+
+
+def test_gradient_tolerance_stops_paths(rng):
+    gen = mlp(rng, 3, 5)
+    z0, z1 = torch.from_numpy(rng.standard_normal((2, 3))), torch.from_numpy(rng.standard_normal((2, 3)))
+    full = fastgeo.interpolate(gen, z0, z1, StandardNormal(3), n_points=8, ftol=0.0, gtol=1e-6)
+    assert full.status == ("converged", "converged")
+    loose = fastgeo.interpolate(gen, z0, z1, StandardNormal(3), n_points=8, ftol=0.0, gtol=1e6)
+    assert loose.status == ("converged", "converged") and (loose.iterations == 0).all()
+    assert (full.iterations > 0).all() and (full.energy < loose.energy).all()
 
 
 def test_converged_paths_leave_the_batch():
@@ -386,6 +411,7 @@ def test_box_is_never_left(rng):
     ("init_ends", ValueError, "end points"),
     ("init_library", TypeError, "init"),
     ("max_iter", ValueError, "max_iter"),
+    ("gtol", ValueError, "gtol"),
 ])
 def test_bad_input(case, error, match):
     prior = StandardNormal(3)
@@ -434,6 +460,8 @@ def test_bad_input(case, error, match):
         kw.update(n_points=5, init=np.zeros((2, 5, 3)))
     elif case == "max_iter":
         kw["max_iter"] = -1
+    elif case == "gtol":
+        kw["gtol"] = -1.0
     with pytest.raises(error, match=match):
         fastgeo.interpolate(gen, z0, z1, prior, **kw)
 
