@@ -4,8 +4,8 @@ Both run B independent problems in lock-step *rounds*: in every round each activ
 proposes one trial point (a new step, or a shorter one after a rejected trial), all trials
 are decoded in one generator call, and each path accepts or rejects its own. Only accepted
 paths need a gradient, so the backward pass runs once per round and only if some path
-accepted. A path leaves the batch when it converges (relative energy decrease <= ftol, or
-every gradient entry <= gtol in absolute value), reaches max_iter, fails (NaN from the
+accepted. A path leaves the batch when it converges (relative energy decrease <= ftol in
+two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches max_iter, fails (NaN from the
 generator) or cannot decrease its energy any more.
 
 L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
@@ -147,6 +147,7 @@ class Solver:
         self.step = torch.zeros(b, dtype=torch.float64, device=dev)
         self.slope = torch.zeros(b, dtype=torch.float64, device=dev)  # g^T p along the direction
         self.backtracks = torch.zeros(b, dtype=torch.int64, device=dev)
+        self.small_steps = torch.zeros(b, dtype=torch.int64, device=dev)  # consecutive decreases <= ftol
         self.direction = torch.zeros_like(self.x)
         if method == "lbfgs":
             self.S = torch.zeros((b, memory, k1, d), dtype=x0.dtype, device=dev)
@@ -300,7 +301,10 @@ class Solver:
         self.forward_history[rows, self.iterations[rows]] = self.n_forward[rows]
         self.vjp_history[rows, self.iterations[rows]] = self.n_vjp[rows]
         self.new_direction[rows] = True
-        done = ((e_old - e_new) <= self.ftol * e_new.abs()) | (grad.flatten(1).abs().amax(dim=1) <= self.gtol)
+        # one small decrease can be a short step of a poor direction: it takes two in a row
+        small = (e_old - e_new) <= self.ftol * e_new.abs()
+        self.small_steps[rows] = torch.where(small, self.small_steps[rows] + 1, 0)
+        done = (self.small_steps[rows] >= 2) | (grad.flatten(1).abs().amax(dim=1) <= self.gtol)
         self.status[rows[done]] = CONVERGED
         out_of_time = ~done & (self.iterations[rows] >= self.max_iter)
         self.status[rows[out_of_time]] = MAX_ITER

@@ -63,8 +63,8 @@ class InterpolationResult:
         gone through the generator forward, and through a VJP, when ``energy_history`` was
         reached (times K-1 for points); rejected line-search trials count too.
     path_log_index : (B,) log ri(path) ~ sum_i log rbar_i |G(x_{i+1}) - G(x_i)| (MATH.md 2).
-    converged : (B,) bool, True where the relative energy decrease fell below ``ftol`` (or
-        the gradient below ``gtol``).
+    converged : (B,) bool, True where the relative energy decrease fell below ``ftol`` twice
+        in a row (or the gradient below ``gtol``).
     status : per path (a tuple, or one string when unbatched): "converged", "max_iter",
         "nan" (the generator or the realism index returned NaN/inf on a trial path: the
         path stopped at its last finite iterate), "no_decrease" (the line search found no
@@ -126,7 +126,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     iteration decodes every free point of every active path in one generator call and
     takes one vector-Jacobian product (a single backward) for J^T dE/dG; the realism term
     adds dE/dl_j * grad log ri(x_j). A path leaves the batch, and stops costing generator
-    calls, once (E_prev - E) <= ftol * E (or max |dE/dx| <= gtol).
+    calls, once (E_prev - E) <= ftol * E in two consecutive iterations (or max |dE/dx| <= gtol).
 
     Parameters
     ----------
@@ -145,8 +145,9 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     init : optional starting path (B, n_points, D) (or (n_points, D)); its end points must
         equal z0 and z1.
     max_iter : accepted iterations per path (default 500 for lbfgs, 20000 for gd).
-    ftol : relative energy decrease that counts as converged (default 1e-7 for lbfgs, 1e-9
-        for gd, whose steps decrease E slowly long before the minimum).
+    ftol : relative energy decrease per iteration that, twice in a row, counts as converged
+        (default 1e-7 for lbfgs, 1e-9 for gd, whose steps decrease E slowly long before the
+        minimum).
     gtol : a path also counts as converged once every entry of dE/dx is at most gtol in
         absolute value (default 0: only ``ftol`` decides; E's scale depends on the generator).
     memory : L-BFGS curvature pairs kept per path.
