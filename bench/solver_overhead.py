@@ -58,16 +58,16 @@ def measure(name, n_points, quick):
         res = fastgeo.interpolate(gen, z0, z1, prior, n_points=n_points, max_iter=iters, ftol=0.0,
                                   progress=False)
         t = res.timings["iterations"]
-        rounds += t["per_round"]
+        rounds.append(t["per_round"])
         if best is None or t["total"] < best[0]["total"]:
             best = (t, res)
     t, res = best
     # per round of all repetitions: robust to the odd round that a busy machine preempts
-    r = np.array(rounds)  # forward, VJP, realism index, path energy, total
+    r = np.concatenate(rounds)  # forward, VJP, realism index, path energy, total
     gen_r, ri_r, energy_r, total_r = r[:, 0] + r[:, 1], r[:, 2], r[:, 3], r[:, 4]
     own_r = total_r - gen_r - ri_r - energy_r
     per_round = {
-        "rounds": len(rounds),
+        "rounds": len(r),
         "median_overhead_fraction": float(np.median(1 - gen_r / total_r)),
         "median_overhead_fraction_without_path_energy":
             float(np.median((own_r + ri_r) / (total_r - energy_r))),

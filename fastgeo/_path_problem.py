@@ -52,6 +52,7 @@ class PathProblem:
         self.t_vjp = 0.0
         self.t_ri = 0.0  # fastgeo.log_ri_and_grad
         self.t_energy = 0.0  # fastgeo.path.energy_and_grads
+        self._full_buffer = None
         b = z0.shape[0]
         ends = torch.cat([z0, z1])
         with torch.no_grad():
@@ -96,6 +97,16 @@ class PathProblem:
         self.t_ri += time.perf_counter() - start
         return out
 
+    def _buffer(self, a, k1, decoded):
+        """A reused (A, K+1, ...) array for the whole decoded paths: a fresh one every
+        evaluation would cost page faults on the largest array (energy_and_grads keeps no
+        reference to it)."""
+        shape = (a, k1 + 2, *self.out_shape)
+        buf = self._full_buffer
+        if buf is None or buf.shape != shape or buf.dtype != decoded.dtype:
+            buf = self._full_buffer = torch.empty(shape, dtype=decoded.dtype, device=decoded.device)
+        return buf
+
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
         """Energies of paths ``idx`` (A,) whose free points are ``x`` (A, K-1, D).
@@ -118,7 +129,8 @@ class PathProblem:
             failed &= ~torch.isfinite(flat).all(dim=1)
         log_ri, grad_log_ri = self.log_ri(x)
         failed |= torch.isnan(log_ri).any(dim=1) | ~torch.isfinite(grad_log_ri.flatten(1)).all(dim=1)
-        full = torch.cat([self.g0[idx, None], decoded, self.g1[idx, None]], dim=1)
+        full = self._buffer(a, k1, decoded)
+        torch.cat([self.g0[idx, None], decoded, self.g1[idx, None]], dim=1, out=full)
         l_full = torch.cat([self.l0[idx, None], log_ri, self.l1[idx, None]], dim=1)
         zero_density = torch.isneginf(l_full).any(dim=1)
         l_reported = l_full

@@ -30,6 +30,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE = range(5)
@@ -105,7 +106,7 @@ class PathLaplacianInverse:
         self.weights = torch.full((b, k1 + 1), float("nan"), dtype=torch.float64, device=device)
 
     def apply(self, rows, w, rhs, all_rows):
-        """L_w^{-1} rhs for paths ``rows`` with current weights w; rhs (n, K-1, m)."""
+        """L_w^{-1} r for each r in ``rhs`` (tensors (n, K-1, m)), paths ``rows`` with weights w."""
         old = self.weights[rows]
         stale = ~((w - old).abs() <= self.REFRESH * old).all(dim=1)  # NaN (never built) is stale
         if stale.any():
@@ -118,7 +119,7 @@ class PathLaplacianInverse:
             self.inverse[rows[stale]] = inverse.to(self.inverse.dtype)
             self.weights[rows[stale]] = ws
         inverse = self.inverse if all_rows else self.inverse[rows]
-        return torch.bmm(inverse, rhs.to(inverse.dtype))
+        return [torch.bmm(inverse, r.to(inverse.dtype)) for r in rhs]
 
 
 class Solver:
@@ -228,7 +229,7 @@ class Solver:
                                        "total"), (y - x for x, y in zip(before, after))))
         self.round_timings["rounds"] = self._round_id
         # (generator forward, VJP, realism index, path energy, total) seconds of each round
-        self.round_timings["per_round"] = per_round
+        self.round_timings["per_round"] = np.array(per_round, dtype=np.float64).reshape(-1, 5)
         t = int(self.iterations.max()) if b else 0
         history = self.history[:, : t + 1]
         # forward-fill: a path that stopped keeps its final energy
@@ -398,19 +399,18 @@ class Solver:
         gamma = s^T y / y^T L_w^{-1} y from the newest pair; before the first pair, the
         quadratic model's own scale 1 / (2 c) (or 1 / lambda_max without preconditioning).
         """
-        d = q.shape[2]
         w, gain = weights_and_gain(self, rows)
         if self.precondition:
-            both = self.laplacian.apply(rows, w, torch.cat([q, y], dim=2), rows.numel() == self.shape[0])
-            hq, hy = both[..., :d].to(torch.float64), both[..., d:].to(torch.float64)
+            hq, hy = self.laplacian.apply(rows, w, (q, y), rows.numel() == self.shape[0])
             first = 0.5 / gain
         else:
-            hq, hy = q.to(torch.float64), y.to(torch.float64)
+            hq, hy = q, y
             first = 1.0 / gershgorin(w, gain)
-        sy = (s * y).flatten(1).sum(dim=1).to(torch.float64)
-        gamma = torch.where(have_pair, sy / (y.to(torch.float64) * hy).flatten(1).sum(dim=1), first)
+        sy = torch.linalg.vecdot(s.flatten(1), y.flatten(1)).to(torch.float64)
+        yhy = torch.linalg.vecdot(y.flatten(1), hy.flatten(1)).to(torch.float64)
+        gamma = torch.where(have_pair, sy / yhy, first)
         gamma = torch.where(torch.isfinite(gamma) & (gamma > 0), gamma, first)
-        return (gamma[:, None, None] * hq).to(q.dtype)
+        return gamma.to(q.dtype)[:, None, None] * hq
 
     def _forget(self, rows):
         self.n_pairs[rows] = 0

@@ -56,8 +56,8 @@ class InterpolationResult:
     decoded : (B, K+1, ...) the generator's outputs along the path.
     log_ri, ri : (B, K+1) realism index of each point (unscaled: alpha enters only E).
     distances : (B, K) consecutive decoded distances |G(x_{i+1}) - G(x_i)|.
-    energy : (B,) E of eq. (3) with this result's alpha.
-    energy_history : (B, T+1) E after 0, 1, ..., T accepted iterations (T = max of
+    energy : (B,) float64, E of eq. (3) with this result's alpha.
+    energy_history : (B, T+1) float64, E after 0, 1, ..., T accepted iterations (T = max of
         ``iterations``); a path that stopped earlier repeats its final energy.
     forward_history, vjp_history : (B, T+1) how many times the path's K-1 free points had
         gone through the generator forward, and through a VJP, when ``energy_history`` was
@@ -77,8 +77,8 @@ class InterpolationResult:
         ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"); for the
         solver, "iterations" holds the same split for the iterations alone (without the set-up
         and the final results), their number of "rounds" (generator calls), and "per_round":
-        [forward, VJP, realism index, path energy, total] seconds of each round. On a GPU they
-        are exact only with ``synchronize=True``.
+        a (rounds, 5) numpy array of [forward, VJP, realism index, path energy, total] seconds
+        of each round. On a GPU they are exact only with ``synchronize=True``.
     """
 
     path: Any
