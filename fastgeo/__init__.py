@@ -44,15 +44,26 @@ from .realism import grad_log_ri, log_ri, log_ri_and_grad, ri
 __all__ = [
     "priors", "ri", "log_ri", "grad_log_ri", "log_ri_and_grad", "KDE", "info",
     "path_energy", "path_log_index", "energy_and_grads",
+    "interpolate", "InterpolationResult", "DEFAULT_ALPHA", "linear_path", "slerp_path", "matched_linear_path",
     "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
 
 
-def __getattr__(name):
-    # fastgeo.models (torch) and fastgeo.report (matplotlib) load on first use, so that
-    # `import fastgeo` stays light and `fastgeo.models.load(...)` works without a separate import.
-    if name in ("models", "report"):
-        import importlib
+# Parts that need torch or matplotlib load on first use, so that `import fastgeo` stays light:
+# the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib).
+_LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation",
+         "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
+         "matched_linear_path": "baselines"}
+_LAZY_MODULES = ("models", "report")
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,196 @@
+"""The energy of a batch of latent paths and its gradient, one generator call per evaluation.
+
+For B paths of K+1 latent points x_0 .. x_K (endpoints fixed) the energy of eq. (3)
+(MATH.md 3) is E = sum_i w_i d_i with d_i = |G(x_{i+1}) - G(x_i)|^2. Its gradient with
+respect to a free point x_j (0 < j < K) is
+
+    dE/dx_j = J_G(x_j)^T dE/dG_j + dE/dl_j * grad log ri(x_j),
+
+where ``fastgeo.path.energy_and_grads`` gives dE/dG and dE/dl, ``fastgeo.log_ri_and_grad``
+gives grad log ri, and the first term is a single vector-Jacobian product (one backward)
+over all free points of all paths in the evaluation. The endpoints are decoded once.
+
+:class:`PathProblem` evaluates the energy at trial points of any subset of the paths (the
+solvers drop converged paths from the batch) and computes the gradient only when asked, so
+that a rejected line-search trial costs a forward pass and no backward pass. It counts the
+generator's forward and VJP points and times them, which is what the benchmarks report.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .path import energy_and_grads
+from .realism import log_ri_and_grad
+
+
+class PathProblem:
+    """Endpoints, generator, prior and alpha of a batch of paths; evaluates trial paths.
+
+    Parameters
+    ----------
+    generator : torch callable mapping (M, D) latents to (M, ...) outputs, row by row.
+    z0, z1 : torch tensors (B, D), the endpoints (their device and dtype are the path's).
+    prior, alpha, backend, ri_method : as in :func:`fastgeo.interpolate`.
+    synchronize : wait for the device around generator calls so the timings are exact on
+        GPUs (costs a little latency; only for profiling).
+    """
+
+    def __init__(self, generator, z0, z1, prior, alpha, backend="auto", ri_method="auto", synchronize=False):
+        self.generator = generator
+        self.prior = prior
+        self.alpha = alpha
+        self.backend = backend
+        self.ri_method = ri_method
+        self.synchronize = synchronize and z0.device.type == "cuda"
+        self.device, self.dtype = z0.device, z0.dtype
+        self.n_forward = 0  # generator forward points
+        self.n_vjp = 0  # points whose vector-Jacobian product was taken
+        self.n_calls = 0  # generator calls
+        self.t_forward = 0.0
+        self.t_vjp = 0.0
+        self.t_ri = 0.0  # fastgeo.log_ri_and_grad
+        self.t_energy = 0.0  # fastgeo.path.energy_and_grads
+        self._full_buffer = None
+        b = z0.shape[0]
+        ends = torch.cat([z0, z1])
+        with torch.no_grad():
+            g_ends = self.decode(ends, grad=False)
+        if not torch.isfinite(g_ends).all():
+            bad = ~torch.isfinite(g_ends.reshape(2, b, -1)).all(dim=2).any(dim=0)
+            raise ValueError(f"the generator returned NaN or inf at the endpoints of path(s) "
+                             f"{bad.nonzero().flatten().tolist()}")
+        self.out_shape = tuple(g_ends.shape[1:])
+        self.g0, self.g1 = g_ends[:b], g_ends[b:]
+        l_ends, _ = self.log_ri(ends)
+        self.l0, self.l1 = l_ends[:b], l_ends[b:]
+        zero = torch.isneginf(l_ends).reshape(2, b).any(dim=0)
+        if zero.any():
+            raise ValueError(
+                f"endpoint(s) of path(s) {zero.nonzero().flatten().tolist()} have zero density under "
+                f"{prior!r} (log ri = -inf): no path from them has a finite energy"
+            )
+
+    # -- generator ---------------------------------------------------------------------------
+    def _sync(self):
+        if self.synchronize:
+            torch.cuda.synchronize(self.device)
+
+    def decode(self, x, grad):
+        """G(x) for x of shape (M, D); with ``grad`` the output keeps its autograd graph."""
+        self._sync()
+        start = time.perf_counter()
+        with torch.set_grad_enabled(grad):
+            out = self.generator(x)
+        self._sync()
+        self.t_forward += time.perf_counter() - start
+        self.n_calls += 1
+        self.n_forward += x.shape[0]
+        check_output(out, x, grad)
+        return out
+
+    def log_ri(self, z):
+        """(log ri, grad log ri) of latents z (..., D), unscaled (alpha enters the energy)."""
+        start = time.perf_counter()
+        out = log_ri_and_grad(z.detach(), self.prior, backend=self.backend, method=self.ri_method)
+        self.t_ri += time.perf_counter() - start
+        return out
+
+    def _buffer(self, a, k1, decoded):
+        """A reused (A, K+1, ...) array for the whole decoded paths: a fresh one every
+        evaluation would cost page faults on the largest array (energy_and_grads keeps no
+        reference to it)."""
+        shape = (a, k1 + 2, *self.out_shape)
+        buf = self._full_buffer
+        if buf is None or buf.shape != shape or buf.dtype != decoded.dtype:
+            buf = self._full_buffer = torch.empty(shape, dtype=decoded.dtype, device=decoded.device)
+        return buf
+
+    # -- energy ------------------------------------------------------------------------------
+    def evaluate(self, idx, x):
+        """Energies of paths ``idx`` (A,) whose free points are ``x`` (A, K-1, D).
+
+        Returns an :class:`Evaluation`. Its ``energy`` is +inf for a path with a point of
+        zero density; its ``failed`` marks paths whose decoded outputs or realism indices
+        are not finite (the generator returned NaN or inf there).
+        """
+        a, k1, d = x.shape
+        leaf = x.detach().reshape(a * k1, d).requires_grad_(True)
+        out = self.decode(leaf, grad=True)
+        with torch.enable_grad():
+            out = out.view(a, k1, *self.out_shape)  # the VJP's cotangent is then a plain slice
+        decoded = out.detach()
+        # a row holding NaN or inf has a non-finite sum: one cheap read of the outputs; only
+        # rows whose sum is not finite (or merely overflowed) get the exact elementwise test
+        flat = decoded.flatten(1)
+        failed = ~torch.isfinite(flat.sum(dim=1))
+        if failed.any():
+            failed &= ~torch.isfinite(flat).all(dim=1)
+        log_ri, grad_log_ri = self.log_ri(x)
+        failed |= torch.isnan(log_ri).any(dim=1) | ~torch.isfinite(grad_log_ri.flatten(1)).all(dim=1)
+        full = self._buffer(a, k1, decoded)
+        torch.cat([self.g0[idx, None], decoded, self.g1[idx, None]], dim=1, out=full)
+        l_full = torch.cat([self.l0[idx, None], log_ri, self.l1[idx, None]], dim=1)
+        zero_density = torch.isneginf(l_full).any(dim=1)
+        l_reported = l_full
+        # energy_and_grads refuses non-finite input: neutral values stand in for the rows that
+        # are reported as failed or of infinite energy, and their results are discarded.
+        if failed.any():
+            full = torch.where(failed.view(a, *([1] * (full.ndim - 1))), 0.0, full)
+            l_full = torch.where(failed[:, None], 0.0, l_full)
+        if zero_density.any():
+            l_full = torch.where(torch.isneginf(l_full), 0.0, l_full)
+        start = time.perf_counter()
+        energy, d_decoded, d_log_ri = energy_and_grads(full, l_full, self.alpha, backend=self.backend)
+        self.t_energy += time.perf_counter() - start
+        energy = energy.to(torch.float64)
+        energy = torch.where(zero_density | failed, torch.full_like(energy, float("inf")), energy)
+        return Evaluation(self, leaf, out, decoded, l_reported, grad_log_ri, energy, failed, d_decoded,
+                          d_log_ri)
+
+
+class Evaluation:
+    """The result of :meth:`PathProblem.evaluate`; :meth:`gradient` runs the backward pass."""
+
+    def __init__(self, problem, leaf, out, decoded, log_ri, grad_log_ri, energy, failed, d_decoded, d_log_ri):
+        self.problem = problem
+        self._leaf, self._out = leaf, out
+        self.decoded = decoded  # (A, K-1, ...) free points only
+        self.log_ri = log_ri  # (A, K+1) including the endpoints
+        self._grad_log_ri = grad_log_ri
+        self.energy = energy  # (A,) float64
+        self.failed = failed  # (A,) bool
+        self._d_decoded, self._d_log_ri = d_decoded, d_log_ri
+
+    def gradient(self):
+        """dE/dx of the free points, (A, K-1, D): one VJP through the generator for all rows."""
+        p = self.problem
+        a, k1 = self.decoded.shape[:2]
+        cotangent = self._d_decoded[:, 1:-1].to(self._out.dtype)
+        p._sync()
+        start = time.perf_counter()
+        (vjp,) = torch.autograd.grad(self._out, self._leaf, grad_outputs=cotangent)
+        p._sync()
+        p.t_vjp += time.perf_counter() - start
+        p.n_vjp += a * k1
+        self._out = None  # the graph is spent
+        grad = vjp.reshape(a, k1, -1) + self._d_log_ri[:, 1:-1, None].to(vjp.dtype) * self._grad_log_ri
+        return torch.where(self.failed[:, None, None], 0.0, grad)
+
+
+def check_output(out, x, grad):
+    """The generator must return a float tensor with one row per input row, on x's device."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the generator must return a torch tensor, got {type(out).__name__}")
+    if out.ndim == 0 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"the generator returned shape {tuple(out.shape)} for {x.shape[0]} latent points; "
+                         f"it must map (M, D) to (M, ...)")
+    if out.device != x.device:
+        raise ValueError(f"the generator returned a tensor on {out.device} for latents on {x.device}; "
+                         "fastgeo never moves data between devices")
+    if not out.is_floating_point():
+        raise TypeError(f"the generator must return floating-point outputs, got {out.dtype}")
+    if grad and x.shape[0] > 0 and not out.requires_grad:
+        raise TypeError("the generator's output does not depend on its input through torch autograd; "
+                        "interpolate needs a differentiable torch generator")
