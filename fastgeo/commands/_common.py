@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import math
 import os
 import sys
@@ -11,25 +12,37 @@ import tempfile
 from . import UserError
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def int_at_least(low: int, what: str = ""):
+    """An argparse type for integers >= low; ``what`` explains the bound in the message."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}{what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def n_points(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 3:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 3 (both endpoints and at least one "
-                                         f"midpoint), got {text!r}")
-    return value
+positive_int = int_at_least(1)
+n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
+
+
+def name_list(where: str, what: str):
+    """An argparse type for distinct comma-separated names from the collection at ``where``
+    ("module:ATTR", imported when an option is parsed, so ``--help`` stays light)."""
+    def parse(text):
+        module, _, attr = where.partition(":")
+        known = list(getattr(importlib.import_module(module), attr))
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names or any(n not in known for n in names) or len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"choose distinct {what} from {', '.join(known)} (comma-separated), "
+                                             f"got {text!r}")
+        return names
+
+    return parse
 
 
 def alpha(text):

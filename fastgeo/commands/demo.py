@@ -22,8 +22,8 @@ import os
 import time
 
 from . import UserError
-from ._common import (Stages, add_run_options, add_threads_option, check_backend, positive_int, show_progress,
-                      threads, writable_folder)
+from ._common import (Stages, add_run_options, add_threads_option, check_backend, name_list, positive_int,
+                      show_progress, threads, writable_folder)
 
 DEFAULT_MODELS = ("semicircle", "normal", "kilcher")
 DEFAULT_PAIRS = 16
@@ -31,19 +31,6 @@ DEFAULT_FIGURES = 4
 #: prior samples drawn under the projection of the semicircle, and to measure how close
 #: decoded prior samples come to real digits (the yardstick of the digit distance)
 N_PRIOR_SAMPLES = 2000
-
-
-def model_list(text):
-    import argparse
-
-    from ..models.specs import SPECS
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in SPECS]
-    if bad or not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"choose distinct models from {', '.join(SPECS)} (comma-separated), "
-                                         f"got {text!r}")
-    return names
 
 
 def add_parser(subparsers):
@@ -56,7 +43,8 @@ def add_parser(subparsers):
                     "pairs of the energy of eq. (3), log ri of the path, the smallest ri among the midpoints "
                     "(and the worst pair's), the decoded length, the largest decoded step over the mean step, "
                     "and how far the decoded midpoints are from the nearest real digit.")
-    parser.add_argument("--models", type=model_list, default=list(DEFAULT_MODELS), metavar="LIST",
+    parser.add_argument("--models", type=name_list("fastgeo.models.specs:SPECS", "models"),
+                        default=list(DEFAULT_MODELS), metavar="LIST",
                         help=f"embedded models, comma-separated (default: {','.join(DEFAULT_MODELS)}); each "
                              "comes with the prior it was trained on")
     parser.add_argument("--pairs", type=positive_int, default=DEFAULT_PAIRS, metavar="N",

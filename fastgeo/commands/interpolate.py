@@ -24,8 +24,8 @@ import os
 import time
 
 from . import UserError
-from ._common import (Stages, add_run_options, add_threads_option, check_backend, positive_int, show_progress,
-                      threads, writable_folder)
+from ._common import (Stages, add_run_options, add_threads_option, check_backend, name_list, positive_int,
+                      show_progress, threads, writable_folder)
 
 MANIFEST_FORMAT = 1
 DEFAULT_BATCH = 16
@@ -59,17 +59,6 @@ example:
 """
 
 
-def method_list(text):
-    from ..compare import METHODS
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in METHODS]
-    if bad or not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"choose distinct methods from {', '.join(METHODS)} (comma-separated), "
-                                         f"got {text!r}")
-    return names
-
-
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "interpolate", help="linear, slerp and ri-optimal paths for your own generator and endpoint pairs",
@@ -83,7 +72,8 @@ def add_parser(subparsers):
     parser.add_argument("--prior", required=True, metavar="SPEC",
                         help="the latent prior, e.g. normal:64, semicircle:20, studentt:10,df=3 (see below)")
     parser.add_argument("--pairs", required=True, metavar="FILE.npy", help="endpoint pairs, shape (B, 2, D)")
-    parser.add_argument("--methods", type=method_list, default=["linear", "slerp", "optimal"], metavar="LIST",
+    parser.add_argument("--methods", type=name_list("fastgeo.compare:METHODS", "methods"),
+                        default=["linear", "slerp", "optimal"], metavar="LIST",
                         help="paths to compute, comma-separated, from linear, slerp, matched_linear, optimal "
                              "(default: linear,slerp,optimal)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH, metavar="N",
@@ -205,7 +195,8 @@ def settings_of(args, prior_canonical, pairs, dtype, alpha):
     from ._generator import file_digest
 
     digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    return {"format": MANIFEST_FORMAT, "generator": args.generator, "generator_file_sha256": file_digest(args.generator),
+    return {"format": MANIFEST_FORMAT, "generator": args.generator,
+            "generator_file_sha256": file_digest(args.generator),
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
             "max_iter": args.max_iter, "batch_size": args.batch_size, "dtype": str(dtype).replace("torch.", "")}
@@ -343,7 +334,8 @@ def _run(args):
               "reused_batches": reused, "batches": len(bounds)}
     written.append(compare.write_json(os.path.join(out, "metrics.json"), report))
     compare.write_json(os.path.join(out, "manifest.json"), {"settings": settings, "complete": True})
-    print(f"{n} pair(s), {args.n_points - 2} midpoints, alpha = {alpha:.3g}, prior {prior_canonical}; means over pairs\n")
+    print(f"{n} pair(s), {args.n_points - 2} midpoints, alpha = {alpha:.3g}, prior {prior_canonical}; "
+          "means over pairs\n")
     print(compare.table(summary))
     print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
     return 0
