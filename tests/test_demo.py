@@ -136,6 +136,7 @@ def one_line_error(capsys, argv):
     ["demo", "--alpha", "1.5"],
     ["demo", "--n-points", "2"],
     ["demo", "--backend", "gpu"],
+    ["demo", "--figures", "-1"],
 ])
 def test_demo_bad_options(capsys, argv):
     one_line_error(capsys, argv)

@@ -24,8 +24,8 @@ import os
 import time
 
 from . import UserError
-from ._common import (Stages, add_run_options, add_threads_option, check_backend, name_list, positive_int,
-                      show_progress, threads, writable_folder)
+from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
+                      positive_int, show_progress, threads, writable_folder)
 
 MANIFEST_FORMAT = 1
 DEFAULT_BATCH = 16
@@ -78,7 +78,7 @@ def add_parser(subparsers):
                              "(default: linear,slerp,optimal)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH, metavar="N",
                         help=f"pairs per solver call and per saved batch (default {DEFAULT_BATCH})")
-    parser.add_argument("--figures", type=int, default=0, metavar="N",
+    parser.add_argument("--figures", type=int_at_least(0), default=0, metavar="N",
                         help="draw the paper's figures for the first N pairs into <out>/figures (default 0)")
     parser.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
                         help="dtype of the latent paths (default: the generator's parameters', else float32)")
@@ -271,8 +271,6 @@ def _run(args):
 
     start_time = time.perf_counter()
     check_backend(args.backend)
-    if args.figures < 0:
-        raise UserError(f"--figures must be >= 0, got {args.figures}")
     prior, prior_canonical = load_prior(args.prior)
     pairs = load_pairs(args.pairs)
     n, _, d = pairs.shape
