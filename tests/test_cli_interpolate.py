@@ -1,7 +1,5 @@
 """``fastgeo interpolate`` end to end on a generator defined here, resume after an interruption,
 prior specs, and the one-line errors of bad input."""
-import contextlib
-import io
 import json
 import math
 import os
@@ -13,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastgeo import cli, compare, priors
+from cli_helpers import assert_one_line, run_cli
+
+from fastgeo import compare, priors
 from fastgeo.endpoints import far_pairs
 from fastgeo.priors import spec as prior_spec
 
@@ -40,17 +40,6 @@ def make_pairs(path, n, seed=0):
     z0, z1, _ = far_pairs(priors.semicircle(D), n, seed=seed)
     np.save(path, np.stack([z0, z1], axis=1))
     return path
-
-
-def run_cli(argv):
-    """(status, stdout, stderr) of an in-process ``fastgeo`` run; argparse exits count as status."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(argv)
-        except SystemExit as exc:
-            status = exc.code
-    return status, out.getvalue(), err.getvalue()
 
 
 def base_argv(pairs, out, *extra):
@@ -221,14 +210,6 @@ def test_bad_prior_specs(spec, words):
 
 
 # -- bad input: one line on stderr, exit status 2, no traceback --------------------------------------
-
-def assert_one_line(status, err, *words):
-    assert status == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("fastgeo") and "error:" in err and "Traceback" not in err
-    for w in words:
-        assert w in err, err
-
 
 def test_generator_that_does_not_import_in_a_fresh_process(tmp_path):
     pairs = make_pairs(tmp_path / "pairs.npy", 1)

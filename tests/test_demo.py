@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from fastgeo import cli, priors
+from cli_helpers import assert_one_line, run_cli
+
+from fastgeo import priors
 from fastgeo.endpoints import far_pairs, mixture_end_pairs, opposite_pairs
 
 PAIRS = 3
@@ -17,15 +19,10 @@ MODELS = ("semicircle", "normal", "kilcher")
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """One tiny demo over all three embedded models: (output folder, exit status, stdout)."""
-    import contextlib
-    import io
-
     out = tmp_path_factory.mktemp("demo")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        status = cli.main(["demo", "--pairs", str(PAIRS), "--n-points", str(N_POINTS), "--max-iter", "30",
-                           "--figures", "1", "--seed", "3", "--out", str(out), "--no-progress"])
-    return out, status, buf.getvalue()
+    status, stdout, _ = run_cli(["demo", "--pairs", str(PAIRS), "--n-points", str(N_POINTS), "--max-iter", "30",
+                                 "--figures", "1", "--seed", "3", "--out", str(out), "--no-progress"])
+    return out, status, stdout
 
 
 def test_demo_writes_the_report(demo_run):
@@ -118,33 +115,9 @@ def test_far_pairs_counts(prior):
 
 # -- bad input ---------------------------------------------------------------------------------------
 
-def one_line_error(capsys, argv):
-    try:
-        status = cli.main(argv)
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("fastgeo") and "error:" in err
-    assert "Traceback" not in err
-    return err
-
-
-@pytest.mark.parametrize("argv", [
-    ["demo", "--models", "semicircle,nosuch"],
-    ["demo", "--pairs", "0"],
-    ["demo", "--alpha", "1.5"],
-    ["demo", "--n-points", "2"],
-    ["demo", "--backend", "gpu"],
-    ["demo", "--figures", "-1"],
-])
-def test_demo_bad_options(capsys, argv):
-    one_line_error(capsys, argv)
-
-
-def test_demo_unwritable_output_folder(capsys, tmp_path):
+def test_demo_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    err = one_line_error(capsys, ["demo", "--models", "semicircle", "--pairs", "1", "--out", str(blocker / "sub"),
-                                  "--no-progress"])
-    assert "output folder" in err
+    status, _, err = run_cli(["demo", "--models", "semicircle", "--pairs", "1", "--out", str(blocker / "sub"),
+                              "--no-progress"])
+    assert_one_line(status, err, "output folder")
