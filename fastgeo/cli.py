@@ -1,8 +1,13 @@
-"""The ``fastgeo`` command: ``fastgeo info``, ``fastgeo bench`` and the subcommands to come.
+"""The ``fastgeo`` command: ``fastgeo demo`` (the main job), ``interpolate``, ``info``, ``bench``.
 
 Each subcommand lives in its own module ``fastgeo.commands.<name>`` defining
 ``add_parser(subparsers)``, which adds its parser and sets ``run=`` (a function of the parsed
 arguments returning an exit status). Adding one is a new module and a name in COMMANDS.
+
+Errors: a bad option (argparse) or a :class:`~fastgeo.commands.UserError` raised by a
+command (an unknown name, an unreadable file, an unwritable folder) prints one line and exits
+with status 2; ValueError, TypeError, RuntimeError and OSError from inside a command print
+one line and exit with status 1; anything else is a bug and shows its traceback.
 """
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("info", "bench")
+from .commands import UserError
+
+COMMANDS = ("demo", "interpolate", "info", "bench")
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +41,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except UserError as err:
+        print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, RuntimeError, OSError) as err:
         print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -65,6 +65,13 @@ def test_bench_tiny_end_to_end(tmp_path):
     ["bench", "--only", "radial,nope"],
     ["bench", "--repeats", "0"],
     ["bench", "--frobnicate"],
+    ["demo", "--models", "semicircle,nosuch"],
+    ["demo", "--pairs", "0"],
+    ["demo", "--alpha", "1.5"],
+    ["demo", "--n-points", "2"],
+    ["demo", "--backend", "gpu"],
+    ["demo", "--figures", "-1"],
+    ["interpolate", "--prior", "normal:4", "--pairs", "p.npy"],
     ["frobnicate"],
     [],
 ])

@@ -1,6 +1,8 @@
 """``fastgeo bench``: kernel benchmarks beside their references, as a table (fastgeo.benchmarks)."""
 import argparse
 
+from ._common import name_list, positive_int
+
 
 def shape(parts):
     """An argparse type for shapes such as 100000x512."""
@@ -16,26 +18,6 @@ def shape(parts):
     return parse
 
 
-def benchmark_list(text):
-    from fastgeo.benchmarks import BENCHMARKS
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in BENCHMARKS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(BENCHMARKS)} (comma-separated), got {text!r}")
-    return names
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_parser(subparsers):
     from fastgeo.benchmarks import SIZES
 
@@ -47,7 +29,8 @@ def add_parser(subparsers):
     parser.add_argument("--size", choices=list(SIZES), default="quick",
                         help="problem sizes: tiny (seconds, for tests), quick (default, under a minute on a "
                              "laptop CPU), full (the sizes of the performance targets)")
-    parser.add_argument("--only", type=benchmark_list, default=None, metavar="LIST",
+    parser.add_argument("--only", type=name_list("fastgeo.benchmarks:BENCHMARKS", "benchmarks"), default=None,
+                        metavar="LIST",
                         help="benchmarks to run, comma-separated: radial, kde, path (default: all)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: every device with an available backend (default)")

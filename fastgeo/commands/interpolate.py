@@ -1,0 +1,351 @@
+"""``fastgeo interpolate``: linear, slerp and ri-optimal paths for a user's generator and pairs.
+
+Reads endpoint pairs (B, 2, D) from a .npy file, computes every requested method for every
+pair, batch by batch, and writes to the output folder:
+
+- ``manifest.json``: the run's settings (written first; a rerun with other settings into the
+  same folder is refused rather than mixed);
+- ``batches/batch-NNNNN.npz``: each batch's paths as soon as they are computed, written to a
+  temporary name and renamed, so an interrupted run loses nothing already computed and a
+  rerun of the same command skips the finished batches;
+- ``<method>.npz`` (when all batches are done): ``latents`` (B, K+1, D), ``decoded``
+  (B, K+1, ...), ``ri`` and ``log_ri`` (B, K+1), ``distances`` (B, K), ``energy`` and
+  ``path_log_index`` (B,), ``seconds``; for ``optimal`` also ``status``, ``iterations`` and
+  ``converged`` (B,);
+- ``metrics.json``: per pair and method, and a summary per method (see fastgeo.compare);
+- ``figures/pair<k>-*.png`` for the first ``--figures`` pairs.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import os
+import time
+
+from . import UserError
+from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
+                      positive_int, show_progress, threads, writable_folder)
+
+MANIFEST_FORMAT = 1
+DEFAULT_BATCH = 16
+
+EPILOG = """\
+generator (--generator):
+  MODULE:ATTR            import MODULE (the current folder is searched first) and take ATTR
+  path/to/file.py:ATTR   run that file as a module and take ATTR
+  ATTR may be dotted. An nn.Module instance is used in eval mode; a class is instantiated
+  without arguments; ATTR() calls a factory without arguments; any other callable is used as a
+  function mapping latents (M, D) to outputs (M, ...). Its dtype and device are the
+  generator's parameters' (override with --dtype, --device).
+
+prior (--prior), NAME:D[,KEY=VALUE]...:
+  normal:D                         N(0, I_D)
+  gaussian:D[,mean=M][,std=S]      N(M 1, S^2 I_D)
+  semicircle:D                     the paper's three-Gaussian horseshoe (D >= 2)
+  kilcher:D[,shape=K][,scale=T]    |z| ~ Gamma(K, T) (default K = 1/2, T = sqrt(D/(K(K+1))))
+  studentt:D,df=NU                 multivariate Student-t
+  cauchy:D                         multivariate Cauchy
+  ball:D[,radius=R]                uniform on a ball (default R = 1)
+  box:D[,low=A][,high=B]           uniform on [A, B]^D (default -1, 1)
+
+pairs (--pairs): a .npy array of shape (B, 2, D): pairs[b, 0] and pairs[b, 1] are the
+  endpoints of path b.
+
+Interrupted? Run the same command again: finished batches are kept and skipped.
+
+example:
+  fastgeo interpolate --generator mynet.py:G --prior normal:64 --pairs pairs.npy --out results/
+"""
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "interpolate", help="linear, slerp and ri-optimal paths for your own generator and endpoint pairs",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Compute linear, slerp and ri-optimal paths between the endpoint pairs of a .npy file for "
+                    "your own torch generator and latent prior. Writes each batch of results as it goes "
+                    "(resumable), then <method>.npz (latents, decoded outputs, ri, log ri) and metrics.json, "
+                    "and prints a table of the metrics per method.")
+    parser.add_argument("--generator", required=True, metavar="SPEC",
+                        help="MODULE:ATTR or path/to/file.py:ATTR (see below)")
+    parser.add_argument("--prior", required=True, metavar="SPEC",
+                        help="the latent prior, e.g. normal:64, semicircle:20, studentt:10,df=3 (see below)")
+    parser.add_argument("--pairs", required=True, metavar="FILE.npy", help="endpoint pairs, shape (B, 2, D)")
+    parser.add_argument("--methods", type=name_list("fastgeo.compare:METHODS", "methods"),
+                        default=["linear", "slerp", "optimal"], metavar="LIST",
+                        help="paths to compute, comma-separated, from linear, slerp, matched_linear, optimal "
+                             "(default: linear,slerp,optimal)")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH, metavar="N",
+                        help=f"pairs per solver call and per saved batch (default {DEFAULT_BATCH})")
+    parser.add_argument("--figures", type=int_at_least(0), default=0, metavar="N",
+                        help="draw the paper's figures for the first N pairs into <out>/figures (default 0)")
+    parser.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
+                        help="dtype of the latent paths (default: the generator's parameters', else float32)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="device of the paths and the generator (default: the generator's parameters', "
+                             "else cpu)")
+    add_run_options(parser, "results")
+    add_threads_option(parser, None)
+    parser.set_defaults(run=run)
+    return parser
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+
+def load_pairs(path):
+    """The endpoint pairs of a .npy file as a float64 array (B, 2, D); UserError if unusable."""
+    import numpy as np
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"--pairs: no such file {path!r}") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"--pairs: {path!r} is not a readable numeric .npy file: "
+                        f"{' '.join(str(err).split())}") from None
+    if not isinstance(arr, np.ndarray):
+        raise UserError(f"--pairs: {path!r} holds several arrays (an .npz?); give one .npy array of shape (B, 2, D)")
+    if arr.dtype.kind not in "fiu":
+        raise UserError(f"--pairs: {path!r} holds {arr.dtype} values; expected real numbers")
+    if arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[0] < 1 or arr.shape[2] < 1:
+        raise UserError(f"--pairs: {path!r} has shape {arr.shape}; expected (B, 2, D): B >= 1 pairs of two "
+                        "D-dimensional endpoints")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr).all(axis=(1, 2))
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
+        raise UserError(f"--pairs: {path!r} contains NaN or inf (pairs {', '.join(map(str, idx[:5]))}{more})")
+    return arr
+
+
+def load_prior(spec):
+    from ..priors import spec as prior_spec
+
+    try:
+        return prior_spec.parse(spec), prior_spec.canonical(spec)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"--prior: {err}") from None
+
+
+def resolve_dtype_device(args, generator):
+    import torch
+
+    from ._generator import dtype_and_device
+
+    g_dtype, g_device = dtype_and_device(generator)
+    dtype = (g_dtype or torch.float32) if args.dtype == "auto" else getattr(torch, args.dtype)
+    if args.device == "auto":
+        device = g_device or torch.device("cpu")
+    else:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: torch sees no CUDA GPU here")
+    if isinstance(generator, torch.nn.Module) and (g_device not in (None, device) or g_dtype not in (None, dtype)):
+        generator.to(device=device, dtype=dtype)
+    if device.type == "cuda" and args.backend in ("cpu", "reference"):
+        raise UserError(f"--backend {args.backend} runs on the CPU but the paths are on {device}; use auto or cuda")
+    if device.type != "cuda" and args.backend == "cuda":
+        raise UserError("--backend cuda needs the paths on a GPU: add --device cuda")
+    return dtype, device
+
+
+def check_generator(generator, pairs, dtype, device):
+    """Decode the first endpoint: the generator must accept (1, D) and return finite (1, ...)."""
+    import torch
+
+    d = pairs.shape[2]
+    z = torch.as_tensor(pairs[:1, 0], dtype=dtype, device=device)
+    try:
+        with torch.no_grad():
+            out = generator(z)
+    except Exception as err:
+        from ._generator import _one_line
+
+        raise UserError(f"--generator failed on a ({1}, {d}) batch of the pairs' endpoints (is it a generator for "
+                        f"{d}-dimensional latents?): {_one_line(err)}") from None
+    if not isinstance(out, torch.Tensor):
+        raise UserError(f"--generator returned a {type(out).__name__}, not a torch tensor")
+    if out.ndim < 2 or out.shape[0] != 1:
+        raise UserError(f"--generator mapped a (1, {d}) batch to shape {tuple(out.shape)}; it must map (M, D) "
+                        "latents to (M, ...) outputs")
+    if not torch.isfinite(out).all():
+        raise UserError("--generator returned NaN or inf at the first endpoint")
+
+
+def check_endpoint_density(pairs, prior, backend):
+    import numpy as np
+
+    from .. import log_ri
+
+    lr = np.asarray(log_ri(pairs.reshape(-1, pairs.shape[2]), prior, backend=backend)).reshape(len(pairs), 2)
+    zero = np.flatnonzero(np.isneginf(lr).any(axis=1))
+    if len(zero):
+        more = f" and {len(zero) - 5} more" if len(zero) > 5 else ""
+        raise UserError(f"--pairs: endpoints of pairs {', '.join(map(str, zero[:5]))}{more} lie outside the "
+                        f"support of {prior!r} (ri = 0): no path from them has a finite energy")
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+def settings_of(args, prior_canonical, pairs, dtype, alpha):
+    import numpy as np
+
+    from ._generator import file_digest
+
+    digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
+    return {"format": MANIFEST_FORMAT, "generator": args.generator,
+            "generator_file_sha256": file_digest(args.generator),
+            "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
+            "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
+            "max_iter": args.max_iter, "batch_size": args.batch_size, "dtype": str(dtype).replace("torch.", "")}
+
+
+def open_run(out, settings):
+    """Check or write the manifest; returns whether an earlier run of the same settings exists."""
+    import json
+
+    from ..compare import write_json
+
+    path = os.path.join(out, "manifest.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as fh:
+                old = json.load(fh)["settings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{path} is not a fastgeo manifest; choose another --out or remove it") from None
+        if old != settings:
+            diff = [f"{k}: {settings.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(old) | set(settings))
+                    if old.get(k) != settings.get(k)]
+            raise UserError(f"{out} holds a run with other settings ({'; '.join(diff)}); choose another --out or "
+                            "delete that folder to start over")
+        return True
+    write_json(path, {"settings": settings, "complete": False})
+    return False
+
+
+def batch_path(out, i):
+    return os.path.join(out, "batches", f"batch-{i:05d}.npz")
+
+
+def load_batch(path, start, stop, methods):
+    """The saved arrays of a finished batch, or None when it is missing or unreadable."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["start"]) != start or int(data["stop"]) != stop:
+                return None
+            arrays = {m: {} for m in methods}
+            for key in data.files:
+                method, _, name = key.partition(".")
+                if method in arrays:
+                    arrays[method][name] = data[key]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return arrays if all(arrays.values()) else None
+
+
+def save_batch(path, start, stop, arrays):
+    import numpy as np
+
+    from ..compare import write_npz
+
+    flat = {f"{m}.{k}": v for m, arr in arrays.items() for k, v in arr.items()}
+    write_npz(path, {**flat, "start": np.asarray(start), "stop": np.asarray(stop)})
+
+
+def run(args):
+    with threads(args.threads):
+        return _run(args)
+
+
+def _run(args):
+    import numpy as np
+    import torch
+
+    from .. import compare
+    from ..interpolation import DEFAULT_ALPHA
+    from ._generator import load as load_generator
+
+    start_time = time.perf_counter()
+    check_backend(args.backend)
+    prior, prior_canonical = load_prior(args.prior)
+    pairs = load_pairs(args.pairs)
+    n, _, d = pairs.shape
+    if prior.dim != d:
+        raise UserError(f"--prior {args.prior} is {prior.dim}-dimensional but {args.pairs} holds {d}-dimensional "
+                        "endpoints")
+    out = writable_folder(args.out)
+    generator = load_generator(args.generator)
+    dtype, device = resolve_dtype_device(args, generator)
+    check_generator(generator, pairs, dtype, device)
+    check_endpoint_density(pairs, prior, args.backend)
+    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    settings = settings_of(args, prior_canonical, pairs, dtype, alpha)
+    resumed = open_run(out, settings)
+    os.makedirs(os.path.join(out, "batches"), exist_ok=True)
+    for stale in glob.glob(os.path.join(out, "batches", ".tmp-*")):  # left by a killed write
+        os.unlink(stale)
+
+    progress = show_progress(args)
+    stages = Stages(progress)
+    bounds = [(s, min(s + args.batch_size, n)) for s in range(0, n, args.batch_size)]
+    batches, reused = [], 0
+    try:
+        for i, (s, e) in enumerate(bounds):
+            arrays = load_batch(batch_path(out, i), s, e, args.methods) if resumed else None
+            if arrays is not None:
+                reused += 1
+                batches.append(arrays)
+                continue
+            stages.say(f"batch {i + 1}/{len(bounds)} (pairs {s}..{e - 1}): {', '.join(args.methods)}")
+            z0 = torch.as_tensor(pairs[s:e, 0], dtype=dtype, device=device)
+            z1 = torch.as_tensor(pairs[s:e, 1], dtype=dtype, device=device)
+            results = compare.run_methods(generator, z0, z1, prior, args.methods, n_points=args.n_points, alpha=alpha,
+                                          solver=args.solver, max_iter=args.max_iter, backend=args.backend,
+                                          progress=progress)
+            arrays = {m: compare.result_arrays(r) for m, r in results.items()}
+            save_batch(batch_path(out, i), s, e, arrays)
+            batches.append(arrays)
+    except KeyboardInterrupt:
+        done = len(batches)
+        print(f"fastgeo interpolate: interrupted; {done} of {len(bounds)} batches are saved in "
+              f"{os.path.join(out, 'batches')}: run the same command again to resume", flush=True)
+        raise
+    if reused:
+        print(f"resumed: {reused} of {len(bounds)} batches were already computed in {out} and were not recomputed")
+
+    combined = {m: _concatenate([b[m] for b in batches]) for m in args.methods}
+    written = [compare.write_npz(os.path.join(out, f"{m}.npz"), arr) for m, arr in combined.items()]
+    per_pair = compare.pair_metrics(combined, alpha)
+    summary = compare.summarize(per_pair)
+    figures = []
+    if args.figures:
+        folder = writable_folder(os.path.join(out, "figures"))
+        scatter = prior.sample(2000, seed=0) if prior_canonical.startswith("semicircle:") else None
+        for b in range(min(args.figures, n)):
+            figures += compare.pair_figures(folder, f"pair{b}", combined, b, prior_samples=scatter)
+    report = {"settings": settings, "pairs": [{"index": b, "methods": p} for b, p in enumerate(per_pair)],
+              "summary": summary, "seconds": time.perf_counter() - start_time,
+              "reused_batches": reused, "batches": len(bounds)}
+    written.append(compare.write_json(os.path.join(out, "metrics.json"), report))
+    compare.write_json(os.path.join(out, "manifest.json"), {"settings": settings, "complete": True})
+    print(f"{n} pair(s), {args.n_points - 2} midpoints, alpha = {alpha:.3g}, prior {prior_canonical}; "
+          "means over pairs\n")
+    print(compare.table(summary))
+    print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
+    return 0
+
+
+def _concatenate(parts):
+    import numpy as np
+
+    out = {}
+    for key in parts[0]:
+        if key == "seconds":
+            out[key] = np.asarray(sum(float(p[key]) for p in parts))
+        else:
+            out[key] = np.concatenate([p[key] for p in parts])
+    return out
