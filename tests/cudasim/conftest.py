@@ -43,3 +43,14 @@ def scalar_functions_take_simulated_arrays(monkeypatch):
 
     monkeypatch.setattr(cuda_kde, "table_point", _with_host_arrays(kde.table_point))
     monkeypatch.setattr(cuda_kde, "kde_point", _with_host_arrays(kde.kde_point))
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Path-energy blocks of 64 threads: tiles of 256 columns, reductions in rounds of 2
+    segments, 16-thread path reductions. Small inputs then cross every boundary of the
+    kernels' geometry, and the simulator (a Python thread per GPU thread) runs 4x faster."""
+    from fastgeo.kernels import cuda_path
+
+    for name, value in (("THREADS", 64), ("TILE", 256), ("SEG", 2), ("REDUCE_THREADS", 16)):
+        monkeypatch.setattr(cuda_path, name, value)

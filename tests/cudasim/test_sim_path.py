@@ -2,9 +2,9 @@
 
 Outputs and scratch are poisoned before every launch. Shapes cross the column tile (TILE
 columns per block), the segment rounds of the reduction (SEG segments) and the reduction
-blocks; the ``small_blocks`` fixture shrinks the blocks (64 threads, tiles of 256 columns,
-rounds of 2 segments) so that small inputs cross every boundary many times, and a few cases
-run at the production sizes too. Tolerances are those of the CPU kernels' tests
+blocks; the ``small_blocks`` fixture (conftest.py: 64 threads, tiles of 256 columns, rounds
+of 2 segments) makes small inputs cross every boundary many times, and a few cases run at the
+production sizes too. Tolerances are those of the CPU kernels' tests
 (tests/test_path_energy.py): float64 1e-12 relative to the value (dE/dG: to the size of
 its terms); float32 outputs are float64 results rounded once, so within an ulp of the
 reference's rounding.
@@ -32,13 +32,6 @@ def backend(monkeypatch):
 
     monkeypatch.setattr(cuda_backend._Numba, "empty", empty)
     return cuda_backend.CUDABackend()
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of 64 threads: tiles of 256 columns, reductions in rounds of 2 segments."""
-    for name, value in (("THREADS", 64), ("TILE", 256), ("SEG", 2), ("REDUCE_THREADS", 16)):
-        monkeypatch.setattr(cuda_path, name, value)
 
 
 def path(rng, b, k1, n, dtype, l_low=-30.0):
@@ -99,11 +92,10 @@ def test_small_blocks_match_reference(rng, backend, small_blocks, b, k1, n, dtyp
     check_energy(backend, G, l, math.log(rng.uniform(0.05, 0.95)))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_production_blocks_match_reference(rng, backend, dtype):
+def test_production_blocks_match_reference(rng, backend):
     """The real geometry: 1100 columns (two tiles of 1024, the second partial), K = 9 (a
-    full 8-segment round and a partial one)."""
-    G, l = path(rng, 2, 10, 1100, dtype)
+    full 8-segment round and a partial one); float32, the dtype of the targets."""
+    G, l = path(rng, 2, 10, 1100, np.float32)
     check_energy(backend, G, l, math.log(0.3))
 
 
