@@ -132,14 +132,16 @@ def test_unsupported_dtype_names_the_fix():
         fastgeo.log_ri(torch.zeros(3, 4, dtype=torch.float16), priors.StandardNormal(4))
 
 
-def test_gpu_inputs_to_kde_paths_raise_not_implemented():
-    with pytest.raises(NotImplementedError, match="KDE estimate.*later release.*cpu"):
-        realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", False)
-    with pytest.raises(NotImplementedError, match="gradient of log_prob"):
-        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+def test_what_still_does_not_run_on_gpu_inputs():
+    realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", True)  # supported
     realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", False)  # supported
-    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
-        cuda_backend.CUDABackend().kde(None, None, "cdf", False)
+    with pytest.raises(NotImplementedError, match="gradient of log_prob.*not run on GPU inputs yet"):
+        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+    # the KDE estimator needs the prior's log-density on the GPU: mixtures and Custom have one
+    gpu = ArrayKind("torch", "cuda:0")
+    for prior in (priors.StandardNormal(3), priors.UniformBox(-np.ones(3), np.ones(3))):
+        with pytest.raises(NotImplementedError, match=r"needs its log-density on the GPU.*\.cpu\(\)"):
+            prior._log_prob_array(torch.zeros(2, 3), False, gpu)
 
 
 def test_what_codes_agree_with_the_cpu_kernels():
@@ -173,6 +175,29 @@ class TorchCPUasCUDA(Backend):
         assert isinstance(z, torch.Tensor) and isinstance(low, torch.Tensor)
         self.calls.append(z.shape[0])
         return torch.from_numpy(self.cpu.box(z.numpy(), low.numpy(), high.numpy(), log_alpha, what))
+
+    def kde(self, x, kde, what, need_grad):
+        assert isinstance(x, torch.Tensor)
+        self.calls.append(x.shape[0])
+        out, deriv = self.cpu.kde(x.numpy(), kde, what, need_grad)
+        return torch.from_numpy(out), (None if deriv is None else torch.from_numpy(deriv))
+
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        assert isinstance(G3, torch.Tensor) and isinstance(l, torch.Tensor) and l.is_contiguous()
+        self.calls.append(G3.shape[0])
+        # the CUDA backend checks log_ri in its kernels: the caller must not have synced for it
+        from fastgeo.path import _log_ri_rows
+
+        _log_ri_rows(l.numpy())
+        return tuple(None if a is None else torch.from_numpy(a)
+                     for a in self.cpu.path_energy(G3.numpy(), l.numpy(), log_alpha, need_grads))
+
+    def path_log_index(self, G3, l):
+        from fastgeo.path import _log_ri_rows
+
+        _log_ri_rows(l.numpy())
+        self.calls.append(G3.shape[0])
+        return torch.from_numpy(self.cpu.path_log_index(G3.numpy(), l.numpy()))
 
 
 @pytest.fixture
@@ -241,17 +266,29 @@ def test_prior_constants_move_once_per_device(rng, torch_as_gpu):
     np.testing.assert_array_equal(w.numpy(), spec.whiten)
 
 
-def test_gpu_inputs_to_kde_and_path_energy_raise(rng, torch_as_gpu, monkeypatch):
-    with pytest.raises(NotImplementedError, match="KDE estimate of the realism index"):
-        fastgeo.log_ri(torch.zeros(3, 2), priors.semicircle(2))
-    with pytest.raises(NotImplementedError, match="path energy.*not run on GPU inputs yet"):
-        fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4), 0.5)
-    monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
-    kde = fastgeo.KDE(rng.standard_normal(50))
-    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
-        kde.cdf(torch.zeros(5))
+def test_kde_priors_and_path_energy_on_the_gpu_path(rng, torch_as_gpu):
+    """The library-agnostic code around the KDE and path backends: the mixture's log-density
+    in torch, the KDE on its values, the path energy's checks and outputs in torch."""
+    prior = priors.semicircle(4, kde_samples=500)
+    z = torch.from_numpy(prior.sample(25, rng) * 1.5)
+    for what in ("log_ri", "ri", "log_density"):
+        out, grad = realism.evaluate(z, prior, what, 0.5, need_grad=True)
+        ref_out, ref_grad = realism.evaluate(z.numpy(), prior, what, 0.5, backend="cpu", need_grad=True)
+        assert isinstance(out, torch.Tensor) and isinstance(grad, torch.Tensor)
+        np.testing.assert_allclose(out.numpy(), ref_out, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=1e-11, atol=1e-13)
+    G = torch.from_numpy(rng.standard_normal((3, 5, 2, 7)))
+    l = torch.from_numpy(rng.uniform(-9, 0, (3, 5))).float()
+    got = fastgeo.energy_and_grads(G, l, 0.3)
+    want = fastgeo.energy_and_grads(G.numpy(), l.numpy(), 0.3, backend="cpu")
+    assert got[2].dtype == torch.float32 and got[1].shape == G.shape
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.numpy(), b)
+    np.testing.assert_array_equal(fastgeo.path_log_index(G, l).numpy(), fastgeo.path_log_index(G.numpy(), l.numpy()))
+    empty = fastgeo.energy_and_grads(G[:0], l[:0], 0.3)
+    assert all(isinstance(t, torch.Tensor) for t in empty) and empty[1].shape == (0, 5, 2, 7)
     with pytest.raises(ValueError, match="runs on the CPU"):
-        kde.cdf(torch.zeros(5), backend="cpu")
+        prior.kde.cdf(torch.zeros(5), backend="cpu")
 
 
 # -- chunks: huge batches are processed, not refused ------------------------------------------

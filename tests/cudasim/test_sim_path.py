@@ -19,10 +19,10 @@ from fastgeo._arrays import LOG_RI_ERROR
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.reference import ReferenceBackend
 from fastgeo.kernels import cuda_path
+from path_tolerance import assert_close, term_scale
 
 SENTINEL = -7.25e33
 REF = ReferenceBackend()
-F32_ULP = 2.0**-23
 
 
 @pytest.fixture
@@ -37,30 +37,6 @@ def backend(monkeypatch):
 def path(rng, b, k1, n, dtype, l_low=-30.0):
     G = np.cumsum(rng.standard_normal((b, k1, n)), axis=1).astype(dtype)
     return G, rng.uniform(l_low, 0.0, (b, k1))
-
-
-def term_scale(G, l, log_alpha):
-    """|2 w_{j-1} dprev| + |2 w_j dnext| per entry: the size dE/dG's error is measured against
-    (infinite weights left out: where they cancel, the finite terms are the value)."""
-    G = G.astype(np.float64)
-    u = np.abs(log_alpha + np.logaddexp(l[:, :-1], l[:, 1:]) - math.log(2.0))[:, :, None]
-    u = np.where(np.isinf(u), 0.0, u)
-    with np.errstate(over="ignore"):
-        term = 2 * u * (u * np.abs(G[:, 1:] - G[:, :-1]))
-    scale = np.zeros_like(G)
-    scale[:, 1:] += term
-    scale[:, :-1] += term
-    return scale
-
-
-def assert_close(got, want, scale, dtype, what):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=what)
-    assert not np.isnan(got).any(), what
-    finite = np.isfinite(want)
-    bound = 1e-12 * scale + (F32_ULP * np.abs(want) if dtype == np.float32 else 0.0)
-    err = np.abs(np.where(finite, got, 0.0) - np.where(finite, want, 0.0))
-    assert np.all(err <= np.where(finite, bound, np.inf)), (what, np.max(err - bound))
 
 
 def check_energy(backend, G, l, log_alpha, G_dev=None):
