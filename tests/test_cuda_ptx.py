@@ -81,7 +81,19 @@ CASES = ([(name, dtype, layout, cc) for name in READERS
          + [(name, dtype, "C", cc) for name in INNER for dtype, cc in (("float32", (9, 0)), ("float64", (7, 5)))])
 
 
+#: PTX by (kernel, dtype, layout, cc): the assembly test and the register test reuse the
+#: compiles of the PTX test (the radial kernels take tens of seconds each)
+_PTX = {}
+
+
 def compile_kernel(cuda, monkeypatch, name, dtype, layout, cc):
+    key = (name, dtype, layout, cc)
+    if key not in _PTX:
+        _PTX[key] = _compile_kernel(cuda, monkeypatch, name, dtype, layout, cc)
+    return _PTX[key]
+
+
+def _compile_kernel(cuda, monkeypatch, name, dtype, layout, cc):
     mod = module_of(name)
     bounds = getattr(mod, "LAUNCH_BOUNDS", {}).get(name)
     import numba.cuda.dispatcher as dispatcher

@@ -40,3 +40,18 @@ def torch_cuda():
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here (a CPU build of torch?)")
     return torch
+
+
+def _stream_handle(stream):
+    """The CUstream handle of a Numba stream argument (0: the legacy default stream)."""
+    if isinstance(stream, int):
+        return stream
+    try:
+        return int(stream.handle)
+    except TypeError:
+        return int(stream.handle.value)
+
+
+@pytest.fixture
+def stream_handle():
+    return _stream_handle

@@ -76,7 +76,7 @@ def test_non_contiguous_and_batched_inputs(rng, poisoned_outputs, dtype):
     assert out.shape == (6, 50)
 
 
-def test_runs_on_the_callers_stream(rng, monkeypatch):
+def test_runs_on_the_callers_stream(rng, monkeypatch, stream_handle):
     """The kernel runs on torch's current stream: the result reflects work queued on that stream
     just before (a delay makes a launch on another stream read stale data), and the launcher
     is given that very stream."""
@@ -86,16 +86,8 @@ def test_runs_on_the_callers_stream(rng, monkeypatch):
     seen = []
     real_launch = cuda_radial.launch
 
-    def handle(stream):
-        if isinstance(stream, int):
-            return stream
-        try:
-            return int(stream.handle)
-        except TypeError:
-            return int(stream.handle.value)
-
     def launch(kernel, rows, stream, *args):
-        seen.append(handle(stream))
+        seen.append(stream_handle(stream))
         return real_launch(kernel, rows, stream, *args)
 
     monkeypatch.setattr(cuda_radial, "launch", launch)

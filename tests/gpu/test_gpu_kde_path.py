@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"n
 REF = ReferenceBackend()
 WHATS = ("cdf", "log_cdf", "pdf", "log_pdf")
 #: query kernels: blocks of 128 (cuda_launch.THREADS); path pass: tiles of 1024 columns
-KDE_SIZES = (1, 127, 129, 1000, 20_011)
+KDE_SIZES = (1, 127, 129, 1000, 5_003)
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +39,23 @@ def kde_queries(rng, kde, m):
 
 
 def check_kde(got, dgot, x, kde, what):
-    """The CPU kernel's tolerances against the naive float64 sums (tests/test_kde.py); float32
-    outputs are float64 results rounded once."""
+    """The CPU kernel's tolerances against the naive float64 sums (tests/test_kde.py). float32
+    outputs are float64 results rounded once: compared with the reference rounded to float32,
+    within one more float32 rounding (and the smallest subnormals where they underflow)."""
     want, dwant = REF.kde(np.asarray(x, np.float64), kde, what, True)
     got, dgot = np.asarray(got, np.float64), np.asarray(dgot, np.float64)
-    f32 = np.asarray(x).dtype == np.float32
     assert not np.isnan(got).any() and not np.isnan(dgot).any(), what  # nothing left poisoned
+    rtol32, atol32 = 0.0, 0.0
+    if np.asarray(x).dtype == np.float32:
+        want, dwant = (a.astype(np.float32).astype(np.float64) for a in (want, dwant))
+        rtol32, atol32 = 2.0**-23, 2.0**-148
     if what == "cdf":
-        np.testing.assert_allclose(got, want, rtol=2**-24 if f32 else 0, atol=1e-12)
+        np.testing.assert_allclose(got, want, rtol=rtol32, atol=1e-12 + atol32)
     else:  # near G = 1 the plain reference has only absolute precision
         ok = np.abs(want) > 1e-4 if what == "log_cdf" else np.isfinite(want)
-        np.testing.assert_allclose(got[ok], want[ok], rtol=2**-24 + 1e-9 if f32 else 1e-9, atol=0)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-9 + rtol32, atol=atol32, err_msg=what)
     ok = np.isfinite(dwant) & (np.abs(dwant) > 1e-200) & (np.abs(want) > 1e-4 if what == "log_cdf" else True)
-    np.testing.assert_allclose(dgot[ok], dwant[ok], rtol=2**-24 + 1e-8 if f32 else 1e-8, atol=0)
+    np.testing.assert_allclose(dgot[ok], dwant[ok], rtol=1e-8 + rtol32, atol=atol32, err_msg=what + "'")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -163,17 +167,8 @@ def test_path_energy_cupy_on_its_stream(rng, poisoned_outputs):
     check_path(G_host, l_host, math.log(0.3), E.get(), dG.get(), dl.get(), index.get())
 
 
-def stream_handle(stream):
-    if isinstance(stream, int):
-        return stream
-    try:
-        return int(stream.handle)
-    except TypeError:
-        return int(stream.handle.value)
-
-
 @pytest.mark.parametrize("which", ["kde", "path"])
-def test_zero_copy_on_the_callers_stream(rng, torch_cuda, monkeypatch, kde, which):
+def test_zero_copy_on_the_callers_stream(rng, torch_cuda, monkeypatch, stream_handle, kde, which):
     """Work queued on a side stream just before the call (after a delay) is seen by the kernels,
     which are launched on that very stream, reading the caller's tensor in place."""
     torch = torch_cuda
@@ -231,7 +226,7 @@ def test_interpolate_end_to_end_on_the_gpu(rng, torch_cuda):
     and the result agrees with the same problem solved on the CPU."""
     torch = torch_cuda
     torch.manual_seed(0)
-    gen = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 300)).double()
+    gen = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 300)).double().eval()
     prior = priors.StandardNormal(8)
     z0, z1 = (torch.as_tensor(rng.standard_normal((3, 8))) for _ in range(2))
     kwargs = dict(n_points=12, max_iter=300, progress=False)
