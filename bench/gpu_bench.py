@@ -1,6 +1,6 @@
 """GPU benchmarks and the performance targets of the GPU issue; run on a machine with a GPU:
 
-    python bench/gpu_bench.py                 # full sizes, writes bench/results/gpu-<gpu>-full/bench.{json,md,csv}
+    python bench/gpu_bench.py                 # full sizes: bench/results/gpu-<gpu>-full/bench.{json,md,csv}
     python bench/gpu_bench.py --size quick    # a smoke run
 
 Uses the benchmark definitions of ``fastgeo.benchmarks`` (the same as ``fastgeo bench``) on the
@@ -47,7 +47,7 @@ def check_targets(result):
         measured = [r for r in rows if r["seconds"]]
         if not measured:
             cuda = result["device_descriptions"].get("cuda", {})
-            why = rows[0]["note"] if rows else ("not run" if cuda.get("available") else cuda.get("description"))
+            why = rows[0]["note"] if rows else "not run" if cuda.get("available") else cuda.get("description")
             lines.append(f"OWED  {text} ({why})")
             continue
         r = measured[0]
@@ -77,8 +77,8 @@ def main(argv=None):
         "rows": [], "repeats": 0}
     result["device_descriptions"].setdefault("cuda", benchmarks.describe_device("cuda"))
     result["targets"] = check_targets(result)
-    gpu = (result["machine"]["gpus"] or ["no-gpu"])[0]
-    paths = benchmarks.write(result, os.path.join(args.out, f"gpu-{re.sub(r'[^a-z0-9]+', '-', gpu.lower()).strip('-')}-{size}"))
+    gpu = re.sub(r"[^a-z0-9]+", "-", (result["machine"]["gpus"] or ["no-gpu"])[0].lower()).strip("-")
+    paths = benchmarks.write(result, os.path.join(args.out, f"gpu-{gpu}-{size}"))
     print(benchmarks.markdown(result))
     print("\n".join(["targets:"] + result["targets"]))
     print("written: " + ", ".join(paths.values()))

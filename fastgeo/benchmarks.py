@@ -407,9 +407,9 @@ def bench_interpolate(runner, device, shape, rng):
                    key=lambda res: res.timings["total"])
     except Exception as err:
         reason = " ".join(str(err).split())[:160] or type(err).__name__
-        runner.say(f"  {name} | fastgeo.interpolate ({device.name}): skipped ({type(err).__name__}: {reason})")
-        runner.rows.append(Row(name, "fastgeo.interpolate", device.name, "kernel",
-                               note=f"skipped: {type(err).__name__}: {reason}"))
+        why = f"{type(err).__name__}: {reason}"
+        runner.say(f"  {name} | fastgeo.interpolate ({device.name}): skipped ({why})")
+        runner.rows.append(Row(name, "fastgeo.interpolate", device.name, "kernel", note=f"skipped: {why}"))
         return
     t = best.timings
     generator = t["generator_forward"] + t["generator_vjp"]
@@ -419,7 +419,8 @@ def bench_interpolate(runner, device, shape, rng):
     row = Row(name, "fastgeo.interpolate", device.name, "kernel", items=paths, seconds=t["total"],
               note="; ".join(filter(None, [note, f"solver overhead {100 * overhead:.1f}% "
                                                  f"(1 - generator forward+VJP / total)"])),
-              extra={"solver_overhead_fraction": overhead, "timings_s": parts, "generator_calls": best.n_calls,
+              extra={"solver_overhead_fraction": overhead, "timings_s": parts,
+                     "generator_calls": best.n_calls,
                      "iterations_per_path": torch.as_tensor(best.iterations).cpu().reshape(-1).tolist()})
     runner.say(f"  {name} | fastgeo.interpolate ({device.name}): {t['total'] * 1e3:.1f} ms, "
                f"solver overhead {100 * overhead:.1f}%")

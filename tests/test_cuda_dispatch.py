@@ -271,7 +271,8 @@ def test_kde_priors_and_path_energy_on_the_gpu_path(rng, torch_as_gpu):
     in torch, the KDE on its values, the path energy's checks and outputs in torch."""
     prior = priors.semicircle(4, kde_samples=500)
     host = prior.sample(25, rng) * 1.5
-    for dtype, tol in ((torch.float64, dict(rtol=1e-11, atol=1e-13)), (torch.float32, dict(rtol=2e-6, atol=1e-6))):
+    tolerances = {torch.float64: dict(rtol=1e-11, atol=1e-13), torch.float32: dict(rtol=2e-6, atol=1e-6)}
+    for dtype, tol in tolerances.items():
         z = torch.from_numpy(host).to(dtype)
         for what in ("log_ri", "ri", "log_density"):
             del torch_as_gpu.calls[:]
@@ -299,7 +300,8 @@ def test_kde_priors_and_path_energy_on_the_gpu_path(rng, torch_as_gpu):
         assert got[2].dtype == torch.float32  # dE/dl in log_ri's dtype
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a.numpy(), b)
-    np.testing.assert_array_equal(fastgeo.path_log_index(G, l).numpy(), fastgeo.path_log_index(G.numpy(), l.numpy()))
+    np.testing.assert_array_equal(fastgeo.path_log_index(G, l).numpy(),
+                                  fastgeo.path_log_index(G.numpy(), l.numpy()))
     empty = fastgeo.energy_and_grads(G[:0], l[:0], 0.3)
     assert all(isinstance(t, torch.Tensor) for t in empty) and empty[1].shape == (0, 5, 2, 7)
     with pytest.raises(ValueError, match="runs on the CPU"):
@@ -433,11 +435,11 @@ def test_gpu_bench_without_a_gpu_reports_every_target_owed(tmp_path, monkeypatch
     assert gpu_bench.main(["--no-cpu", "--out", str(tmp_path)]) == 0
     (written,) = tmp_path.glob("*/bench.json")
     result = json.loads(written.read_text())
-    assert result["device_descriptions"]["cuda"] == {"kind": "cuda", "available": False,
-                                                     "description": "no CUDA backend: no CUDA GPU found (test)"}
+    reason = "no CUDA backend: no CUDA GPU found (test)"
+    cuda = result["device_descriptions"]["cuda"]
+    assert cuda == {"kind": "cuda", "available": False, "description": reason}
     assert len(result["targets"]) == len(gpu_bench.TARGETS) == 4
-    assert all(t.startswith("OWED") and t.endswith("(no CUDA backend: no CUDA GPU found (test))")
-               for t in result["targets"])
+    assert all(t.startswith("OWED") and t.endswith(f"({reason})") for t in result["targets"])
 
 
 def test_interpolate_benchmark_measures_the_solver_overhead():

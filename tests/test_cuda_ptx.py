@@ -68,7 +68,7 @@ def signature(name, dtype, layout):
     return mod.signature(name, dtype, layout)
 
 
-#: kernels that read the caller's array (its dtype and strides matter): four variants each
+#: kernels that read the caller's array (its dtype and strides matter): five variants each
 READERS = ("radial_narrow", "radial_wide", "box_narrow", "box_wide", "kde_table_pass", "kde_exact_pass",
            "path_pass")
 #: kernels on float64 scratch only (the input's dtype is at most an output's): two variants
@@ -77,8 +77,10 @@ INNER = ("path_log_a", "path_energy_reduce", "path_log_index_reduce")
 WIDENED = ("radial_narrow", "radial_wide", "path_pass")
 CASES = ([(name, dtype, layout, cc) for name in READERS
           for dtype, layout, cc in (("float32", "C", (9, 0)), ("float64", "C", (9, 0)),
-                                    ("float32", "A", (9, 0)), ("float32", "C", (7, 5)))]
-         + [(name, dtype, "C", cc) for name in INNER for dtype, cc in (("float32", (9, 0)), ("float64", (7, 5)))])
+                                    ("float32", "A", (9, 0)), ("float32", "C", (7, 5)),
+                                    ("float64", "A", (7, 5)))]
+         + [(name, dtype, "C", cc) for name in INNER
+            for dtype, cc in (("float32", (9, 0)), ("float64", (7, 5)))])
 
 
 #: PTX by (kernel, dtype, layout, cc): the assembly test and the register test reuse the
@@ -120,7 +122,8 @@ def test_kernel_compiles_to_ptx(compiler, monkeypatch, name, dtype, layout, cc):
         assert f"[{WARPS * WARP * PADDED * item}]" in ptx
     bounds = getattr(module_of(name), "LAUNCH_BOUNDS", {}).get(name)
     if bounds:  # the register budget that lets that many blocks share a multiprocessor
-        assert re.search(rf"\.maxntid {bounds[0]}, 1, 1", ptx) and re.search(rf"\.minnctapersm {bounds[1]}", ptx)
+        assert re.search(rf"\.maxntid {bounds[0]}, 1, 1", ptx)
+        assert re.search(rf"\.minnctapersm {bounds[1]}", ptx)
     if name.startswith(("kde", "path")):  # no atomics on floating-point data (fixed summation order)
         assert not re.search(r"\batom\.[a-z.]*\.f(32|64)\b", ptx)
 
