@@ -46,8 +46,8 @@ def check_targets(result):
                 and r["implementation"].startswith(impl) and r["role"] == "kernel"]
         measured = [r for r in rows if r["seconds"]]
         if not measured:
-            cuda = result["device_descriptions"].get("cuda", {})
-            why = rows[0]["note"] if rows else "not run" if cuda.get("available") else cuda.get("description")
+            cuda = result.get("device_descriptions", {}).get("cuda", {})
+            why = rows[0]["note"] if rows else cuda["description"] if cuda.get("available") is False else "not run"
             lines.append(f"OWED  {text} ({why})")
             continue
         r = measured[0]

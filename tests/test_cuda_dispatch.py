@@ -440,6 +440,13 @@ def test_gpu_bench_without_a_gpu_reports_every_target_owed(tmp_path, monkeypatch
     assert cuda == {"kind": "cuda", "available": False, "description": reason}
     assert len(result["targets"]) == len(gpu_bench.TARGETS) == 4
     assert all(t.startswith("OWED") and t.endswith(f"({reason})") for t in result["targets"])
+    # the interpolate target is judged by the solver overhead of its row
+    row = dict(benchmark="interpolate DCGAN-64x64x3 ngf=64 B=256", implementation="fastgeo.interpolate",
+               device="cuda", role="kernel", seconds=2.0, items_per_s=128.0, speedup={}, note="")
+    for overhead, verdict in ((0.08, "PASS"), (0.2, "FAIL")):
+        rows = [{**row, "extra": {"solver_overhead_fraction": overhead}}]
+        lines = gpu_bench.check_targets({"size": "full", "rows": rows})
+        assert lines[-1].startswith(verdict) and f"solver overhead {100 * overhead:.1f}%" in lines[-1]
 
 
 def test_interpolate_benchmark_measures_the_solver_overhead():
