@@ -6,6 +6,7 @@ import math
 import numpy as np
 import torch
 
+from fastgeo.models.dcgan import DCGANGenerator, dcgan  # noqa: F401 - shared with fastgeo bench
 from fastgeo.priors import StandardNormal, semicircle
 
 
@@ -17,38 +18,6 @@ def mlp(d=32, hidden=512, out=784, seed=0, dtype=torch.float32):
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * (1.5 / math.sqrt(p.shape[-1])))
-    return net.to(dtype).eval()
-
-
-class DCGANGenerator(torch.nn.Module):
-    """The DCGAN generator of Radford et al. for 64x64x3 images: latent (M, nz) -> (M, 3, 64, 64)."""
-
-    def __init__(self, nz=100, ngf=64):
-        super().__init__()
-        c = torch.nn
-
-        def block(cin, cout, stride, pad):
-            return [c.ConvTranspose2d(cin, cout, 4, stride, pad, bias=False), c.BatchNorm2d(cout),
-                    c.ReLU(True)]
-
-        self.nz = nz
-        self.net = c.Sequential(*block(nz, ngf * 8, 1, 0), *block(ngf * 8, ngf * 4, 2, 1),
-                                *block(ngf * 4, ngf * 2, 2, 1), *block(ngf * 2, ngf, 2, 1),
-                                c.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), c.Tanh())
-
-    def forward(self, z):
-        return self.net(z.view(z.shape[0], self.nz, 1, 1))
-
-
-def dcgan(nz=100, ngf=64, seed=0, dtype=torch.float32):
-    torch.manual_seed(seed)
-    net = DCGANGenerator(nz, ngf)
-    for m in net.modules():  # DCGAN's initialisation: N(0, 0.02) convolutions, N(1, 0.02) BN scales
-        if isinstance(m, torch.nn.ConvTranspose2d):
-            torch.nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.normal_(m.weight, 1.0, 0.02)
-            torch.nn.init.zeros_(m.bias)
     return net.to(dtype).eval()
 
 

@@ -144,6 +144,11 @@ def check_finite(x, name: str = "z"):
         raise ValueError(f"{name} contains NaN or inf (first at index {idx}: {x[idx]})")
 
 
+#: the error of a log realism index that no path energy accepts (fastgeo.path, the backends)
+LOG_RI_ERROR = ("log_ri contains NaN or +inf (first at index {index}: {value}); log ri is at most 0, "
+                "and -inf where the density is zero")
+
+
 def check_not_nan(x, name: str = "x"):
     """Raise ValueError naming the first NaN entry of a numpy array (infinities are allowed)."""
     nan = np.isnan(x)

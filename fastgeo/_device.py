@@ -75,20 +75,96 @@ def empty(kind: ArrayKind, shape, dtype):
     return np.empty(tuple(shape), dtype=np.dtype(dtype))
 
 
+def _lib(x):
+    """The array library of x: torch, numpy or CuPy (whose functions mirror numpy's)."""
+    if is_torch(x):
+        return _torch()
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np
+    import cupy
+
+    return cupy
+
+
+def isnan(x):
+    return _lib(x).isnan(x)
+
+
+def isfinite(x):
+    return _lib(x).isfinite(x)
+
+
+def exp(x):
+    return _lib(x).exp(x)
+
+
+def log(x):
+    return _lib(x).log(x)
+
+
+def where(cond, a, b):
+    """a where cond, else b (either may be a Python scalar)."""
+    return _lib(cond).where(cond, a, b)
+
+
+def total(x, axis):
+    """The sum of x along ``axis``."""
+    return x.sum(dim=axis) if is_torch(x) else x.sum(axis=axis)
+
+
+def largest(x, axis):
+    """The maximum of x along ``axis``."""
+    return x.amax(dim=axis) if is_torch(x) else x.max(axis=axis)
+
+
+def every(x, axis):
+    """True where every entry of the boolean x along ``axis`` is."""
+    return x.all(dim=axis) if is_torch(x) else x.all(axis=axis)
+
+
+def swap_last(x):
+    """x with its last two axes exchanged (a view)."""
+    return x.transpose(-1, -2) if is_torch(x) else x.swapaxes(-1, -2)
+
+
+def log_sum_exp(x, axis):
+    """log sum exp(x) along ``axis`` without overflow; -inf where every entry is -inf."""
+    top = largest(x, axis)
+    shift = where(isfinite(top), top, 0.0)
+    expand = shift.unsqueeze(axis) if is_torch(x) else _lib(x).expand_dims(shift, axis)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the answer there
+        return log(total(exp(x - expand), axis)) + shift
+
+
+def contiguous_float64(x):
+    """x as a C-contiguous float64 array of its own library and device (x itself if it is)."""
+    if is_torch(x):
+        return x.to(_torch().float64).contiguous()
+    return _lib(x).ascontiguousarray(x, dtype=np.float64)
+
+
+def first_true(mask, x):
+    """(index, value of x there) of the first True entry of ``mask``, or None (one sync)."""
+    if is_torch(mask):
+        found = mask.nonzero()
+    else:
+        found = _lib(mask).argwhere(mask)
+    if found.shape[0] == 0:
+        return None
+    idx = tuple(int(i) for i in found[0].tolist())
+    return idx, float(x[idx])
+
+
 def first_nonfinite(x):
     """(index, value) of the first NaN or inf in x (numpy, torch or CuPy), or None."""
-    if is_torch(x):
-        bad = (~_torch().isfinite(x)).nonzero()
-    elif isinstance(x, np.ndarray):
-        bad = np.argwhere(~np.isfinite(x))
-    else:
-        import cupy
+    return first_true(~isfinite(x), x)
 
-        bad = cupy.argwhere(~cupy.isfinite(x))
-    if bad.shape[0] == 0:
-        return None
-    idx = tuple(int(i) for i in bad[0].tolist())
-    return idx, float(x[idx])
+
+def check_finite(x, name="z"):
+    """Raise ValueError naming the first NaN or inf of x (any library; syncs on a GPU)."""
+    found = first_nonfinite(x)
+    if found is not None:
+        raise ValueError(f"{name} contains NaN or inf (first at index {found[0]}: {found[1]})")
 
 
 def device_index(kind: ArrayKind) -> int:

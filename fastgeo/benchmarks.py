@@ -9,6 +9,10 @@ benchmarks, each on every device and backend available here:
   numpy sum ``mean(ndtr((x - l_i) / h))``.
 - ``path-energy``: ``fastgeo.energy_and_grads`` of B paths of K+1 points decoded to N values;
   references torch eager autograd of the same energy and ``torch.compile`` of it.
+- ``interpolate``: ``fastgeo.interpolate`` of B paths of K+1 points through a DCGAN generator
+  (64x64x3 outputs, random weights, feature width ngf) for a fixed number of iterations; its
+  solver overhead ``1 - (generator forward + VJP) / total`` from the result's timings,
+  measured with ``synchronize=True`` so the GPU's asynchronous work is charged where it runs.
 
 Every benchmark also times a plain copy of its input on the same device: the memory
 bandwidth that the kernels' traffic (bytes read + written at least) is compared with. Times
@@ -30,14 +34,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 #: problem sizes: radial (M, D), kde (n samples, Q queries), path (B, K, N)
+#: interpolate (B paths, K segments, DCGAN width ngf, iterations)
 SIZES = {
-    "tiny": {"radial": (2_000, 64), "kde": (500, 2_000), "path": (2, 8, 256), "repeats": 3, "budget_s": 0.2},
-    "quick": {"radial": (100_000, 512), "kde": (5_000, 20_000), "path": (16, 50, 3072), "repeats": 5,
-              "budget_s": 1.0},
-    "full": {"radial": (524_288, 512), "kde": (5_000, 10_000_000), "path": (256, 50, 12288), "repeats": 10,
-             "budget_s": 3.0},
+    "tiny": {"radial": (2_000, 64), "kde": (500, 2_000), "path": (2, 8, 256), "interpolate": (2, 5, 8, 2),
+             "repeats": 3, "budget_s": 0.2},
+    "quick": {"radial": (100_000, 512), "kde": (5_000, 20_000), "path": (16, 50, 3072),
+              "interpolate": (4, 11, 16, 3), "repeats": 5, "budget_s": 1.0},
+    "full": {"radial": (524_288, 512), "kde": (5_000, 10_000_000), "path": (256, 50, 12288),
+             "interpolate": (256, 51, 64, 5), "repeats": 10, "budget_s": 3.0},
 }
-BENCHMARKS = ("radial", "kde", "path")
+BENCHMARKS = ("radial", "kde", "path", "interpolate")
+#: paths of the interpolate benchmark on a CPU at most: a DCGAN decodes B (K+1) images per
+#: iteration, minutes per iteration at B = 256 on a few cores
+CPU_INTERPOLATE_PATHS = 4
 
 
 @dataclass
@@ -54,6 +63,7 @@ class Row:
     gb_per_s: float | None = None
     fraction_of_copy: float | None = None
     speedup: dict = field(default_factory=dict)  # reference implementation -> x faster
+    extra: dict = field(default_factory=dict)  # benchmark-specific figures (e.g. the solver overhead)
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -76,6 +86,26 @@ def describe_machine() -> dict:
             "numba_threads": facts["numba_threads"], "python": platform.python_version(),
             "system": platform.platform(), "fastgeo": facts["fastgeo"],
             "versions": {k: v for k, v in facts["versions"].items() if v}, "backends": facts["backends"]}
+
+
+def describe_device(name) -> dict:
+    """What runs the benchmarks of device ``name``: the CPU model, or the GPU (name, compute
+    capability, memory) and the library holding its arrays; an unavailable GPU says why."""
+    if name == "cpu":
+        return {"kind": "cpu", "description": describe_machine()["cpu"]}
+    from . import backends
+
+    reason = backends.availability()["cuda"]
+    if reason is not None:
+        return {"kind": "cuda", "available": False, "description": f"no CUDA backend: {reason}"}
+    from numba import cuda
+
+    dev = cuda.get_current_device()
+    free, total = cuda.current_context().get_memory_info()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    return {"kind": "cuda", "available": True, "description": name,
+            "compute_capability": list(dev.compute_capability), "memory_gib": round(total / 2**30, 1),
+            "multiprocessors": dev.MULTIPROCESSOR_COUNT}
 
 
 # -- devices ---------------------------------------------------------------------------------
@@ -344,6 +374,59 @@ def bench_path(runner, device, shape, rng, torch_compile):
     row.note = f"compilation took {compile_s:.1f} s (not in the time)"
 
 
+def bench_interpolate(runner, device, shape, rng):
+    """fastgeo.interpolate through a DCGAN generator: time per call and the solver overhead."""
+    import torch
+
+    import fastgeo
+    from fastgeo.models.dcgan import dcgan
+    from fastgeo.priors import StandardNormal
+
+    b, k, ngf, iters = shape
+    nz = 100
+    name = f"interpolate DCGAN-64x64x3 ngf={ngf} B={b} K={k} float32, {iters} iterations"
+    runner.say(f"[{name}] on {device.name}")
+    paths = b if device.name == "cuda" else min(b, CPU_INTERPOLATE_PATHS)
+    note = "" if paths == b else f"measured on {paths} of {b} paths (CPU)"
+    if device.name == "cuda" and device.lib != "torch":
+        runner.rows.append(Row(name, "fastgeo.interpolate", device.name, "kernel",
+                               note="skipped: needs torch with CUDA (the generator is a torch module)"))
+        return
+    where = "cuda" if device.name == "cuda" else "cpu"
+    gen = dcgan(nz, ngf).to(where)
+    z = torch.as_tensor(rng.standard_normal((2, paths, nz)), dtype=torch.float32, device=where)
+    prior = StandardNormal(nz)
+
+    def solve(p):
+        return fastgeo.interpolate(gen, z[0, :p], z[1, :p], prior, n_points=k + 1, max_iter=iters, ftol=0.0,
+                                   progress=False, synchronize=device.name == "cuda")
+
+    try:
+        solve(1)  # warm-up: compilation, cuDNN algorithm choice, the allocator
+        best = min((solve(paths) for _ in range(max(1, min(runner.repeats, 3)))),
+                   key=lambda res: res.timings["total"])
+    except Exception as err:
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        why = f"{type(err).__name__}: {reason}"
+        runner.say(f"  {name} | fastgeo.interpolate ({device.name}): skipped ({why})")
+        runner.rows.append(Row(name, "fastgeo.interpolate", device.name, "kernel", note=f"skipped: {why}"))
+        return
+    t = best.timings
+    generator = t["generator_forward"] + t["generator_vjp"]
+    overhead = 1.0 - generator / t["total"]
+    parts = {key: t[key] for key in ("generator_forward", "generator_vjp", "realism_index", "path_energy",
+                                     "total") if key in t}
+    row = Row(name, "fastgeo.interpolate", device.name, "kernel", items=paths, seconds=t["total"],
+              note="; ".join(filter(None, [note, f"solver overhead {100 * overhead:.1f}% "
+                                                 f"(1 - generator forward+VJP / total)"])),
+              extra={"solver_overhead_fraction": overhead, "timings_s": parts,
+                     "generator_calls": best.n_calls,
+                     "iterations_per_path": torch.as_tensor(best.iterations).cpu().reshape(-1).tolist()})
+    runner.say(f"  {name} | fastgeo.interpolate ({device.name}): {t['total'] * 1e3:.1f} ms, "
+               f"solver overhead {100 * overhead:.1f}%")
+    runner.rows.append(row)
+
+
 # -- ratios and tables -----------------------------------------------------------------------
 
 def summarize(rows):
@@ -433,11 +516,14 @@ def run(size="quick", only=BENCHMARKS, devices=None, shapes=None, repeats=None, 
                 bench_radial(runner, device, shapes["radial"], rng)
             elif bench == "kde":
                 bench_kde(runner, device, shapes["kde"], rng)
-            else:
+            elif bench == "path":
                 bench_path(runner, device, shapes["path"], rng, torch_compile)
+            else:
+                bench_interpolate(runner, device, shapes["interpolate"], rng)
     summarize(runner.rows)
     return {"size": size, "shapes": {k: list(v) for k, v in shapes.items()}, "repeats": repeats,
-            "devices": devices, "machine": describe_machine(), "rows": [asdict(r) for r in runner.rows]}
+            "devices": devices, "device_descriptions": {d: describe_device(d) for d in devices},
+            "machine": describe_machine(), "rows": [asdict(r) for r in runner.rows]}
 
 
 def write(result, directory) -> dict:

@@ -225,12 +225,15 @@ class KDE:
     def _evaluate(self, x, what, backend="auto", need_grad=False):
         from . import backends
 
+        from ._device import empty, numpy_dtype
+
         arr, kind = as_array(x, "x")
         be = backends.select(backend, kind)
         flat = arr.reshape(-1)
-        if flat.size == 0:
-            out = np.empty(arr.shape, dtype=arr.dtype)
-            return kind.wrap(out), (kind.wrap(out.copy()) if need_grad else None)
+        if flat.shape[0] == 0:
+            dtype = numpy_dtype(arr)
+            out = empty(kind, arr.shape, dtype)
+            return kind.wrap(out), (kind.wrap(empty(kind, arr.shape, dtype)) if need_grad else None)
         out, deriv = be.kde(flat, self, what, need_grad)
         out = kind.wrap(out.reshape(arr.shape))
         return out, (kind.wrap(deriv.reshape(arr.shape)) if need_grad else None)

@@ -41,8 +41,8 @@ import math
 
 import numpy as np
 
-from . import backends
-from ._arrays import as_array, check_finite, common_kind, is_torch
+from . import _device, backends
+from ._arrays import LOG_RI_ERROR, as_array, common_kind, is_torch
 from .realism import check_alpha
 
 LOG2 = math.log(2.0)
@@ -52,10 +52,6 @@ LOG2 = math.log(2.0)
 def _check_path_arrays(decoded, log_ri):
     """(kind, decoded as an array, log_ri as an array) after the shape checks."""
     kind = common_kind(decoded, log_ri, names=["decoded", "log_ri"])
-    if kind.is_cuda:
-        from .backends.cuda import NOT_YET_ON_GPU
-
-        raise NotImplementedError(NOT_YET_ON_GPU.format(what="The path energy (fastgeo.path)"))
     g, _ = as_array(decoded, "decoded")
     l, _ = as_array(log_ri, "log_ri")
     if g.ndim < 2 or l.ndim != 2 or tuple(g.shape[:2]) != tuple(l.shape):
@@ -68,14 +64,17 @@ def _check_path_arrays(decoded, log_ri):
     return kind, g, l
 
 
-def _log_ri_rows(l):
-    """log_ri as C-contiguous float64; NaN or +inf raise (-inf is a point of zero density)."""
-    l64 = np.ascontiguousarray(l, dtype=np.float64)
-    bad = np.isnan(l64) | np.isposinf(l64)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"log_ri contains NaN or +inf (first at index {idx}: {l64[idx]}); "
-                         "log ri is at most 0, and -inf where the density is zero")
+def _log_ri_rows(l, check=True):
+    """log_ri as C-contiguous float64; NaN or +inf raise (-inf is a point of zero density).
+
+    GPU arrays stay on their device; the CUDA backend checks them in its kernels (without
+    another synchronisation) and raises the same error, so ``check=False`` skips it there.
+    """
+    l64 = _device.contiguous_float64(l)
+    if check or isinstance(l64, np.ndarray):
+        found = _device.first_true(_device.isnan(l64) | (l64 == math.inf), l64)
+        if found is not None:
+            raise ValueError(LOG_RI_ERROR.format(index=found[0], value=found[1]))
     return l64
 
 
@@ -96,19 +95,21 @@ def _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded):
     log_alpha = math.log(check_alpha(alpha, upper_inclusive=False))
     kind, g, l = _check_path_arrays(decoded, log_ri)
     be = backends.select(backend, kind)
+    g_dtype, l_dtype = _device.numpy_dtype(g), _device.numpy_dtype(l)
     if g.shape[0] == 0:
-        energy, grad_g, grad_l = np.empty(0, g.dtype), np.empty(g.shape, g.dtype), np.empty(l.shape, l.dtype)
+        energy, grad_g = _device.empty(kind, (0,), g_dtype), _device.empty(kind, g.shape, g_dtype)
+        grad_l = _device.empty(kind, l.shape, l_dtype)
     else:
-        l64 = _log_ri_rows(l)
+        l64 = _log_ri_rows(l, check=not kind.is_cuda)
         try:
             energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grad_decoded)
         except ValueError:
-            check_finite(g, "decoded")  # name the offending entry in decoded's own shape
+            _device.check_finite(g, "decoded")  # name the offending entry in decoded's own shape
             raise
         if grad_g is not None:
             grad_g = grad_g.reshape(g.shape)
         with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
-            grad_l = grad_l.astype(l.dtype, copy=False)
+            grad_l = _device.astype(grad_l, l_dtype)
     grad_g = kind.wrap(grad_g) if need_grad_decoded else None
     return kind.wrap(energy), grad_g, kind.wrap(grad_l)
 
@@ -242,12 +243,12 @@ def path_log_index(decoded, log_ri, backend="auto"):
     kind, g, l = _check_path_arrays(decoded, log_ri)
     be = backends.select(backend, kind)
     if g.shape[0] == 0:
-        return kind.wrap(np.empty(0, g.dtype))
-    l64 = _log_ri_rows(l)
+        return kind.wrap(_device.empty(kind, (0,), _device.numpy_dtype(g)))
+    l64 = _log_ri_rows(l, check=not kind.is_cuda)
     try:
         return kind.wrap(be.path_log_index(_decoded_rows(g), l64))
     except ValueError:
-        check_finite(g, "decoded")
+        _device.check_finite(g, "decoded")
         raise
 
 
@@ -256,7 +257,7 @@ def _torch_path_log_index(decoded, log_ri):
     import torch
 
     _, g, l = _check_path_arrays(decoded, log_ri)
-    check_finite(g, "decoded")
+    _device.check_finite(g, "decoded")
     _log_ri_rows(l)
     step = torch.linalg.vector_norm((decoded[:, 1:] - decoded[:, :-1]).flatten(2).to(torch.float64), dim=2)
     l64 = log_ri.to(torch.float64)

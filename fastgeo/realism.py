@@ -18,8 +18,8 @@ import numpy as np
 
 from . import backends
 from ._arrays import as_array, check_finite, check_last_dim, is_torch
-from ._device import (add_scalar, astype, empty, first_nonfinite, free_bytes, is_out_of_memory,
-                      numpy_dtype, on_device, zeros_like)
+from ._device import (add_scalar, astype, empty, every, exp, first_nonfinite, first_true, free_bytes,
+                      is_out_of_memory, isfinite, isnan, numpy_dtype, on_device, where, zeros_like)
 from .kernels import families
 from .priors.base import Estimated, Indicator, Prior, Radial
 from .priors.radial import whiten, whiten_grad
@@ -89,29 +89,57 @@ def _compute(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
         out = backend.box(z2, low, high, log_alpha, what)
         return out, (zeros_like(z2) if need_grad else None)
     # Estimated: ri(z) ~ G_W(log f(z)); grad log ri = (g_W / G_W)(log f) * grad log f
-    check_finite(z2)
-    lp, glp = prior._log_prob_np(z2, need_grad)
+    return _estimated(z2, prior, spec, what, log_alpha, need_grad, backend, kind)
+
+
+def _estimated(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
+    """The KDE estimator (MATH.md 1.3) in z2's library: log f by the prior, then the KDE."""
+    if not kind.is_cuda or what == "log_density":
+        _check_finite_any(z2)
+    lp, glp = prior._log_prob_array(z2, need_grad, kind)
     if what == "log_density":
-        return lp.astype(z2.dtype), (None if glp is None else glp.astype(z2.dtype))
-    log_cdf, dlog = backend.kde(lp, spec.prior.kde, "log_cdf", need_grad)
-    out = log_cdf + log_alpha
+        if kind.is_cuda:
+            _raise_if_nan_density(lp, prior)
+        return astype(lp, z2.dtype), (None if glp is None else astype(glp, z2.dtype))
+    if kind.is_cuda:
+        # a row of z holding NaN or inf becomes a NaN query: the KDE kernel's one flag read
+        # reports it, and the error then names z's entry (no synchronisation of its own)
+        lp = where(every(isfinite(z2), axis=1), lp, float("nan"))
+    try:
+        log_cdf, dlog = backend.kde(lp, spec.prior.kde, "log_cdf", need_grad)
+    except ValueError:
+        if kind.is_cuda:
+            _raise_if_nonfinite(z2)
+            _raise_if_nan_density(lp, prior)
+        raise
+    out = add_scalar(log_cdf, log_alpha)
     grad = None
     if need_grad:
-        grad = np.where(np.isfinite(lp), dlog, 0.0)[:, None] * glp
+        grad = where(isfinite(lp), dlog, 0.0)[:, None] * glp
     if what == "ri":
-        out = np.exp(out)
+        out = exp(out)
         if need_grad:
             grad = grad * out[:, None]
-    return out.astype(z2.dtype), (None if grad is None else grad.astype(z2.dtype))
+    return astype(out, z2.dtype), (None if grad is None else astype(grad, z2.dtype))
+
+
+def _check_finite_any(z2):
+    if isinstance(z2, np.ndarray):
+        check_finite(z2)
+    else:
+        _raise_if_nonfinite(z2)
+
+
+def _raise_if_nan_density(lp, prior):
+    found = first_true(isnan(lp), lp)
+    if found is not None:
+        raise ValueError(f"the log-density of {prior!r} is NaN at row {found[0][0]} of z") from None
 
 
 def _check_gpu_support(spec, what, need_grad):
     """GPU inputs to paths whose CUDA kernels are not built yet: say so before any work."""
     from .backends.cuda import NOT_YET_ON_GPU
 
-    if isinstance(spec, Estimated):
-        raise NotImplementedError(NOT_YET_ON_GPU.format(
-            what=f"The KDE estimate of the realism index ({spec.prior!r}, method='kde')"))
     if isinstance(spec, Radial) and what == "log_density" and need_grad:
         raise NotImplementedError(NOT_YET_ON_GPU.format(what="The gradient of log_prob"))
 
@@ -132,6 +160,8 @@ def _chunk_rows(kind, z2, spec, need_grad) -> int:
     per_row = itemsize * (1 + d * (2 if need_grad else 1))
     if whitened:
         per_row += d * (8 * 2 + itemsize) * (2 if need_grad else 1)
+    if isinstance(spec, Estimated):  # log f and its gradient, the KDE's outputs and scratch
+        per_row += spec.prior._log_prob_bytes_per_row(need_grad) + 8 * 4
     return max(1, min(m, (free // 2) // per_row))
 
 

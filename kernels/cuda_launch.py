@@ -27,16 +27,32 @@ def _performance_warning():
     return NumbaPerformanceWarning
 
 
+def kernel(launch_bounds=None):
+    """``cuda.jit(cache=True)``, with ``launch_bounds`` (threads per block, blocks per SM) on a
+    GPU: they cap the registers per thread so that that many blocks fit on a multiprocessor.
+    The simulator knows no launch bounds and ignores them."""
+    from numba import cuda
+    from numba.cuda.core import config
+
+    if launch_bounds is None or config.ENABLE_CUDASIM:
+        return cuda.jit(cache=True)
+    return cuda.jit(cache=True, launch_bounds=launch_bounds)
+
+
 def blocks_for(rows: int) -> int:
     return (rows + THREADS - 1) // THREADS
 
 
 def launch(kernel, rows, stream, *args):
     """kernel[blocks, THREADS, stream](*args) with one block per THREADS rows."""
-    blocks = blocks_for(rows)
+    launch_grid(kernel, blocks_for(rows), THREADS, stream, *args)
+
+
+def launch_grid(kernel, blocks, threads, stream, *args):
+    """kernel[blocks, threads, stream](*args), without Numba's warning about small grids."""
     if blocks >= _QUIET_BELOW:
-        kernel[blocks, THREADS, stream](*args)
+        kernel[blocks, threads, stream](*args)
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _performance_warning())
-        kernel[blocks, THREADS, stream](*args)
+        kernel[blocks, threads, stream](*args)

@@ -132,14 +132,16 @@ def test_unsupported_dtype_names_the_fix():
         fastgeo.log_ri(torch.zeros(3, 4, dtype=torch.float16), priors.StandardNormal(4))
 
 
-def test_gpu_inputs_to_kde_paths_raise_not_implemented():
-    with pytest.raises(NotImplementedError, match="KDE estimate.*later release.*cpu"):
-        realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", False)
-    with pytest.raises(NotImplementedError, match="gradient of log_prob"):
-        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+def test_what_still_does_not_run_on_gpu_inputs():
+    realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", True)  # supported
     realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", False)  # supported
-    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
-        cuda_backend.CUDABackend().kde(None, None, "cdf", False)
+    with pytest.raises(NotImplementedError, match="gradient of log_prob.*not run on GPU inputs yet"):
+        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+    # the KDE estimator needs the prior's log-density on the GPU: mixtures and Custom have one
+    gpu = ArrayKind("torch", "cuda:0")
+    for prior in (priors.StandardNormal(3), priors.UniformBox(-np.ones(3), np.ones(3))):
+        with pytest.raises(NotImplementedError, match=r"needs its log-density on the GPU.*\.cpu\(\)"):
+            prior._log_prob_array(torch.zeros(2, 3), False, gpu)
 
 
 def test_what_codes_agree_with_the_cpu_kernels():
@@ -173,6 +175,29 @@ class TorchCPUasCUDA(Backend):
         assert isinstance(z, torch.Tensor) and isinstance(low, torch.Tensor)
         self.calls.append(z.shape[0])
         return torch.from_numpy(self.cpu.box(z.numpy(), low.numpy(), high.numpy(), log_alpha, what))
+
+    def kde(self, x, kde, what, need_grad):
+        assert isinstance(x, torch.Tensor)
+        self.calls.append(x.shape[0])
+        out, deriv = self.cpu.kde(x.numpy(), kde, what, need_grad)
+        return torch.from_numpy(out), (None if deriv is None else torch.from_numpy(deriv))
+
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        assert isinstance(G3, torch.Tensor) and isinstance(l, torch.Tensor) and l.is_contiguous()
+        self.calls.append(G3.shape[0])
+        # the CUDA backend checks log_ri in its kernels: the caller must not have synced for it
+        from fastgeo.path import _log_ri_rows
+
+        _log_ri_rows(l.numpy())
+        return tuple(None if a is None else torch.from_numpy(a)
+                     for a in self.cpu.path_energy(G3.numpy(), l.numpy(), log_alpha, need_grads))
+
+    def path_log_index(self, G3, l):
+        from fastgeo.path import _log_ri_rows
+
+        _log_ri_rows(l.numpy())
+        self.calls.append(G3.shape[0])
+        return torch.from_numpy(self.cpu.path_log_index(G3.numpy(), l.numpy()))
 
 
 @pytest.fixture
@@ -241,17 +266,74 @@ def test_prior_constants_move_once_per_device(rng, torch_as_gpu):
     np.testing.assert_array_equal(w.numpy(), spec.whiten)
 
 
-def test_gpu_inputs_to_kde_and_path_energy_raise(rng, torch_as_gpu, monkeypatch):
-    with pytest.raises(NotImplementedError, match="KDE estimate of the realism index"):
-        fastgeo.log_ri(torch.zeros(3, 2), priors.semicircle(2))
-    with pytest.raises(NotImplementedError, match="path energy.*not run on GPU inputs yet"):
-        fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4), 0.5)
-    monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
-    kde = fastgeo.KDE(rng.standard_normal(50))
-    with pytest.raises(NotImplementedError, match="fastgeo.KDE"):
-        kde.cdf(torch.zeros(5))
+def test_kde_priors_and_path_energy_on_the_gpu_path(rng, torch_as_gpu):
+    """The library-agnostic code around the KDE and path backends: the mixture's log-density
+    in torch, the KDE on its values, the path energy's checks and outputs in torch."""
+    prior = priors.semicircle(4, kde_samples=500)
+    host = prior.sample(25, rng) * 1.5
+    tolerances = {torch.float64: dict(rtol=1e-11, atol=1e-13), torch.float32: dict(rtol=2e-6, atol=1e-6)}
+    for dtype, tol in tolerances.items():
+        z = torch.from_numpy(host).to(dtype)
+        for what in ("log_ri", "ri", "log_density"):
+            del torch_as_gpu.calls[:]
+            out, grad = realism.evaluate(z, prior, what, 0.5, need_grad=True)
+            ref_out, ref_grad = realism.evaluate(z.numpy(), prior, what, 0.5, backend="cpu", need_grad=True)
+            assert isinstance(out, torch.Tensor) and isinstance(grad, torch.Tensor)
+            assert out.dtype == dtype and grad.dtype == dtype and grad.shape == z.shape
+            assert torch_as_gpu.calls == ([] if what == "log_density" else [25])  # the KDE ran on "cuda"
+            np.testing.assert_allclose(out.numpy(), ref_out, **tol)
+            np.testing.assert_allclose(grad.numpy(), ref_grad, **tol)
+    x = torch.from_numpy(rng.uniform(-20, 5, 33)).float()
+    del torch_as_gpu.calls[:]
+    cdf = prior.kde.cdf(x)
+    assert isinstance(cdf, torch.Tensor) and cdf.dtype == torch.float32 and torch_as_gpu.calls == [33]
+    np.testing.assert_array_equal(cdf.numpy(), prior.kde.cdf(x.numpy(), backend="cpu"))
+    G = torch.from_numpy(rng.standard_normal((3, 5, 2, 7)))
+    l = torch.from_numpy(rng.uniform(-9, 0, (3, 5))).float()
+    for g in (G, G.float()):
+        del torch_as_gpu.calls[:]
+        got = fastgeo.energy_and_grads(g, l, 0.3)
+        want = fastgeo.energy_and_grads(g.numpy(), l.numpy(), 0.3, backend="cpu")
+        assert torch_as_gpu.calls == [3]
+        assert all(isinstance(t, torch.Tensor) for t in got)
+        assert got[0].dtype == g.dtype and got[1].dtype == g.dtype and got[1].shape == G.shape
+        assert got[2].dtype == torch.float32  # dE/dl in log_ri's dtype
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a.numpy(), b)
+    np.testing.assert_array_equal(fastgeo.path_log_index(G, l).numpy(),
+                                  fastgeo.path_log_index(G.numpy(), l.numpy()))
+    empty = fastgeo.energy_and_grads(G[:0], l[:0], 0.3)
+    assert all(isinstance(t, torch.Tensor) for t in empty) and empty[1].shape == (0, 5, 2, 7)
     with pytest.raises(ValueError, match="runs on the CPU"):
-        kde.cdf(torch.zeros(5), backend="cpu")
+        prior.kde.cdf(torch.zeros(5), backend="cpu")
+
+
+def test_kde_and_path_inputs_that_the_gpu_route_refuses(rng, torch_as_gpu):
+    G = torch.from_numpy(rng.standard_normal((2, 4, 3)))
+    l = rng.uniform(-5, 0, (2, 4))
+    with pytest.raises(TypeError, match="decoded is a torch array but log_ri is a numpy array"):
+        fastgeo.energy_and_grads(G, l, 0.5)
+    with pytest.raises(TypeError, match=r"float32 or float64, got torch.float16.*\.float\(\)"):
+        fastgeo.energy_and_grads(G.half(), torch.from_numpy(l), 0.5)
+    with pytest.raises(TypeError, match=r"float32 or float64, got torch.bfloat16.*\.float\(\)"):
+        priors.semicircle(2, kde_samples=300).kde.cdf(torch.zeros(4, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match=r"log_ri contains NaN"):
+        fastgeo.energy_and_grads(G, torch.full((2, 4), float("nan"), dtype=torch.float64), 0.5)
+    assert torch_as_gpu.calls == [2]  # the NaN was found by the backend (the CUDA one checks on the device)
+
+
+def test_path_energy_on_two_gpus_raises(rng, monkeypatch):
+    """decoded on cuda:0 and log_ri on cuda:1: named, never moved."""
+    real_kind_of = _arrays.kind_of
+
+    def kind_of(x):
+        kind = real_kind_of(x)
+        dev = "cuda:1" if kind.library == "torch" and x.dtype == torch.float64 and x.ndim == 2 else "cuda:0"
+        return ArrayKind("torch", dev, x.device) if kind.library == "torch" else kind
+
+    monkeypatch.setattr(_arrays, "kind_of", kind_of)
+    with pytest.raises(ValueError, match="cuda:0 but log_ri is on cuda:1"):
+        fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4, dtype=torch.float64), 0.5)
 
 
 # -- chunks: huge batches are processed, not refused ------------------------------------------
@@ -335,3 +417,46 @@ def test_is_out_of_memory():
     assert is_out_of_memory(MemoryError()) and is_out_of_memory(OutOfMemoryError("x"))
     assert is_out_of_memory(RuntimeError("[2] Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY"))
     assert not is_out_of_memory(ValueError("z contains NaN"))
+
+
+# -- the GPU benchmark script runs anywhere ----------------------------------------------------
+
+def test_gpu_bench_without_a_gpu_reports_every_target_owed(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    monkeypatch.setattr(cuda_backend, "unavailable_reason", lambda: "no CUDA GPU found (test)")
+    monkeypatch.delitem(backends._instances, "cuda", raising=False)
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", script)
+    gpu_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_bench)
+    assert gpu_bench.main(["--no-cpu", "--out", str(tmp_path)]) == 0
+    (written,) = tmp_path.glob("*/bench.json")
+    result = json.loads(written.read_text())
+    reason = "no CUDA backend: no CUDA GPU found (test)"
+    cuda = result["device_descriptions"]["cuda"]
+    assert cuda == {"kind": "cuda", "available": False, "description": reason}
+    assert len(result["targets"]) == len(gpu_bench.TARGETS) == 4
+    assert all(t.startswith("OWED") and t.endswith(f"({reason})") for t in result["targets"])
+    # the interpolate target is judged by the solver overhead of its row
+    row = dict(benchmark="interpolate DCGAN-64x64x3 ngf=64 B=256", implementation="fastgeo.interpolate",
+               device="cuda", role="kernel", seconds=2.0, items_per_s=128.0, speedup={}, note="")
+    for overhead, verdict in ((0.08, "PASS"), (0.2, "FAIL")):
+        rows = [{**row, "extra": {"solver_overhead_fraction": overhead}}]
+        lines = gpu_bench.check_targets({"size": "full", "rows": rows})
+        assert lines[-1].startswith(verdict) and f"solver overhead {100 * overhead:.1f}%" in lines[-1]
+
+
+def test_interpolate_benchmark_measures_the_solver_overhead():
+    from fastgeo import benchmarks
+
+    result = benchmarks.run(size="tiny", only=["interpolate"], devices=["cpu"], repeats=1, progress=False)
+    (row,) = result["rows"]
+    assert row["items"] == 2 and row["seconds"] > 0, row["note"]
+    t = row["extra"]["timings_s"]
+    generator = t["generator_forward"] + t["generator_vjp"]
+    assert 0 < generator < t["total"]
+    assert row["extra"]["solver_overhead_fraction"] == pytest.approx(1 - generator / t["total"])
+    assert result["device_descriptions"]["cpu"]["kind"] == "cpu"

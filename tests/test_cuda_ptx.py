@@ -1,5 +1,7 @@
 """Every CUDA kernel, and every shared scalar function, compiles to PTX without a GPU:
-kernels for sm_90 and an older arch (sm_75), scalar functions for sm_90.
+kernels for sm_90 and an older arch (sm_75), scalar functions for sm_90. The KDE's scalar
+functions take arrays (the table): they are compiled inside the two KDE kernels, which call
+every one of them that a query needs (the table builders run on the host only).
 
 Numba asks the current device for its compute capability while compiling device functions,
 so the test lends it a stand-in device for the duration of each compile. Where ptxas is
@@ -45,39 +47,93 @@ def compile_ptx(cuda, monkeypatch, pyfunc, signature, cc):
     return ptx
 
 
+def modules():
+    from fastgeo.kernels import cuda_box, cuda_kde, cuda_path, cuda_radial
+
+    return (cuda_radial, cuda_box, cuda_kde, cuda_path)
+
+
 def kernels():
-    from fastgeo.kernels import cuda_box, cuda_radial
-
-    return [(mod, name) for mod in (cuda_radial, cuda_box) for name in mod.KERNELS]
-
-
-CASES = [(name, dtype, layout, cc)
-         for name in ("radial_narrow", "radial_wide", "box_narrow", "box_wide")
-         for dtype, layout, cc in (("float32", "C", (9, 0)), ("float64", "C", (9, 0)),
-                                   ("float32", "A", (9, 0)), ("float32", "C", (7, 5)))]
+    return [(mod, name) for mod in modules() for name in mod.KERNELS]
 
 
 def module_of(name):
-    from fastgeo.kernels import cuda_box, cuda_radial
+    return next(mod for mod in modules() if name in mod.KERNELS)
 
-    return cuda_radial if name.startswith("radial") else cuda_box
+
+def signature(name, dtype, layout):
+    mod = module_of(name)
+    if mod.__name__.endswith(("cuda_radial", "cuda_box")):
+        return mod.signature(dtype, layout)
+    return mod.signature(name, dtype, layout)
+
+
+#: kernels that read the caller's array (its dtype and strides matter): five variants each
+READERS = ("radial_narrow", "radial_wide", "box_narrow", "box_wide", "kde_table_pass", "kde_exact_pass",
+           "path_pass")
+#: kernels on float64 scratch only (the input's dtype is at most an output's): two variants
+INNER = ("path_log_a", "path_energy_reduce", "path_log_index_reduce")
+#: kernels whose float32 input is widened before any arithmetic
+WIDENED = ("radial_narrow", "radial_wide", "path_pass")
+CASES = ([(name, dtype, layout, cc) for name in READERS
+          for dtype, layout, cc in (("float32", "C", (9, 0)), ("float64", "C", (9, 0)),
+                                    ("float32", "A", (9, 0)), ("float32", "C", (7, 5)),
+                                    ("float64", "A", (7, 5)))]
+         + [(name, dtype, "C", cc) for name in INNER
+            for dtype, cc in (("float32", (9, 0)), ("float64", (7, 5)))])
+
+
+#: PTX by (kernel, dtype, layout, cc): the assembly test and the register test reuse the
+#: compiles of the PTX test (the radial kernels take tens of seconds each)
+_PTX = {}
+
+
+def compile_kernel(cuda, monkeypatch, name, dtype, layout, cc):
+    key = (name, dtype, layout, cc)
+    if key not in _PTX:
+        _PTX[key] = _compile_kernel(cuda, monkeypatch, name, dtype, layout, cc)
+    return _PTX[key]
+
+
+def _compile_kernel(cuda, monkeypatch, name, dtype, layout, cc):
+    mod = module_of(name)
+    bounds = getattr(mod, "LAUNCH_BOUNDS", {}).get(name)
+    import numba.cuda.dispatcher as dispatcher
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Device(cc))
+    ptx, _ = cuda.compile_ptx(mod.KERNELS[name].py_func, signature(name, dtype, layout), cc=cc,
+                              launch_bounds=bounds)
+    return ptx
 
 
 @pytest.mark.parametrize("name,dtype,layout,cc", CASES)
 def test_kernel_compiles_to_ptx(compiler, monkeypatch, name, dtype, layout, cc):
-    mod = module_of(name)
-    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature(dtype, layout), cc)
+    ptx = compile_kernel(compiler, monkeypatch, name, dtype, layout, cc)
     assert re.search(rf"^\.target sm_{cc[0]}{cc[1]}\b", ptx, re.M), ptx[:400]
     assert re.search(rf"\.visible \.entry \S*{name}", ptx)
-    # the input is read as its own dtype (global loads; generic ones for arbitrary strides)
-    assert re.search(rf"\bld\.(global\.)?(nc\.)?f{dtype[-2:]}\b", ptx)
-    if name.startswith("radial"):  # float32 entries are widened first: no float32 arithmetic at all
+    if name in READERS:  # the input is read as its own dtype (global loads; generic ones for any strides)
+        assert re.search(rf"\bld\.(global\.)?(nc\.)?f{dtype[-2:]}\b", ptx)
+    if name in WIDENED:  # float32 entries are widened first: no float32 arithmetic at all
         assert not re.search(r"\b(fma|mul|add|sub)(\.rn)?(\.ftz)?\.f32\b", ptx)
     if name.endswith("wide"):  # the shared tables of the wide kernels are static and sized at build
         from fastgeo.kernels.cuda_launch import PADDED, WARP, WARPS
 
         item = 8 if name.startswith("radial") else 4
         assert f"[{WARPS * WARP * PADDED * item}]" in ptx
+    bounds = getattr(module_of(name), "LAUNCH_BOUNDS", {}).get(name)
+    if bounds:  # the register budget that lets that many blocks share a multiprocessor
+        assert re.search(rf"\.maxntid {bounds[0]}, 1, 1", ptx)
+        assert re.search(rf"\.minnctapersm {bounds[1]}", ptx)
+    if name.startswith(("kde", "path")):  # no atomics on floating-point data (fixed summation order)
+        assert not re.search(r"\batom\.[a-z.]*\.f(32|64)\b", ptx)
+
+
+def test_the_table_pass_leaves_the_exact_sums_out(compiler, monkeypatch):
+    """The KDE's first pass is the interpolants alone: the exact sums (erfc, the loops over the
+    samples) are compiled into the second pass only, so the first stays small in registers."""
+    table = compile_kernel(compiler, monkeypatch, "kde_table_pass", "float64", "C", (9, 0))
+    exact = compile_kernel(compiler, monkeypatch, "kde_exact_pass", "float64", "C", (9, 0))
+    assert 4 * len(table) < len(exact)
 
 
 def test_the_list_of_kernels_is_complete():
@@ -87,10 +143,9 @@ def test_the_list_of_kernels_is_complete():
 
 @pytest.mark.skipif(shutil.which("ptxas") is None and not os.path.exists("/usr/local/cuda/bin/ptxas"),
                     reason="ptxas (CUDA toolkit) not found")
-@pytest.mark.parametrize("name", ["radial_wide", "radial_narrow", "box_wide", "box_narrow"])
+@pytest.mark.parametrize("name", READERS + INNER)
 def test_ptx_assembles_for_sm90(compiler, monkeypatch, tmp_path, name):
-    mod = module_of(name)
-    ptx = compile_ptx(compiler, monkeypatch, mod.KERNELS[name].py_func, mod.signature("float32", "C"), (9, 0))
+    ptx = compile_kernel(compiler, monkeypatch, name, "float32", "C", (9, 0))
     source = tmp_path / f"{name}.ptx"
     source.write_text(ptx)
     ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"

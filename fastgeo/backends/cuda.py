@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import sys
+import weakref
 
 import numpy as np
 
-from .._device import first_nonfinite
+from .. import _arrays
+from .._device import first_true, isfinite, isnan, on_device
 from .base import Backend
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
+_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
+#: the KDE table's arrays that the query kernels read (fastgeo.kde.KDETable)
+KDE_TABLE = ("values", "counts", "cumulative", "coef", "flags")
 
 INSTALL_HINT = ("install the GPU extra that matches the NVIDIA driver's CUDA version "
                 "(nvidia-smi shows it): pip install 'fastgeo[gpu-cu12]' or 'fastgeo[gpu-cu13]'")
 
-NOT_YET_ON_GPU = ("{what} does not run on GPU inputs yet: its CUDA kernels are part of a later "
-                  "release. Compute it on the CPU for now (move the input with .cpu() or "
-                  "cupy.asnumpy), or use a prior with a closed-form realism index")
+NOT_YET_ON_GPU = ("{what} does not run on GPU inputs yet. Compute it on the CPU for now (move the "
+                  "input with .cpu() or cupy.asnumpy), or use a prior with a closed-form realism "
+                  "index or a GPU log-density (GaussianMixture, semicircle)")
 
 
 def _one_line(err: BaseException) -> str:
@@ -114,8 +120,14 @@ class _Arrays:
 
         return cuda.as_cuda_array(a, sync=False)
 
-    def first_nonfinite(self, x):
-        return first_nonfinite(x)
+    def first_where(self, predicate, x):
+        """(index, value) of the first entry of x where ``predicate`` (elementwise, any array
+        library) holds, or None; for error messages (it synchronises)."""
+        return first_true(predicate(x), x)
+
+    def constants(self, owner, names):
+        """``owner``'s host arrays ``names`` on this device: copied once, then cached."""
+        return on_device(owner, _arrays.kind_of(self.like), *names)
 
 
 class _Torch(_Arrays):
@@ -125,14 +137,16 @@ class _Torch(_Arrays):
     def stream_handle(self):
         return sys.modules["torch"].cuda.current_stream(self.like.device).cuda_stream
 
-    def empty(self, shape):
-        return sys.modules["torch"].empty(shape, dtype=self.like.dtype, device=self.like.device)
+    def empty(self, shape, dtype=None):
+        torch = sys.modules["torch"]
+        dtype = self.like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
+        return torch.empty(shape, dtype=dtype, device=self.like.device)
 
-    def flag(self):
-        return sys.modules["torch"].zeros(1, dtype=sys.modules["torch"].int32, device=self.like.device)
+    def flag(self, n=1):
+        return sys.modules["torch"].zeros(n, dtype=sys.modules["torch"].int32, device=self.like.device)
 
-    def read_flag(self, flag):
-        return int(flag.item())  # waits for the stream the kernel ran on
+    def read_flags(self, flag):
+        return flag.tolist()  # waits for the stream the kernel ran on
 
     def view(self, a):
         return super().view(a.detach())
@@ -145,19 +159,19 @@ class _CuPy(_Arrays):
     def stream_handle(self):
         return sys.modules["cupy"].cuda.get_current_stream(self.device_index()).ptr
 
-    def empty(self, shape):
+    def empty(self, shape, dtype=None):
         cupy = sys.modules["cupy"]
         with cupy.cuda.Device(self.device_index()):
-            return cupy.empty(shape, dtype=self.like.dtype)
+            return cupy.empty(shape, dtype=self.like.dtype if dtype is None else dtype)
 
-    def flag(self):
+    def flag(self, n=1):
         cupy = sys.modules["cupy"]
         with cupy.cuda.Device(self.device_index()):
-            return cupy.zeros(1, dtype=np.int32)
+            return cupy.zeros(n, dtype=np.int32)
 
-    def read_flag(self, flag):
+    def read_flags(self, flag):
         with sys.modules["cupy"].cuda.Device(self.device_index()):
-            return int(flag.get()[0])  # waits for the current stream
+            return flag.get().tolist()  # waits for the current stream
 
 
 class _Numba(_Arrays):
@@ -171,24 +185,35 @@ class _Numba(_Arrays):
     def stream_handle(self):
         return 0
 
-    def empty(self, shape):
+    _constants: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+    def empty(self, shape, dtype=None):
         from numba import cuda
 
-        return cuda.device_array(shape, dtype=self.like.dtype)
+        return cuda.device_array(shape, dtype=self.like.dtype if dtype is None else dtype)
 
-    def flag(self):
+    def flag(self, n=1):
         from numba import cuda
 
-        return cuda.to_device(np.zeros(1, dtype=np.int32))
+        return cuda.to_device(np.zeros(n, dtype=np.int32))
 
     def view(self, a):
         return a
 
-    def read_flag(self, flag):
-        return int(flag.copy_to_host()[0])
+    def read_flags(self, flag):
+        return flag.copy_to_host().tolist()
 
-    def first_nonfinite(self, x):
-        return first_nonfinite(x.copy_to_host())
+    def first_where(self, predicate, x):
+        host = x.copy_to_host()
+        return first_true(predicate(host), host)
+
+    def constants(self, owner, names):
+        from numba import cuda
+
+        cached = _Numba._constants.setdefault(owner, {})
+        if names not in cached:
+            cached[names] = tuple(cuda.to_device(np.ascontiguousarray(getattr(owner, a))) for a in names)
+        return cached[names]
 
 
 def arrays_of(x) -> _Arrays:
@@ -201,8 +226,17 @@ def arrays_of(x) -> _Arrays:
     return _Numba(x)
 
 
+def nonfinite(x):
+    return ~isfinite(x)
+
+
+def log_ri_invalid(l):
+    """Where log ri is NaN or +inf (the values path energies refuse), in l's library."""
+    return isnan(l) | (l == math.inf)
+
+
 def _raise_nonfinite(arrays, x, name):
-    found = arrays.first_nonfinite(x)
+    found = arrays.first_where(nonfinite, x)
     if found is None:  # pragma: no cover - a kernel bug
         raise ValueError(f"{name}: a CUDA kernel flagged a non-finite row but none was found")
     idx, value = found
@@ -224,7 +258,7 @@ class CUDABackend(Backend):
         with arrays.device():
             radial_index(arrays.view(y), family, dim, p0, p1, log_alpha, _WHAT[what],
                          arrays.view(out), arrays.view(grad), arrays.view(bad), arrays.stream())
-        if arrays.read_flag(bad):
+        if arrays.read_flags(bad)[0]:
             _raise_nonfinite(arrays, y, "z")
         return out, (grad if need_grad else None)
 
@@ -237,9 +271,88 @@ class CUDABackend(Backend):
         with arrays.device():
             box_index(arrays.view(z), arrays.view(low), arrays.view(high), log_alpha,
                       int(what == "ri"), arrays.view(out), arrays.view(bad), arrays.stream())
-        if arrays.read_flag(bad):
+        if arrays.read_flags(bad)[0]:
             _raise_nonfinite(arrays, z, "z")
         return out
 
     def kde(self, x, kde, what, need_grad):
-        raise NotImplementedError(NOT_YET_ON_GPU.format(what="The KDE estimator (fastgeo.KDE)"))
+        """The KDE's two query passes (kernels/cuda_kde.py) on the table, copied to x's device
+        once per table and device. x may have any stride; ±inf are answered as on the CPU."""
+        from ..kernels.cuda_kde import MAX_QUERIES, kde_query
+
+        t = kde.table
+        arrays = arrays_of(x)
+        m = x.shape[0]
+        vals, cnts, cum, coef, flags = arrays.constants(t, KDE_TABLE)
+        out = arrays.empty((m,))
+        dout = arrays.empty((m if need_grad else 0,))
+        bad = arrays.flag()
+        scalars = (float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0, 1.0 / t.dx)
+        table = tuple(arrays.view(a) for a in (vals, cnts, cum))
+        with arrays.device():
+            stream = arrays.stream()
+            coef_v, flags_v, bad_v = arrays.view(coef), arrays.view(flags), arrays.view(bad)
+            for start in range(0, m, MAX_QUERIES):
+                stop = min(m, start + MAX_QUERIES)
+                todo = arrays.empty((stop - start,), np.int32)
+                count = arrays.flag()
+                kde_query(arrays.view(x[start:stop]), _KDE_WHAT[what], int(need_grad), *table, *scalars, coef_v,
+                          flags_v, t.j_middle, t.j_upper, arrays.view(out[start:stop]),
+                          arrays.view(dout[start:stop] if need_grad else dout), arrays.view(todo),
+                          arrays.view(count), bad_v, stream)
+        if arrays.read_flags(bad)[0]:
+            found = arrays.first_where(isnan, x)
+            if found is None:  # pragma: no cover - a kernel bug
+                raise ValueError("x: a CUDA kernel flagged a NaN query but none was found")
+            raise ValueError(f"x contains NaN (first at index {found[0]})")
+        return out, (dout if need_grad else None)
+
+    # -- path energy (kernels/cuda_path.py) ----------------------------------------------------
+    def _raise_path_errors(self, arrays, bad, G3, l):
+        """After the kernels: the errors the CPU raises, from the flags they set (one read)."""
+        from ..kernels.cuda_path import BAD_LOG_RI, BAD_SEGMENT
+
+        flags = arrays.read_flags(bad)
+        if flags[BAD_LOG_RI]:
+            found = arrays.first_where(log_ri_invalid, l)
+            raise ValueError(_arrays.LOG_RI_ERROR.format(index=found[0], value=found[1]))
+        if flags[BAD_SEGMENT]:  # NaN or inf in G, or finite entries too far apart
+            found = arrays.first_where(nonfinite, G3)
+            if found is not None:
+                raise ValueError(f"decoded contains NaN or inf (first at index {found[0]}: {found[1]})")
+            raise ValueError("decoded: a squared difference |G_{i+1} - G_i|^2 overflows float64")
+
+    def path_energy(self, G3, l, log_alpha, need_grads):
+        from ..kernels import cuda_path
+
+        arrays = arrays_of(G3)
+        nb, k1, n = G3.shape
+        ntiles = cuda_path.tiles_for(n)
+        log_a = arrays.empty((nb, k1 - 1), np.float64)
+        d_part = arrays.empty((nb, ntiles, k1 - 1), np.float64)
+        grad = arrays.empty(G3.shape if need_grads else (0, 0, 0))
+        energy = arrays.empty((nb,))
+        dl = arrays.empty((nb, k1), np.float64)
+        bad = arrays.flag(2)
+        with arrays.device():
+            cuda_path.path_energy(arrays.view(G3), arrays.view(l), log_alpha, need_grads, arrays.view(log_a),
+                                  arrays.view(d_part), arrays.view(grad), arrays.view(energy), arrays.view(dl),
+                                  arrays.view(bad), arrays.stream())
+        self._raise_path_errors(arrays, bad, G3, l)
+        return energy, (grad if need_grads else None), dl
+
+    def path_log_index(self, G3, l):
+        from ..kernels import cuda_path
+
+        arrays = arrays_of(G3)
+        nb, k1, n = G3.shape
+        d_part = arrays.empty((nb, cuda_path.tiles_for(n), k1 - 1), np.float64)
+        out = arrays.empty((nb,))
+        bad = arrays.flag(2)
+        with arrays.device():
+            cuda_path.path_log_index(arrays.view(G3), arrays.view(l), arrays.view(arrays.empty((0, 0), np.float64)),
+                                     arrays.view(d_part), arrays.view(arrays.empty((0, 0, 0))), arrays.view(out),
+                                     arrays.view(bad), arrays.stream())
+        self._raise_path_errors(arrays, bad, G3, l)
+        return out
+

@@ -146,6 +146,24 @@ class Prior:
             return lp, None
         raise NotImplementedError(f"{type(self).__name__} has a closed-form index; use its gradient")
 
+    def _log_prob_array(self, z, need_grad, kind):
+        """float64 log f and (optionally) grad log f of a 2-D array z of ``kind`` (the KDE
+        estimator's input), computed in z's own library on its device.
+
+        On the CPU this is :meth:`_log_prob_np`. Priors with a GPU log-density override it
+        (GaussianMixture, Custom); the others raise NotImplementedError for GPU inputs.
+        """
+        if not kind.is_cuda:
+            return self._log_prob_np(z, need_grad)
+        raise NotImplementedError(
+            f"the KDE estimate of the realism index of {self!r} (method='kde') needs its log-density on "
+            f"the GPU, which {type(self).__name__} does not provide; use its closed-form index (method="
+            "'auto' or 'exact'), or move z to the CPU with .cpu() / cupy.asnumpy")
+
+    def _log_prob_bytes_per_row(self, need_grad) -> int:
+        """Device memory that :meth:`_log_prob_array` needs per row of z, at most (for chunking)."""
+        return 8 * self.dim * (4 if need_grad else 2)
+
     # -- realism index ----------------------------------------------------------------------
     def index(self):
         """How ri is computed in closed form, or :class:`Estimated` for the KDE."""

@@ -8,9 +8,12 @@ import inspect
 import math
 
 import numpy as np
-from scipy import special
 
+from .. import _arrays, _device
+from .._arrays import ArrayKind
 from .base import Prior, check_dim, cholesky_spd, check_vector
+
+_NUMPY = ArrayKind("numpy", "cpu")
 
 
 class GaussianMixture(Prior):
@@ -47,17 +50,29 @@ class GaussianMixture(Prior):
         return self.means[comp] + np.einsum("nij,nj->ni", self._chols[comp], e)
 
     def _log_prob_np(self, z, need_grad):
-        z = np.asarray(z, dtype=np.float64)
-        # y[k, m] = W_k (z_m - mu_k)
-        y = np.einsum("kij,kmj->kmi", self._whiten, z[None, :, :] - self.means[:, None, :])
-        log_comp = self._log_norm[:, None] - 0.5 * np.einsum("kmi,kmi->km", y, y)
-        lp = special.logsumexp(log_comp, axis=0)
+        return self._log_prob_array(np.asarray(z, dtype=np.float64), need_grad, _NUMPY)
+
+    def _log_prob_array(self, z, need_grad, kind):
+        """log f = logsumexp_k (log w_k + log N_k(z)) and grad log f = -sum_k resp_k W_k^T y_k,
+        with y_k = W_k (z - mu_k) and resp_k the posterior component probabilities, in z's
+        library on its device (float64; the parameters are copied to a device once)."""
+        whiten, means, log_norm = _device.on_device(self, kind, "_whiten", "means", "_log_norm")
+        z = _device.astype(z, np.float64)
+        # y[k, m] = W_k (z_m - mu_k): rows times W_k^T
+        y = _device.matmul(z[None, :, :] - means[:, None, :], _device.swap_last(whiten))
+        log_comp = log_norm[:, None] - 0.5 * _device.total(y * y, axis=2)
+        lp = _device.log_sum_exp(log_comp, axis=0)
         if not need_grad:
             return lp, None
-        resp = np.exp(log_comp - lp[None, :])  # posterior component probabilities
-        # grad log f = -sum_k resp_k W_k^T y_k
-        grad = -np.einsum("km,kji,kmj->mi", resp, self._whiten, y)
+        # resp_k; 0 where every component underflowed (lp = -inf: z beyond float64's reach)
+        resp = _device.exp(log_comp - _device.where(_device.isfinite(lp), lp, 0.0)[None, :])
+        # W_k^T y_k for each row is the row y_k W_k
+        grad = -_device.total(resp[:, :, None] * _device.matmul(y, whiten), axis=0)
         return lp, grad
+
+    def _log_prob_bytes_per_row(self, need_grad):
+        k = self.weights.shape[0]
+        return 8 * (self.dim * (1 + k * (4 if need_grad else 2)) + 3 * k)
 
     def __repr__(self):
         return f"GaussianMixture(n_components={self.weights.shape[0]}, dim={self.dim})"
@@ -90,6 +105,13 @@ class Custom(Prior):
     - ``grad_log_prob(z)``, optional: (M, dim) -> (M, dim). Without it the gradient of the
       realism index is taken by torch autograd through ``log_prob`` called on a float64
       tensor, which works when ``log_prob`` is written with torch operations.
+
+    GPU inputs (torch CUDA tensors, CuPy arrays): ``log_prob`` (and ``grad_log_prob``) are
+    called with a float64 array of the input's own library on its device and must return one
+    of the same library on the same device (fastgeo never moves data between devices), e.g. a
+    ``log_prob`` written with torch operations; anything else raises a TypeError saying so.
+    Without ``grad_log_prob``, the gradient on a GPU needs torch (autograd through
+    ``log_prob``). The samples behind the KDE are always drawn and evaluated on the host.
     """
 
     def __init__(self, log_prob, sample, dim, grad_log_prob=None, **kde_options):
@@ -129,21 +151,64 @@ class Custom(Prior):
             raise ValueError(f"gradient of Custom log_prob has shape {grad.shape}, expected {z.shape}")
         return lp, grad
 
-    def _autograd(self, z):
+    def _log_prob_array(self, z, need_grad, kind):
+        if not kind.is_cuda:
+            return self._log_prob_np(z, need_grad)
+        z = _device.contiguous_float64(z)
+        lp = self._call_on_device("log_prob", self._log_prob_fn, z, kind, z.shape[:1])
+        if not need_grad:
+            return lp, None
+        if self._grad_fn is not None:
+            grad = self._call_on_device("grad_log_prob", self._grad_fn, z, kind, z.shape)
+        elif kind.library == "torch":
+            grad = self._autograd_torch(z)
+        else:
+            raise NotImplementedError(
+                f"the gradient of a Custom prior's realism index on {kind.describe()} inputs needs "
+                "grad_log_prob=... accepting and returning arrays of that library on that device")
+        return lp, _device.astype(grad, np.float64)
+
+    def _call_on_device(self, name, fn, z, kind, shape):
+        """fn(z) for a GPU array z, checked to come back as a float array of z's library and
+        device with ``shape``."""
+        explain = (f"with {kind.describe()} inputs a Custom prior's {name} is called on a float64 "
+                   f"{kind.library} array on {kind.device} and must return one of the same library on the "
+                   "same device (write it with that library's operations), or move z to the CPU")
+        try:
+            out = fn(z)
+        except Exception as err:
+            raise TypeError(f"calling {name} on a {kind.describe()} array failed "
+                            f"({type(err).__name__}: {err}); {explain}") from err
+        got = _arrays.kind_of(out)
+        if got.library != kind.library or got.device != kind.device:
+            raise TypeError(f"{name} returned a {got.describe()} array for a {kind.describe()} input; {explain}")
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"Custom {name} returned shape {tuple(out.shape)} for input {tuple(z.shape)}; "
+                             f"expected {tuple(shape)}")
+        return _device.astype(out, np.float64)
+
+    def _autograd_torch(self, z):
+        """grad log f by torch autograd through log_prob, on z's device."""
         import torch
 
-        t = torch.from_numpy(z).requires_grad_(True)
+        t = z.detach().requires_grad_(True)
         try:
-            out = self._log_prob_fn(t)
-            if not isinstance(out, torch.Tensor) or not out.requires_grad:
-                raise TypeError("log_prob did not return a differentiable torch tensor")
-            (grad,) = torch.autograd.grad(out.sum(), t)
+            with torch.enable_grad():
+                out = self._log_prob_fn(t)
+                if not isinstance(out, torch.Tensor) or not out.requires_grad:
+                    raise TypeError("log_prob did not return a differentiable torch tensor")
+                (grad,) = torch.autograd.grad(out.sum(), t)
         except Exception as err:
             raise NotImplementedError(
                 "the gradient of a Custom prior's realism index needs grad_log_prob=..., or a "
                 f"log_prob written with torch operations (calling it on a tensor failed: {err})"
             ) from err
-        return grad.numpy()
+        return grad
+
+    def _autograd(self, z):
+        import torch
+
+        return self._autograd_torch(torch.from_numpy(z)).numpy()
 
     def __repr__(self):
         return f"Custom(dim={self.dim})"
