@@ -31,7 +31,7 @@ def add_parser(subparsers):
                              "laptop CPU), full (the sizes of the performance targets)")
     parser.add_argument("--only", type=name_list("fastgeo.benchmarks:BENCHMARKS", "benchmarks"), default=None,
                         metavar="LIST",
-                        help="benchmarks to run, comma-separated: radial, kde, path (default: all)")
+                        help="benchmarks to run, comma-separated: radial, kde, path, interpolate (default: all)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: every device with an available backend (default)")
     parser.add_argument("--radial", type=shape(2), metavar="MxD", help="radial ri: M points of dimension D")
