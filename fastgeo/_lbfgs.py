@@ -20,13 +20,19 @@ def to_host(t):
 
 
 def to_device(a, like):
-    """A small numpy array as a tensor of ``like``'s dtype on its device."""
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
+    """A small numpy array as a tensor of ``like``'s dtype on its device.
+
+    Host-to-device copies are asynchronous (``non_blocking``): from pageable memory CUDA
+    stages the source at once, so the host does not wait for the device's queue; only the
+    device-to-host transfers (:func:`to_host`) synchronise.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(device=like.device, non_blocking=True).to(like.dtype)
 
 
 def index_on(rows, device):
-    """Row numbers (numpy) as an index tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(device)
+    """Row numbers (numpy) as an index tensor on ``device`` (an asynchronous copy)."""
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(device, non_blocking=True)
 
 
 def path_laplacian_inverse(w):
@@ -80,9 +86,9 @@ class PathLaplacianInverse:
             self.weights[rows[stale]] = w[stale]
 
     def apply(self, index, rhs):
-        """L_w^{-1} r for each r in ``rhs`` (tensors (n, K-1, m)) of the paths at ``index``."""
+        """L_w^{-1} rhs for rhs (n, K-1, m) of the paths at ``index``."""
         inverse = self.inverse[index]
-        return [torch.bmm(inverse, r.to(inverse.dtype)) for r in rhs]
+        return torch.bmm(inverse, rhs.to(inverse.dtype))
 
 
 class PairMemory:
@@ -110,13 +116,12 @@ class PairMemory:
         self.rho[rows] = 0.0
         self.pending[rows] = False
 
-    def remember(self, rows, s, y):
+    def remember(self, rows, s, y, sy, yy):
         """Store the pair (s, y) (n, K-1, D) of each of paths ``rows`` (numpy) whose curvature
-        s^T y is positive, over its oldest pair."""
+        s^T y (``sy``, numpy) is positive, over its oldest pair; ``yy`` = y^T y (numpy). The
+        caller takes these products with its other per-path numbers in one transfer."""
         n = s.shape[0]
         flat_s, flat_y = s.reshape(n, -1), y.reshape(n, -1)
-        sy, yy = to_host(torch.stack([torch.linalg.vecdot(flat_s, flat_y).to(torch.float64),
-                                      flat_y.to(torch.float64).square().sum(dim=1)]))
         good = sy > 1e-10 * yy
         if not good.any():
             return
@@ -141,57 +146,85 @@ class PairMemory:
         self.gram[rows, :, newest] = to_host(torch.bmm(self.S[rows_t], y_new[:, :, None])[:, :, 0])
         self.pending[rows] = False
 
-    def direction(self, rows, index, g, initial):
-        """-H g for paths ``rows`` (numpy; ``index``: the same rows of the device tensors, a
-        slice for all of them) with gradients g (A, n), by the two-loop recursion::
+    def direction(self, rows, index, g, apply_h0, first_scale):
+        """-H g and the slope g^T (-H g) for paths ``rows`` (numpy; ``index``: the same rows of
+        the device tensors, a slice for all of them) with gradients g (A, n), by the two-loop
+        recursion with H0 = gamma P::
 
             a_j = rho_j s_j^T q,  q <- q - a_j y_j     (newest pair first)
-            r = H0 q
+            r = gamma P q
             c_j = a_j - rho_j y_j^T r,  r <- r + c_j s_j     (oldest first)
 
-        Every dot product it takes is of a stored vector with g or with H0 q, or of two
+        Every dot product it takes is of a stored vector with g or with P q, or of two
         stored vectors: s_j^T q = s_j^T g - sum_{i newer} a_i s_j^T y_i and
-        y_j^T r = y_j^T H0 q + sum_{i older} c_i y_j^T s_i. So the pair memory is read four
-        times, in four batched products (S^T g, Y^T a, Y^T H0 q, S^T c), and the recursion
-        itself runs on m x m numbers per path on the host.
+        y_j^T r = gamma y_j^T P q + sum_{i older} c_i y_j^T s_i. So the pair memory is read
+        four times, in four batched products (S^T g, Y^T a, Y^T P q, S^T c), the recursion
+        itself runs on m x m numbers per path on the host, and two small device-to-host
+        transfers carry every product it needs: [S^T g, S^T y_new], then
+        [Y^T P q, g^T P q, y_new^T P y_new]. The slope follows from them without a third:
+        g^T p = -(gamma g^T P q + sum_j c_j s_j^T g).
 
-        ``initial(q, y_new, sy_new, have_pair)`` returns H0 q (A, n) given the newest pair's
-        y and s^T y (None when no path has a pair) and whether the path has a pair.
+        ``apply_h0(q, y)`` returns (P q, P y) (A, n) (y and P y None when no path has a pair);
+        gamma = s^T y / y^T P y from the newest pair, or ``first_scale(mask)`` (numpy, for
+        the rows where ``mask`` is set) where a path has no pair or that ratio is not a
+        positive number. Returns (p (A, n) tensor, slope (A,) float64 numpy).
         """
         m = self.m
         a_rows = len(rows)
         S, Y = self.S[index], self.Y[index]
         head, n_pairs = self.head[rows], self.n_pairs[rows]
         depth = int(n_pairs.max()) if a_rows else 0
+        y_new = None
+        q = g
+        if depth:
+            newest = (head - 1) % m
+            y_new = Y[torch.arange(a_rows, device=g.device), index_on(newest, g.device)]
+            pending = self.pending[rows]
+            # (A, 1 or 2, m) = g^T S (and y_new^T S): a row vector times S^T, which BLAS does
+            # several times faster than S times a column
+            lhs = torch.stack([g, y_new], dim=1) if pending.any() else g[:, None, :]
+            products = to_host(torch.bmm(lhs, S.mT))
+            if pending.any():
+                at = np.flatnonzero(pending)
+                self.gram[rows[at], :, newest[at]] = products[at, 1, :]
+                self.pending[rows] = False
+            sg_slot = products[:, 0, :]
+            # slot of each path's j-th newest pair, j < depth; pairs past n_pairs drop out (rho = 0)
+            order = (head[:, None] - 1 - np.arange(depth)[None, :]) % m
+            valid = np.arange(depth)[None, :] < n_pairs[:, None]
+            rho = np.where(valid, np.take_along_axis(self.rho[rows], order, axis=1), 0.0)
+            # sy[:, j, i] = s_(j)^T y_(i), j and i in newest-first order
+            sy = self.gram[rows[:, None, None], order[:, :, None], order[:, None, :]]
+            sy = np.where(valid[:, :, None] & valid[:, None, :], sy, 0.0)
+            sg = np.take_along_axis(sg_slot, order, axis=1)
+            a = np.zeros((a_rows, depth))
+            for j in range(depth):
+                a[:, j] = rho[:, j] * (sg[:, j] - (sy[:, j, :j] * a[:, :j]).sum(axis=1))
+            q = g - torch.bmm(to_device(self._scatter(a, order), g)[:, None, :], Y)[:, 0]
+        hq, hy = apply_h0(q, y_new)
+        parts = [torch.bmm(hq[:, None, :], Y.mT)[:, 0]] if depth else []
+        parts.append(torch.linalg.vecdot(g, hq)[:, None])
+        if depth:
+            parts.append(torch.linalg.vecdot(y_new, hy)[:, None])
+        host = to_host(torch.cat(parts, dim=1))
+        ghq = host[:, -2] if depth else host[:, 0]
+        gamma = np.full(a_rows, np.nan)
+        if depth:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gamma = np.where(n_pairs > 0, sy[:, 0, 0] / host[:, -1], np.nan)
+        unscaled = ~(np.isfinite(gamma) & (gamma > 0))
+        if unscaled.any():
+            gamma[unscaled] = first_scale(unscaled)
+        r = to_device(gamma, hq)[:, None] * hq
         if not depth:
-            return -initial(g, None, None, np.zeros(a_rows, dtype=bool))
-        newest = (head - 1) % m
-        y_new = Y[torch.arange(a_rows, device=g.device), index_on(newest, g.device)]
-        pending = self.pending[rows]
-        rhs = torch.stack([g, y_new], dim=2) if pending.any() else g[:, :, None]
-        products = to_host(torch.bmm(S, rhs))  # (A, m, 1 or 2): S^T g (and S^T y_new)
-        if pending.any():
-            at = np.flatnonzero(pending)
-            self.gram[rows[at], :, newest[at]] = products[at, :, 1]
-            self.pending[rows] = False
-        # slot of each path's j-th newest pair, j < depth; pairs past n_pairs drop out (rho = 0)
-        order = (head[:, None] - 1 - np.arange(depth)[None, :]) % m
-        valid = np.arange(depth)[None, :] < n_pairs[:, None]
-        rho = np.where(valid, np.take_along_axis(self.rho[rows], order, axis=1), 0.0)
-        # sy[:, j, i] = s_(j)^T y_(i), j and i in newest-first order
-        sy = self.gram[rows[:, None, None], order[:, :, None], order[:, None, :]]
-        sy = np.where(valid[:, :, None] & valid[:, None, :], sy, 0.0)
-        sg = np.take_along_axis(products[:, :, 0], order, axis=1)
-        a = np.zeros((a_rows, depth))
-        for j in range(depth):
-            a[:, j] = rho[:, j] * (sg[:, j] - (sy[:, j, :j] * a[:, :j]).sum(axis=1))
-        q = g - torch.bmm(to_device(self._scatter(a, order), g)[:, None, :], Y)[:, 0]
-        r = initial(q, y_new, sy[:, 0, 0], n_pairs > 0)
-        yr = np.take_along_axis(to_host(torch.bmm(Y, r[:, :, None])[:, :, 0]), order, axis=1)
+            return -r, -gamma * ghq
+        yr = gamma[:, None] * np.take_along_axis(host[:, :m], order, axis=1)
         c = np.zeros((a_rows, depth))
         for j in reversed(range(depth)):
             c[:, j] = a[:, j] - rho[:, j] * (yr[:, j] + (sy[:, j + 1:, j] * c[:, j + 1:]).sum(axis=1))
-        return -torch.baddbmm(r[:, None, :], to_device(self._scatter(c, order), g)[:, None, :], S)[:, 0]
+        c_slot = self._scatter(c, order)
+        p = -torch.baddbmm(r[:, None, :], to_device(c_slot, g)[:, None, :], S)[:, 0]
+        return p, -(gamma * ghq + (c_slot * sg_slot).sum(axis=1))
 
     def _scatter(self, values, order):
         """Coefficients in newest-first order (A, depth) back to slot order (A, m)."""

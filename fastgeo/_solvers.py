@@ -55,23 +55,27 @@ class SolveOutput:
     round_timings: dict  # seconds spent in the iterations (after the first evaluation), by part
 
 
-def weights_and_gain(solver, rows, index):
-    """Segment weights w (n, K) of paths ``rows`` and their average gain c (n,), numpy.
+def preconditioner_weights(weights):
+    """The segment weights w (n, K) of the path energy (numpy), made usable for L_w: a zero
+    weight (alpha -> 1 where ri = 1) would make L_w singular, an infinite one (log ri below
+    -1e154) would overflow it; keep them definite and finite."""
+    w = np.minimum(weights, 1e300)
+    return w + 1e-9 * w.max(axis=1, keepdims=True) + TINY
 
-    The weights are those of the path energy at each path's current iterate (from the same
-    pass that computed its energy). c = E / sum_i w_i |x_{i+1} - x_i|^2 is the scale for
-    which 2 c (L_w kron I) is the energy's Hessian when G is a scaled isometry with constant ri.
+
+def path_gain(solver, rows, index, w):
+    """The average gain c (n,) of paths ``rows`` (numpy) with preconditioner weights w.
+
+    c = E / sum_i w_i |x_{i+1} - x_i|^2 is the scale for which 2 c (L_w kron I) is the
+    energy's Hessian when G is a scaled isometry with constant ri. Needed only for a path's
+    first step (or after a failed curvature estimate): one device-to-host transfer then.
     """
     s = solver
-    # a zero weight (alpha -> 1 where ri = 1) would make L_w singular, an infinite one (log ri
-    # below -1e154) would overflow it; keep it definite and finite
-    w = np.minimum(s.weights[rows], 1e300)
-    w = w + 1e-9 * w.max(axis=1, keepdims=True) + TINY
     full = torch.cat([s.z0[index][:, None], s.x[index], s.z1[index][:, None]], dim=1).to(torch.float64)
     dx2 = to_host((full[:, 1:] - full[:, :-1]).square().sum(dim=2))
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = s.energy[rows] / (w * dx2).sum(axis=1)
-    return w, np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
+    return np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
 
 
 def gershgorin(w, gain):
@@ -247,8 +251,10 @@ class Solver:
         step = self.step[active]
         trial = self.x[index] + to_device(step, self.x)[:, None, None] * self.direction[index]
         ev = self.problem.evaluate(None if isinstance(index, slice) else index, trial)
-        energy, failed = to_host(torch.stack([ev.energy, ev.failed.to(torch.float64)]))
-        failed = failed.astype(bool)
+        # the round's one device-to-host transfer before the gradient: energies, failures and
+        # the segment weights of the trial paths
+        host = to_host(torch.cat([ev.energy[:, None], ev.failed[:, None].to(torch.float64), ev.weights], dim=1))
+        energy, failed, weights = host[:, 0], host[:, 1].astype(bool), host[:, 2:]
         self.n_forward[active] += 1
         e_old = self.energy[active]
         if self.method == "gd":
@@ -259,25 +265,34 @@ class Solver:
         self.status[active[failed]] = FAILED
         if ok.any():
             self.n_vjp[active] += 1  # the backward pass runs over every row of the evaluation
-            self._accept(active, trial, ev, ok, energy, e_old)
+            self._accept(active, trial, ev, ok, energy, weights, e_old)
         rejected = ~ok & ~failed
         if rejected.any():
             self._backtrack(active[rejected], energy[rejected])
 
-    def _accept(self, active, trial, ev, ok, energy, e_old):
-        grad, log_ri, weights = ev.gradient(), ev.log_ri, ev.weights
+    def _accept(self, active, trial, ev, ok, energy, weights, e_old):
+        grad, log_ri = ev.gradient(), ev.log_ri
         took = np.flatnonzero(ok)
         rows, e_new, e_old = active[took], energy[took], e_old[took]
         if took.size < active.size:
             sel = index_on(took, self.device)
-            grad, trial, log_ri, weights = grad[sel], trial[sel], log_ri[sel], weights[sel]
+            grad, trial, log_ri = grad[sel], trial[sel], log_ri[sel]
         index = self._index(rows)
+        # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
+        # curvature pair's s^T y and y^T y)
+        flat = grad.reshape(rows.size, -1)
+        stats = [flat.abs().amax(dim=1).to(torch.float64)]
         if self.method == "lbfgs":
-            self.pairs.remember(rows, trial - self.x[index], grad - self.grad[index])
+            s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
+            stats += [torch.linalg.vecdot(s, y).to(torch.float64), y.to(torch.float64).square().sum(dim=1)]
+        stats = to_host(torch.stack(stats))
+        gmax = stats[0]
+        if self.method == "lbfgs":
+            self.pairs.remember(rows, s, y, stats[1], stats[2])
         self.x[index] = trial
         self.grad[index] = grad
         self.log_ri[index] = log_ri
-        self.weights[rows] = to_host(weights)
+        self.weights[rows] = weights[took]
         self.energy[rows] = e_new
         self._kept[self._round_id] = ev.decoded
         self._source_round[rows] = self._round_id
@@ -293,7 +308,6 @@ class Solver:
         # one small decrease can be a short step of a poor direction: it takes two in a row
         small = (e_old - e_new) <= self.ftol * np.abs(e_new)
         self.small_steps[rows] = np.where(small, self.small_steps[rows] + 1, 0)
-        gmax = to_host(grad.reshape(grad.shape[0], -1).abs().amax(dim=1))
         done = (self.small_steps[rows] >= 2) | (gmax <= self.gtol)
         self.status[rows[done]] = CONVERGED
         self.status[rows[~done & (it >= self.max_iter)]] = MAX_ITER
@@ -331,27 +345,26 @@ class Solver:
             if self.lr_fixed is None:
                 unset = rows[np.isnan(self.lr[rows])]
                 if unset.size:
-                    self.lr[unset] = 1.0 / gershgorin(*weights_and_gain(self, unset, self._index(unset)))
+                    w = preconditioner_weights(self.weights[unset])
+                    self.lr[unset] = 1.0 / gershgorin(w, path_gain(self, unset, self._index(unset), w))
             p = -g
             self.step[rows] = self.lr[rows]
             slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
         else:
-            p = self._lbfgs_direction(rows)
-            slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
+            p, slope = self._lbfgs_direction(rows)
             uphill = ~(slope < 0)
             if uphill.any():  # not a descent direction (stale curvature): restart from the gradient
                 self.pairs.forget(rows[uphill])
                 again = index_on(np.flatnonzero(uphill), self.device)
-                p[again] = self._lbfgs_direction(rows[uphill])
-                slope[uphill] = to_host(torch.linalg.vecdot(p[again].flatten(1), g[again].flatten(1)))
+                p[again], slope[uphill] = self._lbfgs_direction(rows[uphill])
             self.step[rows] = 1.0
         self.direction[index] = p
         self.slope[rows] = slope
         self.new_direction[rows] = False
 
     def _lbfgs_direction(self, rows):
-        """-H g of paths ``rows``, H the L-BFGS inverse Hessian with H0 = gamma L_w^{-1} (or
-        gamma I unpreconditioned).
+        """(-H g, g^T (-H g)) of paths ``rows``, H the L-BFGS inverse Hessian with
+        H0 = gamma L_w^{-1} (or gamma I unpreconditioned).
 
         When at least half of the paths need a direction, it is formed for all of them and
         the others' discarded: that reads the pair memory in place instead of gathering it.
@@ -359,41 +372,37 @@ class Solver:
         b, k1, d = self.shape
         if len(rows) == b or 2 * len(rows) < b:
             return self._direction(rows, rows)
-        return self._direction(np.arange(b), rows)[index_on(rows, self.device)]
+        p, slope = self._direction(np.arange(b), rows)
+        return p[index_on(rows, self.device)], slope[rows]
 
     def _direction(self, rows, fresh):
-        """-H g for paths ``rows``; ``fresh`` (a subset) get their preconditioner refreshed."""
+        """(-H g, slope) for paths ``rows``; ``fresh`` (a subset) get their preconditioner
+        refreshed.
+
+        gamma (see :meth:`PairMemory.direction`) before the first pair is the quadratic
+        model's own scale 1 / (2 c) (or 1 / lambda_max unpreconditioned).
+        """
         index = self._index(rows)
         a_rows, (b, k1, d) = len(rows), self.shape
         g = self.grad[index].reshape(a_rows, k1 * d)
+        w = preconditioner_weights(self.weights[rows])
+        if self.precondition:
+            self.laplacian.refresh(fresh, w if len(fresh) == a_rows else w[np.searchsorted(rows, fresh)])
 
-        def initial(q, y, sy, have_pair):
-            """H0 q with H0 = gamma L_w^{-1} (or gamma I without preconditioning).
+        def apply_h0(q, y):
+            if not self.precondition:
+                return q, y
+            rhs = q.view(a_rows, k1, d) if y is None else torch.cat([q.view(a_rows, k1, d), y.view(a_rows, k1, d)], 2)
+            out = self.laplacian.apply(index, rhs)
+            return out[..., :d].reshape(a_rows, -1), None if y is None else out[..., d:].reshape(a_rows, -1)
 
-            gamma = s^T y / y^T L_w^{-1} y from the newest pair; before the first pair, the
-            quadratic model's own scale 1 / (2 c) (or 1 / lambda_max unpreconditioned).
-            """
-            w, gain = weights_and_gain(self, rows, index)
-            q = q.view(a_rows, k1, d)
-            y = None if y is None else y.view(a_rows, k1, d)
-            if self.precondition:
-                self.laplacian.refresh(fresh, w if len(fresh) == a_rows else w[np.searchsorted(rows, fresh)])
-                hq, hy = self.laplacian.apply(index, (q, y)) if y is not None else (
-                    self.laplacian.apply(index, (q,))[0], None)
-                first = 0.5 / gain
-            else:
-                hq, hy = q, y
-                first = 1.0 / gershgorin(w, gain)
-            if y is None:
-                gamma = first
-            else:
-                yhy = to_host(torch.linalg.vecdot(y.flatten(1), hy.flatten(1)))
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    gamma = np.where(have_pair, sy / yhy, first)
-                gamma = np.where(np.isfinite(gamma) & (gamma > 0), gamma, first)
-            return (to_device(gamma, hq)[:, None, None] * hq).reshape(a_rows, k1 * d)
+        def first_scale(mask):
+            sub = rows[mask]
+            gain = path_gain(self, sub, self._index(sub), w[mask])
+            return 0.5 / gain if self.precondition else 1.0 / gershgorin(w[mask], gain)
 
-        return self.pairs.direction(rows, index, g, initial).view(a_rows, k1, d)
+        p, slope = self.pairs.direction(rows, index, g, apply_h0, first_scale)
+        return p.view(a_rows, k1, d), slope
 
 
 def _update_bar(bar, solver, active):
