@@ -34,9 +34,12 @@ import torch
 
 from ._lbfgs import TINY, PairMemory, PathLaplacianInverse, index_on, to_device, to_host
 
-ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE = range(5)
+ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE, STALLED = range(6)
 STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", FAILED: "nan",
-                NO_DECREASE: "no_decrease"}
+                NO_DECREASE: "no_decrease", STALLED: "stalled"}
+# a path whose steps stay negligible because its line searches keep running into the edge of
+# the prior's support (E = inf beyond it) stops as "stalled" after this many in a row
+MAX_STALLS = 3
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
 
@@ -115,6 +118,8 @@ class Solver:
         self.slope = np.zeros(b)  # g^T p along the direction
         self.backtracks = np.zeros(b, dtype=np.int64)
         self.small_steps = np.zeros(b, dtype=np.int64)  # consecutive decreases <= ftol
+        self.hit_wall = np.zeros(b, dtype=bool)  # a trial of the current line search had E = inf
+        self.stalls = np.zeros(b, dtype=np.int64)  # consecutive negligible steps stopped by the wall
         if method == "lbfgs":
             self.pairs = PairMemory(b, memory, k1, d, x0.dtype, self.device)
             self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, self.device)
@@ -267,8 +272,40 @@ class Solver:
             self.n_vjp[active] += 1  # the backward pass runs over every row of the evaluation
             self._accept(active, trial, ev, ok, energy, weights, e_old)
         rejected = ~ok & ~failed
+        wall = rejected & np.isinf(energy)
+        if wall.any():
+            self.hit_wall[active[wall]] = True
+            rejected &= ~self._freeze_outside(active, wall, ev)
         if rejected.any():
             self._backtrack(active[rejected], energy[rejected])
+
+    def _freeze_outside(self, active, wall, ev):
+        """Trials of paths ``active[wall]`` left the prior's support (a free point with
+        log ri = -inf, so E = inf): retry the same step with those points held where they are.
+
+        Shrinking the whole step instead would stall a path that starts on the support's edge
+        (a point on the face of a box whose gradient points outwards) at negligible steps, all
+        of its other points barely moving. The reduced direction is kept only where it still
+        descends (g^T p < 0); the other paths backtrack as usual. Returns the mask (over
+        ``active``) of the paths that retry. Costs one transfer, only in rounds where a trial
+        leaves the support.
+        """
+        at = np.flatnonzero(wall)
+        rows = active[at]
+        index = self._index(rows)
+        inside = ~torch.isneginf(ev.log_ri[index_on(at, self.device)][:, 1:-1])
+        p = self.direction[index] * inside[:, :, None].to(self.direction.dtype)
+        slope = to_host(torch.linalg.vecdot(p.flatten(1), self.grad[index].flatten(1)))
+        descent = slope < 0
+        if descent.any():
+            keep = np.flatnonzero(descent)
+            mine = rows[keep]
+            self.direction[index_on(mine, self.device)] = p[index_on(keep, self.device)]
+            self.slope[mine] = slope[keep]
+            self.backtracks[mine] += 1  # at most K-1 points to freeze: the line search still ends
+        handled = np.zeros(active.size, dtype=bool)
+        handled[at[descent]] = True
+        return handled
 
     def _accept(self, active, trial, ev, ok, energy, weights, e_old):
         grad, log_ri = ev.gradient(), ev.log_ri
@@ -307,9 +344,20 @@ class Solver:
         self.new_direction[rows] = True
         # one small decrease can be a short step of a poor direction: it takes two in a row
         small = (e_old - e_new) <= self.ftol * np.abs(e_new)
+        # ... and a small decrease from a step that the support's edge cut short is no sign of
+        # a minimum: it does not count towards convergence, and MAX_STALLS of them in a row stop
+        # the path as "stalled", never as "converged". (The curvature pairs are kept: the steps
+        # of the points that still move teach L-BFGS the directions that lead off the edge.)
+        walled = small & self.hit_wall[rows]
+        self.stalls[rows] = np.where(walled, self.stalls[rows] + 1, 0)
+        small &= ~walled
         self.small_steps[rows] = np.where(small, self.small_steps[rows] + 1, 0)
         done = (self.small_steps[rows] >= 2) | (gmax <= self.gtol)
         self.status[rows[done]] = CONVERGED
+        if walled.any():
+            stalled = rows[~done & (self.stalls[rows] >= MAX_STALLS)]
+            self.status[stalled] = STALLED
+            done[np.isin(rows, stalled)] = True
         self.status[rows[~done & (it >= self.max_iter)]] = MAX_ITER
 
     def _backtrack(self, rows, e_trial):
@@ -339,6 +387,7 @@ class Solver:
     # -- directions ----------------------------------------------------------------------------
     def _start_line_search(self, rows):
         self.backtracks[rows] = 0
+        self.hit_wall[rows] = False
         index = self._index(rows)
         g = self.grad[index]
         if self.method == "gd":
