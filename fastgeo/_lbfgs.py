@@ -97,8 +97,8 @@ class PairMemory:
     ``head[b]`` is the slot path b writes next; ``n_pairs[b]`` how many of the slots before it
     hold pairs (0 after :meth:`forget`). ``gram[b, i, j] = s_i^T y_j`` for the slots of pairs
     i older than j (and i = j): the products the two-loop recursion needs besides those with
-    the gradient. The column of a new pair is formed lazily, by the next :meth:`direction`
-    of its path, in the same matrix product as S^T g (``pending`` marks it).
+    the gradient. A new pair's column is formed before it is stored (:meth:`products`), so
+    that its caller can fetch it with its other per-path numbers in one transfer.
     """
 
     def __init__(self, b, m, k1, d, dtype, device):
@@ -109,42 +109,37 @@ class PairMemory:
         self.gram = np.zeros((b, m, m))
         self.head = np.zeros(b, dtype=np.int64)
         self.n_pairs = np.zeros(b, dtype=np.int64)
-        self.pending = np.zeros(b, dtype=bool)
 
     def forget(self, rows):
         self.n_pairs[rows] = 0
         self.rho[rows] = 0.0
-        self.pending[rows] = False
 
-    def remember(self, rows, s, y, sy, yy):
-        """Store the pair (s, y) (n, K-1, D) of each of paths ``rows`` (numpy) whose curvature
-        s^T y (``sy``, numpy) is positive, over its oldest pair; ``yy`` = y^T y (numpy). The
-        caller takes these products with its other per-path numbers in one transfer."""
-        n = s.shape[0]
-        flat_s, flat_y = s.reshape(n, -1), y.reshape(n, -1)
+    def products(self, index, s, y):
+        """[s^T y, y^T y, S^T y] (n, 2 + m) float64 on the device, for new pairs (s, y) (n, n_x)
+        of the paths at ``index``, with their current pairs S: what :meth:`remember` needs."""
+        column = torch.bmm(y[:, None, :], self.S[index].mT)[:, 0]
+        return torch.cat([torch.linalg.vecdot(s, y)[:, None], torch.linalg.vecdot(y, y)[:, None], column],
+                         dim=1).to(torch.float64)
+
+    def remember(self, rows, s, y, products):
+        """Store the pair (s, y) (n, n_x) of each of paths ``rows`` (numpy) whose curvature
+        s^T y is positive, over its oldest pair; ``products``: :meth:`products` on the host."""
+        sy, yy, column = products[:, 0], products[:, 1], products[:, 2:]
         good = sy > 1e-10 * yy
         if not good.any():
             return
         if not good.all():
             keep = index_on(np.flatnonzero(good), s.device)
-            rows, flat_s, flat_y, sy = rows[good], flat_s[keep], flat_y[keep], sy[good]
-        if self.pending[rows].any():  # a pair whose column no direction has formed (never, in the solver)
-            self._form_columns(rows[self.pending[rows]])
+            rows, s, y, sy, column = rows[good], s[keep], y[keep], sy[good], column[good]
         slot = self.head[rows]
         rows_t, slot_t = index_on(rows, s.device), index_on(slot, s.device)
-        self.S[rows_t, slot_t] = flat_s
-        self.Y[rows_t, slot_t] = flat_y
+        self.S[rows_t, slot_t] = s
+        self.Y[rows_t, slot_t] = y
         self.rho[rows, slot] = 1.0 / sy
+        self.gram[rows, :, slot] = column  # s_i^T y_new of the older pairs; the new one's own:
+        self.gram[rows, slot, slot] = sy
         self.head[rows] = (slot + 1) % self.m
         self.n_pairs[rows] = np.minimum(self.n_pairs[rows] + 1, self.m)
-        self.pending[rows] = True
-
-    def _form_columns(self, rows):
-        newest = (self.head[rows] - 1) % self.m
-        rows_t = index_on(rows, self.S.device)
-        y_new = self.Y[rows_t, index_on(newest, self.S.device)]
-        self.gram[rows, :, newest] = to_host(torch.bmm(self.S[rows_t], y_new[:, :, None])[:, :, 0])
-        self.pending[rows] = False
 
     def direction(self, rows, index, g, apply_h0, first_scale):
         """-H g and the slope g^T (-H g) for paths ``rows`` (numpy; ``index``: the same rows of
@@ -160,8 +155,8 @@ class PairMemory:
         y_j^T r = gamma y_j^T P q + sum_{i older} c_i y_j^T s_i. So the pair memory is read
         four times, in four batched products (S^T g, Y^T a, Y^T P q, S^T c), the recursion
         itself runs on m x m numbers per path on the host, and two small device-to-host
-        transfers carry every product it needs: [S^T g, S^T y_new], then
-        [Y^T P q, g^T P q, y_new^T P y_new]. The slope follows from them without a third:
+        transfers carry every product it needs: S^T g, then [Y^T P q, g^T P q, y_new^T P y_new]
+        (the products of stored pairs, s_i^T y_j, are kept on the host from :meth:`products`). The slope follows from them without a third:
         g^T p = -(gamma g^T P q + sum_j c_j s_j^T g).
 
         ``apply_h0(q, y)`` returns (P q, P y) (A, n) (y and P y None when no path has a pair);
@@ -178,17 +173,10 @@ class PairMemory:
         q = g
         if depth:
             newest = (head - 1) % m
-            y_new = Y[torch.arange(a_rows, device=g.device), index_on(newest, g.device)]
-            pending = self.pending[rows]
-            # (A, 1 or 2, m) = g^T S (and y_new^T S): a row vector times S^T, which BLAS does
-            # several times faster than S times a column
-            lhs = torch.stack([g, y_new], dim=1) if pending.any() else g[:, None, :]
-            products = to_host(torch.bmm(lhs, S.mT))
-            if pending.any():
-                at = np.flatnonzero(pending)
-                self.gram[rows[at], :, newest[at]] = products[at, 1, :]
-                self.pending[rows] = False
-            sg_slot = products[:, 0, :]
+            y_new = Y.reshape(a_rows * m, -1).index_select(0, index_on(np.arange(a_rows) * m + newest, g.device))
+            # (A, m) = g^T S: a row vector times S^T, which BLAS does several times faster than
+            # S times a column
+            sg_slot = to_host(torch.bmm(g[:, None, :], S.mT)[:, 0])
             # slot of each path's j-th newest pair, j < depth; pairs past n_pairs drop out (rho = 0)
             order = (head[:, None] - 1 - np.arange(depth)[None, :]) % m
             valid = np.arange(depth)[None, :] < n_pairs[:, None]
@@ -200,7 +188,7 @@ class PairMemory:
             a = np.zeros((a_rows, depth))
             for j in range(depth):
                 a[:, j] = rho[:, j] * (sg[:, j] - (sy[:, j, :j] * a[:, :j]).sum(axis=1))
-            q = g - torch.bmm(to_device(self._scatter(a, order), g)[:, None, :], Y)[:, 0]
+            q = torch.baddbmm(g[:, None, :], to_device(-self._scatter(a, order), g)[:, None, :], Y)[:, 0]
         hq, hy = apply_h0(q, y_new)
         parts = [torch.bmm(hq[:, None, :], Y.mT)[:, 0]] if depth else []
         parts.append(torch.linalg.vecdot(g, hq)[:, None])
@@ -215,15 +203,15 @@ class PairMemory:
         unscaled = ~(np.isfinite(gamma) & (gamma > 0))
         if unscaled.any():
             gamma[unscaled] = first_scale(unscaled)
-        r = to_device(gamma, hq)[:, None] * hq
+        minus_r = to_device(-gamma, hq)[:, None] * hq
         if not depth:
-            return -r, -gamma * ghq
+            return minus_r, -gamma * ghq
         yr = gamma[:, None] * np.take_along_axis(host[:, :m], order, axis=1)
         c = np.zeros((a_rows, depth))
         for j in reversed(range(depth)):
             c[:, j] = a[:, j] - rho[:, j] * (yr[:, j] + (sy[:, j + 1:, j] * c[:, j + 1:]).sum(axis=1))
         c_slot = self._scatter(c, order)
-        p = -torch.baddbmm(r[:, None, :], to_device(c_slot, g)[:, None, :], S)[:, 0]
+        p = torch.baddbmm(minus_r[:, None, :], to_device(-c_slot, g)[:, None, :], S)[:, 0]
         return p, -(gamma * ghq + (c_slot * sg_slot).sum(axis=1))
 
     def _scatter(self, values, order):

@@ -318,14 +318,14 @@ class Solver:
         # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
         # curvature pair's s^T y and y^T y)
         flat = grad.reshape(rows.size, -1)
-        stats = [flat.abs().amax(dim=1).to(torch.float64)]
+        stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
         if self.method == "lbfgs":
             s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
-            stats += [torch.linalg.vecdot(s, y).to(torch.float64), y.to(torch.float64).square().sum(dim=1)]
-        stats = to_host(torch.stack(stats))
-        gmax = stats[0]
+            stats = torch.cat([stats, self.pairs.products(index, s, y)], dim=1)
+        stats = to_host(stats)
+        gmax = stats[:, 0]
         if self.method == "lbfgs":
-            self.pairs.remember(rows, s, y, stats[1], stats[2])
+            self.pairs.remember(rows, s, y, stats[:, 1:])
         self.x[index] = trial
         self.grad[index] = grad
         self.log_ri[index] = log_ri
@@ -441,9 +441,8 @@ class Solver:
         def apply_h0(q, y):
             if not self.precondition:
                 return q, y
-            rhs = q.view(a_rows, k1, d) if y is None else torch.cat([q.view(a_rows, k1, d), y.view(a_rows, k1, d)], 2)
-            out = self.laplacian.apply(index, rhs)
-            return out[..., :d].reshape(a_rows, -1), None if y is None else out[..., d:].reshape(a_rows, -1)
+            hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
+            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
 
         def first_scale(mask):
             sub = rows[mask]
