@@ -97,8 +97,10 @@ class PairMemory:
     ``head[b]`` is the slot path b writes next; ``n_pairs[b]`` how many of the slots before it
     hold pairs (0 after :meth:`forget`). ``gram[b, i, j] = s_i^T y_j`` for the slots of pairs
     i older than j (and i = j): the products the two-loop recursion needs besides those with
-    the gradient. A new pair's column is formed before it is stored (:meth:`products`), so
-    that its caller can fetch it with its other per-path numbers in one transfer.
+    the gradient. ``sg[b] = S^T g`` (slot order) for path b's current gradient g. Both are
+    kept up to date at each accepted iterate from one product with the pair memory
+    (:meth:`products`), which the caller fetches with its other per-path numbers in one
+    transfer: the two-loop recursion then needs no product of S with g of its own.
     """
 
     def __init__(self, b, m, k1, d, dtype, device):
@@ -109,28 +111,33 @@ class PairMemory:
         self.gram = np.zeros((b, m, m))
         self.head = np.zeros(b, dtype=np.int64)
         self.n_pairs = np.zeros(b, dtype=np.int64)
+        self.sg = np.zeros((b, m))
 
     def forget(self, rows):
         self.n_pairs[rows] = 0
         self.rho[rows] = 0.0
 
-    def products(self, index, s, y):
-        """[s^T y, y^T y, S^T y] (n, 2 + m) float64 on the device, for new pairs (s, y) (n, n_x)
-        of the paths at ``index``, with their current pairs S: what :meth:`remember` needs."""
-        column = torch.bmm(y[:, None, :], self.S[index].mT)[:, 0]
-        return torch.cat([torch.linalg.vecdot(s, y)[:, None], torch.linalg.vecdot(y, y)[:, None], column],
-                         dim=1).to(torch.float64)
+    def products(self, index, s, y, g):
+        """[s^T y, y^T y, s^T g, S^T y, S^T g] (n, 3 + 2 m) float64 on the device, for new pairs
+        (s, y) (n, n_x) of the paths at ``index`` and their new gradients g, with their current
+        pairs S (one pass over them): what :meth:`remember` needs."""
+        with_s = torch.bmm(torch.stack([y, g], dim=1), self.S[index].mT).flatten(1)  # (n, 2 m)
+        dots = [torch.linalg.vecdot(s, y), torch.linalg.vecdot(y, y), torch.linalg.vecdot(s, g)]
+        return torch.cat([torch.stack(dots, dim=1), with_s], dim=1).to(torch.float64)
 
     def remember(self, rows, s, y, products):
         """Store the pair (s, y) (n, n_x) of each of paths ``rows`` (numpy) whose curvature
-        s^T y is positive, over its oldest pair; ``products``: :meth:`products` on the host."""
-        sy, yy, column = products[:, 0], products[:, 1], products[:, 2:]
+        s^T y is positive, over its oldest pair, and take note of S^T g for the paths' new
+        gradients g; ``products``: :meth:`products` on the host."""
+        m = self.m
+        sy, yy, sg_new = products[:, 0], products[:, 1], products[:, 2]
+        column, self.sg[rows] = products[:, 3:3 + m], products[:, 3 + m:]
         good = sy > 1e-10 * yy
         if not good.any():
             return
         if not good.all():
             keep = index_on(np.flatnonzero(good), s.device)
-            rows, s, y, sy, column = rows[good], s[keep], y[keep], sy[good], column[good]
+            rows, s, y, sy, sg_new, column = rows[good], s[keep], y[keep], sy[good], sg_new[good], column[good]
         slot = self.head[rows]
         rows_t, slot_t = index_on(rows, s.device), index_on(slot, s.device)
         self.S[rows_t, slot_t] = s
@@ -138,6 +145,7 @@ class PairMemory:
         self.rho[rows, slot] = 1.0 / sy
         self.gram[rows, :, slot] = column  # s_i^T y_new of the older pairs; the new one's own:
         self.gram[rows, slot, slot] = sy
+        self.sg[rows, slot] = sg_new
         self.head[rows] = (slot + 1) % self.m
         self.n_pairs[rows] = np.minimum(self.n_pairs[rows] + 1, self.m)
 
@@ -153,10 +161,11 @@ class PairMemory:
         Every dot product it takes is of a stored vector with g or with P q, or of two
         stored vectors: s_j^T q = s_j^T g - sum_{i newer} a_i s_j^T y_i and
         y_j^T r = gamma y_j^T P q + sum_{i older} c_i y_j^T s_i. So the pair memory is read
-        four times, in four batched products (S^T g, Y^T a, Y^T P q, S^T c), the recursion
-        itself runs on m x m numbers per path on the host, and two small device-to-host
-        transfers carry every product it needs: S^T g, then [Y^T P q, g^T P q, y_new^T P y_new]
-        (the products of stored pairs, s_i^T y_j, are kept on the host from :meth:`products`). The slope follows from them without a third:
+        three times here, in three batched products (Y^T a, Y^T P q, S^T c), and once more when
+        the iterate was accepted (S^T g and S^T y, in :meth:`products`; kept on the host); the
+        recursion itself runs on m x m numbers per path on the host, and one small
+        device-to-host transfer carries the products it still needs:
+        [Y^T P q, g^T P q, y_new^T P y_new]. The slope follows from them without another:
         g^T p = -(gamma g^T P q + sum_j c_j s_j^T g).
 
         ``apply_h0(q, y)`` returns (P q, P y) (A, n) (y and P y None when no path has a pair);
@@ -174,9 +183,7 @@ class PairMemory:
         if depth:
             newest = (head - 1) % m
             y_new = Y.reshape(a_rows * m, -1).index_select(0, index_on(np.arange(a_rows) * m + newest, g.device))
-            # (A, m) = g^T S: a row vector times S^T, which BLAS does several times faster than
-            # S times a column
-            sg_slot = to_host(torch.bmm(g[:, None, :], S.mT)[:, 0])
+            sg_slot = self.sg[rows]
             # slot of each path's j-th newest pair, j < depth; pairs past n_pairs drop out (rho = 0)
             order = (head[:, None] - 1 - np.arange(depth)[None, :]) % m
             valid = np.arange(depth)[None, :] < n_pairs[:, None]

@@ -119,12 +119,9 @@ class PathProblem:
         energy, d_decoded, d_log_ri, weights = solver_energy_and_grads(g0, decoded, g1, l_full, self.alpha,
                                                                        backend=self.backend)
         self.t_energy += time.perf_counter() - start
-        failed = torch.isnan(energy)
-        bad_grad = ~torch.isfinite(grad_log_ri.sum(dim=(1, 2)))  # one cheap test; exact where it fails
-        if bad_grad.any():
-            failed |= ~torch.isfinite(grad_log_ri).flatten(1).all(dim=1)
-        if failed.any():
-            energy = torch.where(failed, float("inf"), energy)
+        # no data-dependent branches here: on a GPU each would wait for the device
+        failed = torch.isnan(energy) | ~torch.isfinite(grad_log_ri).flatten(1).all(dim=1)
+        energy = torch.where(failed, float("inf"), energy)
         return Evaluation(self, leaf, out, decoded, l_full, grad_log_ri, energy, failed, d_decoded, d_log_ri,
                           weights)
 
@@ -159,9 +156,7 @@ class Evaluation:
         p.n_vjp += a * k1
         self._out = self._d_decoded = None  # the graph is spent; the pooled buffer may be reused
         grad = torch.addcmul(vjp.view(a, k1, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
-        if self.failed.any():
-            grad = torch.where(self.failed[:, None, None], 0.0, grad)
-        return grad
+        return torch.where(self.failed[:, None, None], 0.0, grad)
 
 
 def check_output(out, x, grad):

@@ -316,12 +316,12 @@ class Solver:
             grad, trial, log_ri = grad[sel], trial[sel], log_ri[sel]
         index = self._index(rows)
         # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
-        # curvature pair's s^T y and y^T y)
+        # products of the new curvature pair and gradient with the pair memory)
         flat = grad.reshape(rows.size, -1)
         stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
         if self.method == "lbfgs":
             s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
-            stats = torch.cat([stats, self.pairs.products(index, s, y)], dim=1)
+            stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
         stats = to_host(stats)
         gmax = stats[:, 0]
         if self.method == "lbfgs":
