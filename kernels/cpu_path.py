@@ -84,25 +84,10 @@ def _row_grad_last(g_prev, g_cur, out, c_prev):
 
 
 @jit
-def _row_grad_safe(g, j, c0, c1, out, la_prev, la_next):
-    """Any point, any weights (infinite or huge): :func:`point_grad_safe` element by element,
-    columns c0 .. c1 of point j. Returns |G_{j+1} - G_j|^2 over them (0 for the last point).
-    """
-    last = g.shape[0] - 1
-    acc = 0.0
-    for x in range(c1 - c0):
-        gc = np.float64(g[j, c0 + x])
-        dp = gc - np.float64(g[j - 1, c0 + x]) if j > 0 else 0.0
-        dn = np.float64(g[j + 1, c0 + x]) - gc if j < last else 0.0
-        out[x] = point_grad_safe(dp, dn, la_prev, la_next)
-        acc += dn * dn
-    return acc
-
-
-@jit
-def _row_grad_safe_inner(g_prev, g_cur, g_next, out, la_prev, la_next):
-    """:func:`_row_grad_safe` for an inner point given as three rows. Returns
-    |g_next - g_cur|^2."""
+def _rows_grad_safe(g_prev, g_cur, g_next, out, la_prev, la_next):
+    """Any weights (infinite or huge): :func:`point_grad_safe` element by element for a point
+    given as three rows (its neighbours; the point itself stands in for a missing one, which
+    makes that difference 0). Returns |g_next - g_cur|^2."""
     acc = 0.0
     for x in range(g_cur.shape[0]):
         gc = np.float64(g_cur[x])
@@ -111,6 +96,15 @@ def _row_grad_safe_inner(g_prev, g_cur, g_next, out, la_prev, la_next):
         out[x] = point_grad_safe(dp, dn, la_prev, la_next)
         acc += dn * dn
     return acc
+
+
+@jit
+def _row_grad_safe(g, j, c0, c1, out, la_prev, la_next):
+    """:func:`_rows_grad_safe` for point j of a path g (K+1, N), columns c0 .. c1 (0 for the
+    last point's squared distance: it has no next point)."""
+    last = g.shape[0] - 1
+    return _rows_grad_safe(g[max(j - 1, 0), c0:c1], g[j, c0:c1], g[min(j + 1, last), c0:c1], out, la_prev,
+                           la_next)
 
 
 @jit
@@ -222,7 +216,7 @@ def _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task):
             acc = _row_grad_inner(g_prev, g_free[b, j - 1, n0:n1], g_next, dst, point_grad_coef(la_prev),
                                   point_grad_coef(la_next))
         else:
-            acc = _row_grad_safe_inner(g_prev, g_free[b, j - 1, n0:n1], g_next, dst, la_prev, la_next)
+            acc = _rows_grad_safe(g_prev, g_free[b, j - 1, n0:n1], g_next, dst, la_prev, la_next)
         d_part[b, blk, j] = acc
 
 
