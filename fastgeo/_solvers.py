@@ -5,16 +5,25 @@ proposes one trial point (a new step, or a shorter one after a rejected trial), 
 are decoded in one generator call, and each path accepts or rejects its own. Only accepted
 paths need a gradient, so the backward pass runs once per round and only if some path
 accepted. A path leaves the batch when it converges (relative energy decrease <= ftol in
-two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches max_iter, fails (NaN from the
-generator) or cannot decrease its energy any more.
+two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches
+max_iter, fails (NaN from the generator), cannot decrease its energy any more, or stalls at
+the edge of the prior's support (see ``Solver._freeze_outside``).
+
+The points, gradients, directions and curvature pairs are tensors on the paths' device; the
+per-path numbers (energies, steps, slopes, counters, statuses, L-BFGS coefficients) are
+float64 numpy arrays on the host, where a round's bookkeeping costs microseconds instead of
+a torch dispatch per tiny operation. An L-BFGS iteration fetches them from the device in
+three small transfers: the trial energies, the accepted iterate's products with the pair
+memory, and the two-loop recursion's products (host-to-device copies are asynchronous).
 
 L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
 Hessian. Freezing the weights w_i and treating the generator as a local scaling by c
 (J^T J ~ c I), the energy sum_i w_i |G(x_{i+1}) - G(x_i)|^2 has the Hessian
 2 c (L_w kron I_D), where L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain
 (diag w_{j-1} + w_j, off-diagonal -w_j). It carries the K^2 ill-conditioning of a chain of
-points that makes gradient descent slow. Its inverse is formed from a Cholesky factorisation,
-kept, and formed anew only when the path's weights have moved (``PathLaplacianInverse``).
+points that makes gradient descent slow. Its inverse is formed in closed form (the chain's
+Green's function), kept, and formed anew only when the path's weights have moved
+(``fastgeo._lbfgs.PathLaplacianInverse``).
 The scale comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
 the first pair, from the path's average gain c = E / sum_i w_i |x_{i+1} - x_i|^2). The
 line search is Armijo backtracking with quadratic interpolation, trying the unit step first.
