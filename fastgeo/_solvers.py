@@ -283,7 +283,6 @@ class Solver:
         rejected = ~ok & ~failed
         wall = rejected & np.isinf(energy)
         if wall.any():
-            self.hit_wall[active[wall]] = True
             rejected &= ~self._freeze_outside(active, wall, ev)
         if rejected.any():
             self._backtrack(active[rejected], energy[rejected])
@@ -304,8 +303,11 @@ class Solver:
         index = self._index(rows)
         inside = ~torch.isneginf(ev.log_ri[index_on(at, self.device)][:, 1:-1])
         p = self.direction[index] * inside[:, :, None].to(self.direction.dtype)
-        slope = to_host(torch.linalg.vecdot(p.flatten(1), self.grad[index].flatten(1)))
-        descent = slope < 0
+        slope, froze = to_host(torch.stack([torch.linalg.vecdot(p.flatten(1), self.grad[index].flatten(1)),
+                                            (~inside).any(dim=1).to(p.dtype)]))
+        # (E can also be inf with every point inside: weights beyond float64; then backtrack)
+        self.hit_wall[rows[froze > 0]] = True
+        descent = (slope < 0) & (froze > 0)
         if descent.any():
             keep = np.flatnonzero(descent)
             mine = rows[keep]
