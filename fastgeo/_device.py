@@ -136,6 +136,13 @@ def log_sum_exp(x, axis):
         return log(total(exp(x - expand), axis)) + shift
 
 
+def contiguous(x):
+    """x as a C-contiguous array of its own library, dtype and device (x itself if it is)."""
+    if is_torch(x):
+        return x.contiguous()
+    return _lib(x).ascontiguousarray(x)
+
+
 def contiguous_float64(x):
     """x as a C-contiguous float64 array of its own library and device (x itself if it is)."""
     if is_torch(x):

@@ -6,7 +6,7 @@ respect to a free point x_j (0 < j < K) is
 
     dE/dx_j = J_G(x_j)^T dE/dG_j + dE/dl_j * grad log ri(x_j),
 
-where ``fastgeo.path.energy_and_grads`` gives dE/dG and dE/dl, ``fastgeo.log_ri_and_grad``
+where ``fastgeo.path.solver_energy_and_grads`` gives dE/dG and dE/dl, ``fastgeo.log_ri_and_grad``
 gives grad log ri, and the first term is a single vector-Jacobian product (one backward)
 over all free points of all paths in the evaluation. The endpoints are decoded once.
 
@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from .path import energy_and_grads
+from .path import solver_energy_and_grads
 from .realism import log_ri_and_grad
 
 
@@ -51,8 +51,7 @@ class PathProblem:
         self.t_forward = 0.0
         self.t_vjp = 0.0
         self.t_ri = 0.0  # fastgeo.log_ri_and_grad
-        self.t_energy = 0.0  # fastgeo.path.energy_and_grads
-        self._full_buffer = None
+        self.t_energy = 0.0  # the path energy (fastgeo.path.solver_energy_and_grads)
         b = z0.shape[0]
         ends = torch.cat([z0, z1])
         with torch.no_grad():
@@ -97,63 +96,41 @@ class PathProblem:
         self.t_ri += time.perf_counter() - start
         return out
 
-    def _buffer(self, a, k1, decoded):
-        """A reused (A, K+1, ...) array for the whole decoded paths: a fresh one every
-        evaluation would cost page faults on the largest array (energy_and_grads keeps no
-        reference to it)."""
-        shape = (a, k1 + 2, *self.out_shape)
-        buf = self._full_buffer
-        if buf is None or buf.shape != shape or buf.dtype != decoded.dtype:
-            buf = self._full_buffer = torch.empty(shape, dtype=decoded.dtype, device=decoded.device)
-        return buf
-
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
         """Energies of paths ``idx`` (A,) whose free points are ``x`` (A, K-1, D).
 
+        ``idx`` may be None for all B paths in order (no gathers of the endpoint outputs).
         Returns an :class:`Evaluation`. Its ``energy`` is +inf for a path with a point of
-        zero density; its ``failed`` marks paths whose decoded outputs or realism indices
-        are not finite (the generator returned NaN or inf there).
+        zero density, and for a path marked ``failed``: its decoded outputs or realism
+        indices are not finite (the generator returned NaN or inf there).
         """
         a, k1, d = x.shape
         leaf = x.detach().reshape(a * k1, d).requires_grad_(True)
         out = self.decode(leaf, grad=True)
-        with torch.enable_grad():
-            out = out.view(a, k1, *self.out_shape)  # the VJP's cotangent is then a plain slice
-        decoded = out.detach()
-        # a row holding NaN or inf has a non-finite sum: one cheap read of the outputs; only
-        # rows whose sum is not finite (or merely overflowed) get the exact elementwise test
-        flat = decoded.flatten(1)
-        failed = ~torch.isfinite(flat.sum(dim=1))
-        if failed.any():
-            failed &= ~torch.isfinite(flat).all(dim=1)
+        decoded = out.detach().reshape(a, k1, *self.out_shape)  # a view unless out's strides forbid it
         log_ri, grad_log_ri = self.log_ri(x)
-        failed |= torch.isnan(log_ri).any(dim=1) | ~torch.isfinite(grad_log_ri.flatten(1)).all(dim=1)
-        full = self._buffer(a, k1, decoded)
-        torch.cat([self.g0[idx, None], decoded, self.g1[idx, None]], dim=1, out=full)
-        l_full = torch.cat([self.l0[idx, None], log_ri, self.l1[idx, None]], dim=1)
-        zero_density = torch.isneginf(l_full).any(dim=1)
-        l_reported = l_full
-        # energy_and_grads refuses non-finite input: neutral values stand in for the rows that
-        # are reported as failed or of infinite energy, and their results are discarded.
-        if failed.any():
-            full = torch.where(failed.view(a, *([1] * (full.ndim - 1))), 0.0, full)
-            l_full = torch.where(failed[:, None], 0.0, l_full)
-        if zero_density.any():
-            l_full = torch.where(torch.isneginf(l_full), 0.0, l_full)
+        l0, l1, g0, g1 = ((self.l0, self.l1, self.g0, self.g1) if idx is None else
+                          (self.l0[idx], self.l1[idx], self.g0[idx], self.g1[idx]))
+        l_full = torch.cat([l0[:, None], log_ri, l1[:, None]], dim=1)
         start = time.perf_counter()
-        energy, d_decoded, d_log_ri = energy_and_grads(full, l_full, self.alpha, backend=self.backend)
+        # the free points' outputs as the generator gave them, the endpoints' apart: no copy of
+        # the whole path; NaN or inf anywhere comes back as a NaN energy of that path only
+        energy, d_decoded, d_log_ri, weights = solver_energy_and_grads(g0, decoded, g1, l_full, self.alpha,
+                                                                       backend=self.backend)
         self.t_energy += time.perf_counter() - start
-        energy = energy.to(torch.float64)
-        energy = torch.where(zero_density | failed, torch.full_like(energy, float("inf")), energy)
-        return Evaluation(self, leaf, out, decoded, l_reported, grad_log_ri, energy, failed, d_decoded,
-                          d_log_ri)
+        # no data-dependent branches here: on a GPU each would wait for the device
+        failed = torch.isnan(energy) | ~torch.isfinite(grad_log_ri).flatten(1).all(dim=1)
+        energy = torch.where(failed, float("inf"), energy)
+        return Evaluation(self, leaf, out, decoded, l_full, grad_log_ri, energy, failed, d_decoded, d_log_ri,
+                          weights)
 
 
 class Evaluation:
     """The result of :meth:`PathProblem.evaluate`; :meth:`gradient` runs the backward pass."""
 
-    def __init__(self, problem, leaf, out, decoded, log_ri, grad_log_ri, energy, failed, d_decoded, d_log_ri):
+    def __init__(self, problem, leaf, out, decoded, log_ri, grad_log_ri, energy, failed, d_decoded, d_log_ri,
+                 weights):
         self.problem = problem
         self._leaf, self._out = leaf, out
         self.decoded = decoded  # (A, K-1, ...) free points only
@@ -161,21 +138,24 @@ class Evaluation:
         self._grad_log_ri = grad_log_ri
         self.energy = energy  # (A,) float64
         self.failed = failed  # (A,) bool
+        self.weights = weights  # (A, K) float64 segment weights w_i (of eq. 3)
         self._d_decoded, self._d_log_ri = d_decoded, d_log_ri
 
     def gradient(self):
         """dE/dx of the free points, (A, K-1, D): one VJP through the generator for all rows."""
         p = self.problem
         a, k1 = self.decoded.shape[:2]
-        cotangent = self._d_decoded[:, 1:-1].to(self._out.dtype)
+        # dE/dG of the free points, C-contiguous in the output's own shape: the cotangent as it
+        # stands (its rows are 0 on failed paths, so the VJP stays finite there)
+        cotangent = self._d_decoded.view(self._out.shape)
         p._sync()
         start = time.perf_counter()
         (vjp,) = torch.autograd.grad(self._out, self._leaf, grad_outputs=cotangent)
         p._sync()
         p.t_vjp += time.perf_counter() - start
         p.n_vjp += a * k1
-        self._out = None  # the graph is spent
-        grad = vjp.reshape(a, k1, -1) + self._d_log_ri[:, 1:-1, None].to(vjp.dtype) * self._grad_log_ri
+        self._out = self._d_decoded = None  # the graph is spent; the pooled buffer may be reused
+        grad = torch.addcmul(vjp.view(a, k1, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
         return torch.where(self.failed[:, None, None], 0.0, grad)
 
 

@@ -5,16 +5,25 @@ proposes one trial point (a new step, or a shorter one after a rejected trial), 
 are decoded in one generator call, and each path accepts or rejects its own. Only accepted
 paths need a gradient, so the backward pass runs once per round and only if some path
 accepted. A path leaves the batch when it converges (relative energy decrease <= ftol in
-two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches max_iter, fails (NaN from the
-generator) or cannot decrease its energy any more.
+two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches
+max_iter, fails (NaN from the generator), cannot decrease its energy any more, or stalls at
+the edge of the prior's support (see ``Solver._freeze_outside``).
+
+The points, gradients, directions and curvature pairs are tensors on the paths' device; the
+per-path numbers (energies, steps, slopes, counters, statuses, L-BFGS coefficients) are
+float64 numpy arrays on the host, where a round's bookkeeping costs microseconds instead of
+a torch dispatch per tiny operation. An L-BFGS iteration fetches them from the device in
+three small transfers: the trial energies, the accepted iterate's products with the pair
+memory, and the two-loop recursion's products (host-to-device copies are asynchronous).
 
 L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
 Hessian. Freezing the weights w_i and treating the generator as a local scaling by c
 (J^T J ~ c I), the energy sum_i w_i |G(x_{i+1}) - G(x_i)|^2 has the Hessian
 2 c (L_w kron I_D), where L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain
 (diag w_{j-1} + w_j, off-diagonal -w_j). It carries the K^2 ill-conditioning of a chain of
-points that makes gradient descent slow. Its inverse is formed from a Cholesky factorisation,
-kept, and formed anew only when the path's weights have moved (``PathLaplacianInverse``).
+points that makes gradient descent slow. Its inverse is formed in closed form (the chain's
+Green's function), kept, and formed anew only when the path's weights have moved
+(``fastgeo._lbfgs.PathLaplacianInverse``).
 The scale comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
 the first pair, from the path's average gain c = E / sum_i w_i |x_{i+1} - x_i|^2). The
 line search is Armijo backtracking with quadratic interpolation, trying the unit step first.
@@ -26,17 +35,20 @@ it is halved, and the step retried, whenever the energy would increase.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE = range(5)
+from ._lbfgs import TINY, PairMemory, PathLaplacianInverse, index_on, to_device, to_host
+
+ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE, STALLED = range(6)
 STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", FAILED: "nan",
-                NO_DECREASE: "no_decrease"}
-LOG2 = math.log(2.0)
+                NO_DECREASE: "no_decrease", STALLED: "stalled"}
+# a path whose steps stay negligible because its line searches keep running into the edge of
+# the prior's support (E = inf beyond it) stops as "stalled" after this many in a row
+MAX_STALLS = 3
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
 
@@ -55,149 +67,119 @@ class SolveOutput:
     round_timings: dict  # seconds spent in the iterations (after the first evaluation), by part
 
 
-def segment_weights(log_ri, log_alpha):
-    """w_i = (log alpha + logaddexp(l_i, l_{i+1}) - log 2)^2 for (B, K+1) log ri, float64.
-
-    The same weights as ``fastgeo.path`` (MATH.md 3); used here only to build the
-    preconditioner, so a small difference from the energy's own weights costs speed, not
-    correctness.
-    """
-    l = log_ri.to(torch.float64)
-    log_a = log_alpha + torch.logaddexp(l[:, :-1], l[:, 1:]) - LOG2
-    return log_a * log_a
+def preconditioner_weights(weights):
+    """The segment weights w (n, K) of the path energy (numpy), made usable for L_w: a zero
+    weight (alpha -> 1 where ri = 1) would make L_w singular, an infinite one (log ri below
+    -1e154) would overflow it; keep them definite and finite."""
+    w = np.minimum(weights, 1e300)
+    return w + 1e-9 * w.max(axis=1, keepdims=True) + TINY
 
 
-def weights_and_gain(solver, rows):
-    """Segment weights w (n, K) of paths ``rows`` and their average gain c (n,).
+def path_gain(solver, rows, index, w):
+    """The average gain c (n,) of paths ``rows`` (numpy) with preconditioner weights w.
 
     c = E / sum_i w_i |x_{i+1} - x_i|^2 is the scale for which 2 c (L_w kron I) is the
-    energy's Hessian when G is a scaled isometry with constant ri.
+    energy's Hessian when G is a scaled isometry with constant ri. Needed only for a path's
+    first step (or after a failed curvature estimate): one device-to-host transfer then.
     """
     s = solver
-    w = segment_weights(s.log_ri[rows], s.log_alpha)
-    # a zero weight (alpha -> 1 where ri = 1) would make L_w singular; keep it definite
-    w = w + 1e-9 * w.amax(dim=1, keepdim=True) + torch.finfo(torch.float64).tiny
-    full = torch.cat([s.z0[rows, None], s.x[rows], s.z1[rows, None]], dim=1).to(torch.float64)
-    dx2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
-    gain = s.energy[rows] / (w * dx2).sum(dim=1)
-    return w, torch.where(torch.isfinite(gain) & (gain > 0), gain, torch.ones_like(gain))
+    full = torch.cat([s.z0[index][:, None], s.x[index], s.z1[index][:, None]], dim=1).to(torch.float64)
+    dx2 = to_host((full[:, 1:] - full[:, :-1]).square().sum(dim=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = s.energy[rows] / (w * dx2).sum(axis=1)
+    return np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
 
 
 def gershgorin(w, gain):
     """An upper bound on the largest eigenvalue of 2 c L_w (row sums of |entries|)."""
-    return 4.0 * gain * (w[:, :-1] + w[:, 1:]).amax(dim=1)
-
-
-class PathLaplacianInverse:
-    """L_w^{-1} of every path, kept between iterations.
-
-    L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain: diagonal
-    w_{j-1} + w_j, off-diagonal -w_j. A path's inverse is recomputed (Cholesky, then its
-    inverse) only when one of its weights has moved by more than ``REFRESH`` (relative)
-    since; applying it is then one batched matrix product. A stale inverse is still a
-    symmetric positive definite H0, and the L-BFGS scale gamma absorbs its overall size.
-    """
-
-    REFRESH = 0.25
-
-    def __init__(self, b, k1, dtype, device):
-        # factorised in float64, applied in the path's dtype (a preconditioner need not be exact)
-        self.inverse = torch.zeros((b, k1, k1), dtype=dtype, device=device)
-        self.weights = torch.full((b, k1 + 1), float("nan"), dtype=torch.float64, device=device)
-
-    def apply(self, rows, w, rhs, all_rows):
-        """L_w^{-1} r for each r in ``rhs`` (tensors (n, K-1, m)), paths ``rows`` with weights w."""
-        old = self.weights[rows]
-        stale = ~((w - old).abs() <= self.REFRESH * old).all(dim=1)  # NaN (never built) is stale
-        if stale.any():
-            ws = w[stale]
-            lap = torch.diag_embed(ws[:, :-1] + ws[:, 1:])
-            if ws.shape[1] > 2:
-                off = -ws[:, 1:-1]
-                lap = lap + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-            inverse = torch.cholesky_inverse(torch.linalg.cholesky(lap))
-            self.inverse[rows[stale]] = inverse.to(self.inverse.dtype)
-            self.weights[rows[stale]] = ws
-        inverse = self.inverse if all_rows else self.inverse[rows]
-        return [torch.bmm(inverse, r.to(inverse.dtype)) for r in rhs]
+    return 4.0 * gain * (w[:, :-1] + w[:, 1:]).max(axis=1)
 
 
 class Solver:
-    """State of B independent paths and the round loop shared by both methods."""
+    """State of B independent paths and the round loop shared by both methods.
+
+    The points, gradients, directions and curvature pairs are torch tensors on the paths'
+    device; the per-path numbers (energies, step sizes, counters, statuses, histories) are
+    numpy arrays on the host, so that the bookkeeping of a round costs microseconds.
+    """
 
     def __init__(self, problem, z0, z1, x0, method, alpha, max_iter, ftol, gtol=0.0, memory=10, lr=None,
                  precondition=True, progress=False):
         self.problem = problem
         self.z0, self.z1 = z0, z1
         self.method = method
-        self.log_alpha = math.log(alpha)
+        self.alpha = alpha
         self.max_iter = max_iter
         self.ftol = ftol
         self.gtol = gtol
-        self.memory = memory
         self.lr_fixed = lr
         self.precondition = precondition
         self.progress = progress
         b, k1, d = x0.shape
         self.shape = (b, k1, d)
-        dev = x0.device
+        self.device = x0.device
         self.x = x0.clone()
-        self.iterations = torch.zeros(b, dtype=torch.int64, device=dev)
-        self.status = torch.zeros(b, dtype=torch.int64, device=dev)
-        self.new_direction = torch.ones(b, dtype=torch.bool, device=dev)
-        self.step = torch.zeros(b, dtype=torch.float64, device=dev)
-        self.slope = torch.zeros(b, dtype=torch.float64, device=dev)  # g^T p along the direction
-        self.backtracks = torch.zeros(b, dtype=torch.int64, device=dev)
-        self.small_steps = torch.zeros(b, dtype=torch.int64, device=dev)  # consecutive decreases <= ftol
         self.direction = torch.zeros_like(self.x)
+        self.iterations = np.zeros(b, dtype=np.int64)
+        self.status = np.zeros(b, dtype=np.int64)
+        self.new_direction = np.ones(b, dtype=bool)
+        self.step = np.zeros(b)
+        self.slope = np.zeros(b)  # g^T p along the direction
+        self.backtracks = np.zeros(b, dtype=np.int64)
+        self.small_steps = np.zeros(b, dtype=np.int64)  # consecutive decreases <= ftol
+        self.hit_wall = np.zeros(b, dtype=bool)  # a trial of the current line search had E = inf
+        self.stalls = np.zeros(b, dtype=np.int64)  # consecutive negligible steps stopped by the wall
         if method == "lbfgs":
-            self.S = torch.zeros((b, memory, k1, d), dtype=x0.dtype, device=dev)
-            self.Y = torch.zeros_like(self.S)
-            self.rho = torch.zeros((b, memory), dtype=torch.float64, device=dev)
-            self.n_pairs = torch.zeros(b, dtype=torch.int64, device=dev)
-            self.head = torch.zeros(b, dtype=torch.int64, device=dev)
-            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, dev)
+            self.pairs = PairMemory(b, memory, k1, d, x0.dtype, self.device)
+            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, self.device)
         else:
-            lr0 = float("nan") if lr is None else float(lr)
-            self.lr = torch.full((b,), lr0, dtype=torch.float64, device=dev)
+            self.lr = np.full(b, np.nan if lr is None else float(lr))
+
+    def _index(self, rows):
+        """Numpy row numbers as an index of the device tensors: a slice when they are all rows
+        (rows are sorted and unique), so that reads are views and writes plain copies."""
+        return slice(None) if len(rows) == self.shape[0] else index_on(rows, self.device)
 
     # -- the round loop ------------------------------------------------------------------------
     def run(self) -> SolveOutput:
         b = self.shape[0]
-        dev = self.x.device
-        everyone = torch.arange(b, device=dev)
-        ev = self.problem.evaluate(everyone, self.x)
-        zero = torch.isinf(ev.energy) & ~ev.failed
+        everyone = np.arange(b)
+        ev = self.problem.evaluate(None, self.x)
+        energy, failed = to_host(ev.energy), to_host(ev.failed).astype(bool)
+        zero = np.isinf(energy) & ~failed
         if zero.any():
-            raise ValueError(f"the initial path of path(s) {zero.nonzero().flatten().tolist()} passes "
+            raise ValueError(f"the initial path of path(s) {np.flatnonzero(zero).tolist()} passes "
                              "through points of zero density (log ri = -inf); start from a path inside "
                              "the support")
-        self.energy = ev.energy.clone()
+        self.energy = energy
+        self.weights = to_host(ev.weights)
         self.log_ri = ev.log_ri.clone()
         self.grad = ev.gradient()
         # histories grow by doubling: max_iter may be far more than the iterations needed
         columns = min(self.max_iter, 255) + 1
-        self.history = torch.full((b, columns), float("nan"), dtype=torch.float64, device=dev)
+        self.history = np.full((b, columns), np.nan)
         self.history[:, 0] = self.energy
         # per path: how many times its K-1 free points went through the generator (forward,
         # VJP) in all, and by each accepted iteration
-        self.n_forward = torch.ones(b, dtype=torch.int64, device=dev)
-        self.n_vjp = torch.ones(b, dtype=torch.int64, device=dev)
-        self.forward_history = torch.zeros((b, columns), dtype=torch.int64, device=dev)
-        self.vjp_history = torch.zeros_like(self.forward_history)
+        self.n_forward = np.ones(b, dtype=np.int64)
+        self.n_vjp = np.ones(b, dtype=np.int64)
+        self.forward_history = np.zeros((b, columns), dtype=np.int64)
+        self.vjp_history = np.zeros_like(self.forward_history)
         self.forward_history[:, 0] = 1
         self.vjp_history[:, 0] = 1
         # Decoded outputs are not copied every round (that would be a pass over the largest
-        # array): each path points at the evaluation of its last accepted iterate
-        # (round id, row), and its outputs are copied out once, when the path stops.
+        # array): each path points at the evaluation of its last accepted iterate (round id,
+        # row), or at its row of ``self.decoded`` (round id -1), where its outputs are copied
+        # once it stops, or earlier, when most of that evaluation's rows are out of use
+        # (which bounds the evaluations held to a few).
         self.decoded = torch.empty_like(ev.decoded)
         self._kept = {0: ev.decoded}
         self._round_id = 0
-        self._source_round = torch.zeros(b, dtype=torch.int64, device=dev)
-        self._source_row = everyone.clone()
-        self.status[ev.failed] = FAILED
-        flat = self.grad.reshape(b, -1)
-        self.status[(self.status == ACTIVE) & (flat.abs().amax(dim=1) <= self.gtol)] = CONVERGED
+        self._source_round = np.zeros(b, dtype=np.int64)
+        self._source_row = everyone.copy()
+        self.status[failed] = FAILED
+        gmax = to_host(self.grad.reshape(b, -1).abs().amax(dim=1)) if b else np.zeros(0)
+        self.status[(self.status == ACTIVE) & (gmax <= self.gtol)] = CONVERGED
         if self.max_iter == 0:
             self.status[self.status == ACTIVE] = MAX_ITER
         self._collect(everyone)
@@ -207,8 +189,8 @@ class Solver:
         per_round = []
         try:
             while True:
-                active = (self.status == ACTIVE).nonzero().flatten()
-                if active.numel() == 0:
+                active = np.flatnonzero(self.status == ACTIVE)
+                if active.size == 0:
                     break
                 self._round_id += 1
                 mark = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
@@ -217,9 +199,7 @@ class Solver:
                 now = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
                 per_round.append([b - a for a, b in zip(mark, now)])
                 if bar is not None:
-                    bar.update(1)
-                    mean = float(self.energy[active].mean())
-                    bar.set_postfix(active=int(active.numel()), energy=f"{mean:.4g}")
+                    _update_bar(bar, self, active)
         finally:
             if bar is not None:
                 bar.close()
@@ -231,84 +211,165 @@ class Solver:
         # (generator forward, VJP, realism index, path energy, total) seconds of each round
         self.round_timings["per_round"] = np.array(per_round, dtype=np.float64).reshape(-1, 5)
         t = int(self.iterations.max()) if b else 0
-        history = self.history[:, : t + 1]
         # forward-fill: a path that stopped keeps its final energy
-        cols = torch.arange(t + 1, device=dev)
-        last = torch.minimum(cols[None, :], self.iterations[:, None])
-        history = torch.gather(history, 1, last)
-        fwd = torch.gather(self.forward_history[:, : t + 1], 1, last)
-        vjp = torch.gather(self.vjp_history[:, : t + 1], 1, last)
-        return SolveOutput(self.x, self.decoded, self.log_ri, self.energy, history, fwd, vjp, self.iterations,
-                           self.status, self.round_timings)
+        last = np.minimum(np.arange(t + 1)[None, :], self.iterations[:, None])
+        history, fwd, vjp = (np.take_along_axis(h[:, : t + 1], last, axis=1)
+                             for h in (self.history, self.forward_history, self.vjp_history))
+
+        def out(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+        return SolveOutput(self.x, self.decoded, self.log_ri, out(self.energy), out(history), out(fwd), out(vjp),
+                           out(self.iterations), out(self.status), self.round_timings)
 
     def _grow_histories(self):
         columns = min(2 * self.history.shape[1], self.max_iter + 1)
-        for name in ("history", "forward_history", "vjp_history"):
+        for name, fill in (("history", np.nan), ("forward_history", 0), ("vjp_history", 0)):
             old = getattr(self, name)
-            new = old.new_zeros((old.shape[0], columns)) if name != "history" else \
-                old.new_full((old.shape[0], columns), float("nan"))
+            new = np.full((old.shape[0], columns), fill, dtype=old.dtype)
             new[:, : old.shape[1]] = old
             setattr(self, name, new)
 
     def _collect(self, rows):
-        """Copy out the decoded outputs of the ``rows`` that stopped; forget unused rounds."""
+        """Copy out the decoded outputs of the ``rows`` that stopped; release evaluations
+        that no active path uses, and those that only a quarter of their rows still use
+        (after copying those rows out)."""
         stopped = rows[self.status[rows] != ACTIVE]
-        if stopped.numel():
-            source = self._source_round[stopped]
-            for r in source.unique().tolist():
-                mine = stopped[source == r]
-                self.decoded[mine] = self._kept[r][self._source_row[mine]]
-        live = set(self._source_round[self.status == ACTIVE].unique().tolist())
-        for r in [r for r in self._kept if r not in live]:
-            del self._kept[r]
+        if stopped.size:
+            self._copy_out(stopped)
+        active = np.flatnonzero(self.status == ACTIVE)
+        sources = self._source_round[active]
+        for r in list(self._kept):
+            users = int(np.count_nonzero(sources == r))
+            if users and r != self._round_id and 4 * users <= self._kept[r].shape[0]:
+                self._copy_out(active[sources == r])
+                users = 0
+            if not users:
+                del self._kept[r]
+
+    def _copy_out(self, rows):
+        """Copy the decoded outputs of ``rows`` into ``self.decoded``; they point there after."""
+        source = self._source_round[rows]
+        for r in np.unique(source):
+            if r < 0:
+                continue  # copied before
+            mine = rows[source == r]
+            self.decoded[index_on(mine, self.device)] = self._kept[r][index_on(self._source_row[mine], self.device)]
+        self._source_round[rows] = -1
 
     def _round(self, active):
         fresh = active[self.new_direction[active]]
-        if fresh.numel():
+        if fresh.size:
             self._start_line_search(fresh)
-        trial = self.x[active] + self.step[active, None, None].to(self.x.dtype) * self.direction[active]
-        ev = self.problem.evaluate(active, trial)
+        index = self._index(active)
+        step = self.step[active]
+        trial = self.x[index] + to_device(step, self.x)[:, None, None] * self.direction[index]
+        ev = self.problem.evaluate(None if isinstance(index, slice) else index, trial)
+        # the round's one device-to-host transfer before the gradient: energies, failures and
+        # the segment weights of the trial paths
+        host = to_host(torch.cat([ev.energy[:, None], ev.failed[:, None].to(torch.float64), ev.weights], dim=1))
+        energy, failed, weights = host[:, 0], host[:, 1].astype(bool), host[:, 2:]
         self.n_forward[active] += 1
         e_old = self.energy[active]
         if self.method == "gd":
-            ok = ev.energy <= e_old
+            ok = energy <= e_old
         else:
-            ok = ev.energy <= e_old + ARMIJO * self.step[active] * self.slope[active]
-        ok &= torch.isfinite(ev.energy) & ~ev.failed
-        self.status[active[ev.failed]] = FAILED
+            ok = energy <= e_old + ARMIJO * step * self.slope[active]
+        ok &= np.isfinite(energy) & ~failed
+        self.status[active[failed]] = FAILED
         if ok.any():
             self.n_vjp[active] += 1  # the backward pass runs over every row of the evaluation
-            self._accept(active[ok], trial[ok], ev, ok, e_old[ok])
-        rejected = ~ok & ~ev.failed
+            self._accept(active, trial, ev, ok, energy, weights, e_old)
+        rejected = ~ok & ~failed
+        wall = rejected & np.isinf(energy)
+        if wall.any():
+            rejected &= ~self._freeze_outside(active, wall, ev)
         if rejected.any():
-            self._backtrack(active[rejected], ev.energy[rejected])
+            self._backtrack(active[rejected], energy[rejected])
 
-    def _accept(self, rows, trial, ev, ok, e_old):
-        grad = ev.gradient()[ok]
-        e_new = ev.energy[ok]
+    def _freeze_outside(self, active, wall, ev):
+        """Trials of paths ``active[wall]`` left the prior's support (a free point with
+        log ri = -inf, so E = inf): retry the same step with those points held where they are.
+
+        Shrinking the whole step instead would stall a path that starts on the support's edge
+        (a point on the face of a box whose gradient points outwards) at negligible steps, all
+        of its other points barely moving. The reduced direction is kept only where it still
+        descends (g^T p < 0); the other paths backtrack as usual. Returns the mask (over
+        ``active``) of the paths that retry. Costs one transfer, only in rounds where a trial
+        leaves the support.
+        """
+        at = np.flatnonzero(wall)
+        rows = active[at]
+        index = self._index(rows)
+        inside = ~torch.isneginf(ev.log_ri[index_on(at, self.device)][:, 1:-1])
+        p = self.direction[index] * inside[:, :, None].to(self.direction.dtype)
+        slope, froze = to_host(torch.stack([torch.linalg.vecdot(p.flatten(1), self.grad[index].flatten(1)),
+                                            (~inside).any(dim=1).to(p.dtype)]))
+        # (E can also be inf with every point inside: weights beyond float64; then backtrack)
+        self.hit_wall[rows[froze > 0]] = True
+        descent = (slope < 0) & (froze > 0)
+        if descent.any():
+            keep = np.flatnonzero(descent)
+            mine = rows[keep]
+            self.direction[index_on(mine, self.device)] = p[index_on(keep, self.device)]
+            self.slope[mine] = slope[keep]
+            self.backtracks[mine] += 1  # at most K-1 points to freeze: the line search still ends
+        handled = np.zeros(active.size, dtype=bool)
+        handled[at[descent]] = True
+        return handled
+
+    def _accept(self, active, trial, ev, ok, energy, weights, e_old):
+        grad, log_ri = ev.gradient(), ev.log_ri
+        took = np.flatnonzero(ok)
+        rows, e_new, e_old = active[took], energy[took], e_old[took]
+        if took.size < active.size:
+            sel = index_on(took, self.device)
+            grad, trial, log_ri = grad[sel], trial[sel], log_ri[sel]
+        index = self._index(rows)
+        # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
+        # products of the new curvature pair and gradient with the pair memory)
+        flat = grad.reshape(rows.size, -1)
+        stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
         if self.method == "lbfgs":
-            self._remember(rows, trial - self.x[rows], grad - self.grad[rows])
-        self.x[rows] = trial
-        self.grad[rows] = grad
+            s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
+            stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
+        stats = to_host(stats)
+        gmax = stats[:, 0]
+        if self.method == "lbfgs":
+            self.pairs.remember(rows, s, y, stats[:, 1:])
+        self.x[index] = trial
+        self.grad[index] = grad
+        self.log_ri[index] = log_ri
+        self.weights[rows] = weights[took]
         self.energy[rows] = e_new
-        self.log_ri[rows] = ev.log_ri[ok]
         self._kept[self._round_id] = ev.decoded
         self._source_round[rows] = self._round_id
-        self._source_row[rows] = ok.nonzero().flatten()
+        self._source_row[rows] = took
         self.iterations[rows] += 1
         if self.history.shape[1] <= min(self._round_id, self.max_iter):  # iterations <= rounds
             self._grow_histories()
-        self.history[rows, self.iterations[rows]] = e_new
-        self.forward_history[rows, self.iterations[rows]] = self.n_forward[rows]
-        self.vjp_history[rows, self.iterations[rows]] = self.n_vjp[rows]
+        it = self.iterations[rows]
+        self.history[rows, it] = e_new
+        self.forward_history[rows, it] = self.n_forward[rows]
+        self.vjp_history[rows, it] = self.n_vjp[rows]
         self.new_direction[rows] = True
         # one small decrease can be a short step of a poor direction: it takes two in a row
-        small = (e_old - e_new) <= self.ftol * e_new.abs()
-        self.small_steps[rows] = torch.where(small, self.small_steps[rows] + 1, 0)
-        done = (self.small_steps[rows] >= 2) | (grad.flatten(1).abs().amax(dim=1) <= self.gtol)
+        small = (e_old - e_new) <= self.ftol * np.abs(e_new)
+        # ... and a small decrease from a step that the support's edge cut short is no sign of
+        # a minimum: it does not count towards convergence, and MAX_STALLS of them in a row stop
+        # the path as "stalled", never as "converged". (The curvature pairs are kept: the steps
+        # of the points that still move teach L-BFGS the directions that lead off the edge.)
+        walled = small & self.hit_wall[rows]
+        self.stalls[rows] = np.where(walled, self.stalls[rows] + 1, 0)
+        small &= ~walled
+        self.small_steps[rows] = np.where(small, self.small_steps[rows] + 1, 0)
+        done = (self.small_steps[rows] >= 2) | (gmax <= self.gtol)
         self.status[rows[done]] = CONVERGED
-        out_of_time = ~done & (self.iterations[rows] >= self.max_iter)
-        self.status[rows[out_of_time]] = MAX_ITER
+        if walled.any():
+            stalled = rows[~done & (self.stalls[rows] >= MAX_STALLS)]
+            self.status[stalled] = STALLED
+            done[np.isin(rows, stalled)] = True
+        self.status[rows[~done & (it >= self.max_iter)]] = MAX_ITER
 
     def _backtrack(self, rows, e_trial):
         t = self.step[rows]
@@ -320,15 +381,16 @@ class Solver:
             # minimiser of the quadratic through E(0), E'(0) and E(t), kept in [0.1 t, 0.5 t]
             slope = self.slope[rows]
             curv = e_trial - self.energy[rows] - slope * t
-            t_quad = -slope * t * t / (2 * curv)
-            t_quad = torch.where(torch.isfinite(t_quad), t_quad, 0.5 * t)
-            self.step[rows] = torch.minimum(torch.maximum(t_quad, 0.1 * t), 0.5 * t)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                t_quad = -slope * t * t / (2 * curv)
+            t_quad = np.where(np.isfinite(t_quad), t_quad, 0.5 * t)
+            self.step[rows] = np.minimum(np.maximum(t_quad, 0.1 * t), 0.5 * t)
         stuck = rows[self.backtracks[rows] > MAX_BACKTRACKS]
-        if stuck.numel() and self.method == "lbfgs":
+        if stuck.size and self.method == "lbfgs":
             # with curvature memory, forget it and retry along the preconditioned gradient;
             # without, there is no decrease left to find
-            had_memory = self.n_pairs[stuck] > 0
-            self._forget(stuck[had_memory])
+            had_memory = self.pairs.n_pairs[stuck] > 0
+            self.pairs.forget(stuck[had_memory])
             self.new_direction[stuck[had_memory]] = True
             stuck = stuck[~had_memory]
         self.status[stuck] = NO_DECREASE
@@ -336,101 +398,79 @@ class Solver:
     # -- directions ----------------------------------------------------------------------------
     def _start_line_search(self, rows):
         self.backtracks[rows] = 0
-        g = self.grad[rows]
+        self.hit_wall[rows] = False
+        index = self._index(rows)
+        g = self.grad[index]
         if self.method == "gd":
             if self.lr_fixed is None:
-                unset = torch.isnan(self.lr[rows])
-                if unset.any():
-                    self.lr[rows[unset]] = 1.0 / gershgorin(*weights_and_gain(self, rows[unset]))
-            self.direction[rows] = -g
+                unset = rows[np.isnan(self.lr[rows])]
+                if unset.size:
+                    w = preconditioner_weights(self.weights[unset])
+                    self.lr[unset] = 1.0 / gershgorin(w, path_gain(self, unset, self._index(unset), w))
+            p = -g
             self.step[rows] = self.lr[rows]
+            slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
         else:
-            p = self._lbfgs_direction(rows, g)
-            uphill = ~((p * g).flatten(1).sum(dim=1) < 0)
+            p, slope = self._lbfgs_direction(rows)
+            uphill = ~(slope < 0)
             if uphill.any():  # not a descent direction (stale curvature): restart from the gradient
-                self._forget(rows[uphill])
-                p[uphill] = self._lbfgs_direction(rows[uphill], g[uphill])
-            self.direction[rows] = p
+                self.pairs.forget(rows[uphill])
+                again = index_on(np.flatnonzero(uphill), self.device)
+                p[again], slope[uphill] = self._lbfgs_direction(rows[uphill])
             self.step[rows] = 1.0
-        self.slope[rows] = (self.direction[rows] * g).flatten(1).sum(dim=1).to(torch.float64)
+        self.direction[index] = p
+        self.slope[rows] = slope
         self.new_direction[rows] = False
 
-    def _lbfgs_direction(self, rows, g):
-        """-H g by the two-loop recursion; H0 = gamma L_w^{-1} (or gamma I unpreconditioned).
+    def _lbfgs_direction(self, rows):
+        """(-H g, g^T (-H g)) of paths ``rows``, H the L-BFGS inverse Hessian with
+        H0 = gamma L_w^{-1} (or gamma I unpreconditioned).
 
-        Pairs live in a ring buffer per path (``head`` is the next slot to write), so a new
-        pair is one write; slot rho = 0 marks an unused or forgotten pair, which the
-        recursion then skips arithmetically. The pairs are gathered newest first in one
-        indexing operation, and the recursion runs on flat (A, (K-1) D) views.
+        When at least half of the paths need a direction, it is formed for all of them and
+        the others' discarded: that reads the pair memory in place instead of gathering it.
         """
-        a_rows, k1, d = g.shape
-        m = self.memory
-        n_pairs = self.n_pairs[rows]
-        depth = int(n_pairs.max()) if a_rows else 0
-        head = self.head[rows]
-        b = self.S.shape[0]
-        S, Y = self.S.view(b, m, k1 * d), self.Y.view(b, m, k1 * d)
-        if a_rows == b and bool((head == head[0]).all()):
-            # every path active and in step (the common case): views of the slots, no copies
-            slots = [(int(head[0]) - 1 - j) % m for j in range(depth)]
-            S, Y = [S[:, k] for k in slots], [Y[:, k] for k in slots]
-            rho = [self.rho[:, k].to(g.dtype) for k in slots]
-        else:
-            order = (head[:, None] - 1 - torch.arange(depth, device=g.device)[None, :]) % m  # (A, depth)
-            S, Y = S[rows[:, None], order].unbind(1), Y[rows[:, None], order].unbind(1)  # newest first
-            rho = self.rho[rows[:, None], order].to(g.dtype).unbind(1)
-        q = g.reshape(a_rows, k1 * d).clone()
-        coef = []
-        for j in range(depth):
-            a = rho[j] * torch.linalg.vecdot(S[j], q)
-            q.addcmul_(Y[j], a[:, None], value=-1)
-            coef.append(a)
-        newest = (head - 1) % m
-        r = self._initial_inverse_hessian(rows, q.view(a_rows, k1, d), self.S[rows, newest],
-                                          self.Y[rows, newest], n_pairs > 0).reshape(a_rows, k1 * d)
-        for j in reversed(range(depth)):
-            beta = rho[j] * torch.linalg.vecdot(Y[j], r)
-            r.addcmul_(S[j], (coef[j] - beta)[:, None])
-        return -r.view(a_rows, k1, d)
+        b, k1, d = self.shape
+        if len(rows) == b or 2 * len(rows) < b:
+            return self._direction(rows, rows)
+        p, slope = self._direction(np.arange(b), rows)
+        return p[index_on(rows, self.device)], slope[rows]
 
-    def _initial_inverse_hessian(self, rows, q, s, y, have_pair):
-        """H0 q with H0 = gamma L_w^{-1} (or gamma I without preconditioning).
+    def _direction(self, rows, fresh):
+        """(-H g, slope) for paths ``rows``; ``fresh`` (a subset) get their preconditioner
+        refreshed.
 
-        gamma = s^T y / y^T L_w^{-1} y from the newest pair; before the first pair, the
-        quadratic model's own scale 1 / (2 c) (or 1 / lambda_max without preconditioning).
+        gamma (see :meth:`PairMemory.direction`) before the first pair is the quadratic
+        model's own scale 1 / (2 c) (or 1 / lambda_max unpreconditioned).
         """
-        w, gain = weights_and_gain(self, rows)
+        index = self._index(rows)
+        a_rows, (b, k1, d) = len(rows), self.shape
+        g = self.grad[index].reshape(a_rows, k1 * d)
+        w = preconditioner_weights(self.weights[rows])
         if self.precondition:
-            hq, hy = self.laplacian.apply(rows, w, (q, y), rows.numel() == self.shape[0])
-            first = 0.5 / gain
-        else:
-            hq, hy = q, y
-            first = 1.0 / gershgorin(w, gain)
-        sy = torch.linalg.vecdot(s.flatten(1), y.flatten(1)).to(torch.float64)
-        yhy = torch.linalg.vecdot(y.flatten(1), hy.flatten(1)).to(torch.float64)
-        gamma = torch.where(have_pair, sy / yhy, first)
-        gamma = torch.where(torch.isfinite(gamma) & (gamma > 0), gamma, first)
-        return gamma.to(q.dtype)[:, None, None] * hq
+            self.laplacian.refresh(fresh, w if len(fresh) == a_rows else w[np.searchsorted(rows, fresh)])
 
-    def _forget(self, rows):
-        self.n_pairs[rows] = 0
-        self.rho[rows] = 0
+        def apply_h0(q, y):
+            if not self.precondition:
+                return q, y
+            hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
+            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
 
-    def _remember(self, rows, s, y):
-        """Store the pair (s, y) of each row with positive curvature, over its oldest pair."""
-        sy = (s * y).flatten(1).sum(dim=1).to(torch.float64)
-        yy = y.to(torch.float64).square().flatten(1).sum(dim=1)
-        good = sy > 1e-10 * yy
-        if not good.any():
-            return
-        if not good.all():
-            rows, s, y, sy = rows[good], s[good], y[good], sy[good]
-        slot = self.head[rows]
-        self.S[rows, slot] = s
-        self.Y[rows, slot] = y
-        self.rho[rows, slot] = 1.0 / sy
-        self.head[rows] = (slot + 1) % self.memory
-        self.n_pairs[rows] = torch.clamp(self.n_pairs[rows] + 1, max=self.memory)
+        def first_scale(mask):
+            sub = rows[mask]
+            gain = path_gain(self, sub, self._index(sub), w[mask])
+            return 0.5 / gain if self.precondition else 1.0 / gershgorin(w[mask], gain)
+
+        p, slope = self.pairs.direction(rows, index, g, apply_h0, first_scale)
+        return p.view(a_rows, k1, d), slope
+
+
+def _update_bar(bar, solver, active):
+    """Progress: accepted iterations of the furthest path (of max_iter), and how many paths
+    are still active with their mean energy (set without forcing a redraw every round)."""
+    done = int(solver.iterations.max())
+    if done > bar.n:
+        bar.update(done - bar.n)
+    bar.set_postfix(active=int(active.size), energy=f"{float(solver.energy[active].mean()):.4g}", refresh=False)
 
 
 def _progress_bar(progress, total, method):
@@ -440,4 +480,4 @@ def _progress_bar(progress, total, method):
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is a declared dependency; a broken install only loses the bar
         return None
-    return tqdm(total=total, desc=f"interpolate ({method})", unit="round", leave=False)
+    return tqdm(total=total, desc=f"interpolate ({method})", unit="it", leave=False)

@@ -134,6 +134,70 @@ def energy_and_grads(decoded, log_ri, alpha, backend="auto"):
     return _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded=True)
 
 
+def solver_energy_and_grads(g0, g_free, g_end, log_ri, alpha, backend="auto", need_grad_decoded=True):
+    """The energy of eq. (3) and its gradients in the solver's layout (internal).
+
+    ``fastgeo.interpolate`` decodes only the free points of its paths in each iteration;
+    this takes them as they come, with the fixed end points' outputs apart, and returns
+    dE/dG for the free points only, C-contiguous, so that it can be the cotangent of the
+    generator's output as it stands: the whole path is never copied into one array.
+
+    Parameters
+    ----------
+    g0, g_end : (B, ...) outputs of the end points x_0 and x_K.
+    g_free : (B, K-1, ...) outputs of the free points x_1 .. x_{K-1} (K-1 >= 0).
+    log_ri : (B, K+1) log ri of all points; any values (see Returns).
+    alpha, backend : as in :func:`energy_and_grads`.
+
+    Returns
+    -------
+    (E, dE/d g_free, dE/d log_ri, w) in the inputs' array type:
+
+    - E (B,) float64; per path, never raising: NaN where the path's inputs are not finite
+      (NaN or inf in its outputs, NaN or +inf in its log ri), +inf where one of its points
+      has log ri = -inf (zero density);
+    - dE/d g_free, shaped like g_free and C-contiguous, in its dtype (None unless
+      need_grad_decoded); dE/d log_ri (B, K+1) in log_ri's dtype; both 0 on paths whose E is
+      not finite;
+    - w (B, K) float64: the segment weights w_i = (log a_i)^2 (the one computation of them
+      that the solver's preconditioner also uses).
+
+    Shapes, libraries, dtypes and alpha are checked as in :func:`energy_and_grads`; the
+    values are not (that is the point of this function).
+    """
+    log_alpha = math.log(check_alpha(alpha, upper_inclusive=False))
+    kind = common_kind(g0, g_free, g_end, log_ri, names=["g0", "g_free", "g_end", "log_ri"])
+    f, _ = as_array(g_free, "g_free")
+    a, _ = as_array(g0, "g0")
+    z, _ = as_array(g_end, "g_end")
+    l, _ = as_array(log_ri, "log_ri")
+    nb = f.shape[0] if f.ndim >= 2 else -1
+    if (f.ndim < 2 or tuple(a.shape) != (nb, *f.shape[2:]) or tuple(z.shape) != tuple(a.shape)
+            or tuple(l.shape) != (nb, f.shape[1] + 2)):
+        raise ValueError(f"g_free must have shape (B, K-1, ...), g0 and g_end (B, ...) and log_ri (B, K+1); "
+                         f"got {tuple(f.shape)}, {tuple(a.shape)}, {tuple(z.shape)} and {tuple(l.shape)}")
+    if not (a.dtype == f.dtype == z.dtype):
+        raise TypeError(f"g0, g_free and g_end must have one dtype, got {a.dtype}, {f.dtype} and {z.dtype}")
+    be = backends.select(backend, kind)
+    n = math.prod(f.shape[2:])
+    k = f.shape[1] + 1
+    if nb == 0:
+        energy, log_a = _device.empty(kind, (0,), np.float64), _device.empty(kind, (0, k), np.float64)
+        grad, dl = _device.empty(kind, f.shape, _device.numpy_dtype(f)), _device.empty(kind, l.shape, np.float64)
+    else:
+        energy, grad, dl, log_a = be.path_energy_ends(
+            _device.contiguous(a.reshape(nb, n)), _device.contiguous(f.reshape(nb, k - 1, n)),
+            _device.contiguous(z.reshape(nb, n)), _device.contiguous_float64(l), log_alpha, need_grad_decoded)
+        if grad is not None:
+            grad = grad.reshape(f.shape)
+        with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
+            dl = _device.astype(dl, _device.numpy_dtype(l))
+    with np.errstate(over="ignore"):  # |log a| > 1e154: an infinite weight
+        weights = log_a * log_a
+    grad = kind.wrap(grad) if need_grad_decoded else None
+    return kind.wrap(energy), grad, kind.wrap(dl), kind.wrap(weights)
+
+
 def path_energy(decoded, log_ri, alpha, backend="auto"):
     """The energy E = sum_i w_i |G_{i+1} - G_i|^2 of eq. (3) of each path, shape (B,).
 

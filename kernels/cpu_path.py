@@ -84,19 +84,27 @@ def _row_grad_last(g_prev, g_cur, out, c_prev):
 
 
 @jit
-def _row_grad_safe(g, j, c0, c1, out, la_prev, la_next):
-    """Any point, any weights (infinite or huge): :func:`point_grad_safe` element by element,
-    columns c0 .. c1 of point j. Returns |G_{j+1} - G_j|^2 over them (0 for the last point).
-    """
-    last = g.shape[0] - 1
+def _rows_grad_safe(g_prev, g_cur, g_next, out, la_prev, la_next):
+    """Any weights (infinite or huge): :func:`point_grad_safe` element by element for a point
+    given as three rows (its neighbours; the point itself stands in for a missing one, which
+    makes that difference 0). Returns |g_next - g_cur|^2."""
     acc = 0.0
-    for x in range(c1 - c0):
-        gc = np.float64(g[j, c0 + x])
-        dp = gc - np.float64(g[j - 1, c0 + x]) if j > 0 else 0.0
-        dn = np.float64(g[j + 1, c0 + x]) - gc if j < last else 0.0
+    for x in range(g_cur.shape[0]):
+        gc = np.float64(g_cur[x])
+        dp = gc - np.float64(g_prev[x])
+        dn = np.float64(g_next[x]) - gc
         out[x] = point_grad_safe(dp, dn, la_prev, la_next)
         acc += dn * dn
     return acc
+
+
+@jit
+def _row_grad_safe(g, j, c0, c1, out, la_prev, la_next):
+    """:func:`_rows_grad_safe` for point j of a path g (K+1, N), columns c0 .. c1 (0 for the
+    last point's squared distance: it has no next point)."""
+    last = g.shape[0] - 1
+    return _rows_grad_safe(g[max(j - 1, 0), c0:c1], g[j, c0:c1], g[min(j + 1, last), c0:c1], out, la_prev,
+                           la_next)
 
 
 @jit
@@ -164,6 +172,70 @@ def path_pass_serial(g, log_a, block, need_grads, d_part, grad):
     """:func:`path_pass` on the calling thread, for small inputs (the solver's toy models)."""
     for task in range(g.shape[0] * d_part.shape[1]):
         _path_task(g, log_a, block, need_grads, d_part, grad, task)
+
+
+# -- the same pass with the fixed end points held apart (the solver's layout) ---------------
+@jit
+def _ends_row(g0, g_free, g_end, b, j, n0, n1):
+    """Columns n0 .. n1 of point j of path b: g0[b] for j = 0, g_end[b] for j = K, else
+    g_free[b, j - 1]."""
+    if j == 0:
+        return g0[b, n0:n1]
+    if j > g_free.shape[1]:
+        return g_end[b, n0:n1]
+    return g_free[b, j - 1, n0:n1]
+
+
+def _ends_signatures():
+    return [f"void({dt}[:, ::1], {dt}[:, :, ::1], {dt}[:, ::1], float64[:, ::1], int64, boolean, "
+            f"float64[:, :, ::1], {dt}[:, :, ::1])" for dt in ("float32", "float64")]
+
+
+@njit(cache=True, inline="always")
+def _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task):
+    """One task of :func:`path_pass_ends`: path b, columns [n0, n1) (as in :func:`_path_task`)."""
+    k = g_free.shape[1] + 1
+    nblk = d_part.shape[1]
+    b = task // nblk
+    blk = task - b * nblk
+    n0 = blk * block
+    n1 = min(g_free.shape[2], n0 + block)
+    if not need_grads:
+        for i in range(k):
+            d_part[b, blk, i] = _row_sq_dist(_ends_row(g0, g_free, g_end, b, i, n0, n1),
+                                             _ends_row(g0, g_free, g_end, b, i + 1, n0, n1))
+        return
+    d_part[b, blk, 0] = _row_sq_dist(g0[b, n0:n1], _ends_row(g0, g_free, g_end, b, 1, n0, n1))
+    for j in range(1, k):  # the free points: all inner
+        la_prev = log_a[b, j - 1]
+        la_next = log_a[b, j]
+        g_prev = _ends_row(g0, g_free, g_end, b, j - 1, n0, n1)
+        g_next = _ends_row(g0, g_free, g_end, b, j + 1, n0, n1)
+        dst = grad[b, j - 1, n0:n1]
+        if point_grad_is_plain(la_prev, la_next):
+            acc = _row_grad_inner(g_prev, g_free[b, j - 1, n0:n1], g_next, dst, point_grad_coef(la_prev),
+                                  point_grad_coef(la_next))
+        else:
+            acc = _rows_grad_safe(g_prev, g_free[b, j - 1, n0:n1], g_next, dst, la_prev, la_next)
+        d_part[b, blk, j] = acc
+
+
+@njit(_ends_signatures(), parallel=True, cache=True)
+def path_pass_ends(g0, g_free, g_end, log_a, block, need_grads, d_part, grad):
+    """:func:`path_pass` on a path held as its end points g0, g_end (B, N) and its free points
+    g_free (B, K-1, N), all C-contiguous; with need_grads, grad (B, K-1, N) = dE/dG of the
+    free points only. Reads each element once and writes no end-point gradient: no copy of
+    the whole path is ever formed.
+    """
+    for task in prange(g_free.shape[0] * d_part.shape[1]):
+        _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task)
+
+
+@njit(_ends_signatures(), cache=True)
+def path_pass_ends_serial(g0, g_free, g_end, log_a, block, need_grads, d_part, grad):
+    """:func:`path_pass_ends` on the calling thread, for small inputs."""
+    for task in range(g_free.shape[0] * d_part.shape[1]):
+        _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task)
 
 
 @njit("void(float64[:, ::1], float64, float64[:, ::1])", cache=True)

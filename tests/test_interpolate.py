@@ -101,12 +101,38 @@ def test_observation1_linear_generator_uniform_box_gives_linear_path(rng):
     # from a perturbed start (inside the box) the solver comes back to the linear path
     init = linear.path.clone()
     init[:, 1:-1] += 0.1 * torch.from_numpy(rng.standard_normal((b, k - 1, d)))
-    init = init.clamp(-1, 1)
+    init = init.clamp(-1 + 1e-3, 1 - 1e-3)  # strictly inside: the edge has a test of its own
     res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14)
     assert all(s in ("converged", "no_decrease") for s in res.status)
     assert (res.energy_history[:, 0] > linear.energy * (1 + 1e-3)).all()  # the start was off
     torch.testing.assert_close(res.path, linear.path, rtol=0, atol=1e-8)
     torch.testing.assert_close(res.energy, linear.energy, rtol=1e-12, atol=0)
+
+
+def test_start_on_the_support_edge_is_never_reported_converged_short_of_the_minimum(rng):
+    # Observation 1's set-up from a start with points on the faces of the box: steps that
+    # push them out have E = inf. A path must reach the minimum (the linear path) or say that
+    # it stopped short ("stalled" / "no_decrease"); "converged" at a higher energy is a lie.
+    d, n, b, k = 4, 7, 6, 11
+    a = torch.from_numpy(rng.standard_normal((n, d)))
+    gen = lambda x: x @ a.T  # noqa: E731
+    box = UniformBox(-np.ones(d), np.ones(d))
+    z0 = torch.from_numpy(rng.uniform(-0.9, 0.9, (b, d)))
+    z1 = torch.from_numpy(rng.uniform(-0.9, 0.9, (b, d)))
+    linear = fastgeo.linear_path(gen, z0, z1, box, n_points=k + 1)
+    init = linear.path.clone()
+    init[:, 1:-1] += 0.5 * torch.from_numpy(rng.standard_normal((b, k - 1, d)))
+    init[:, k // 2, 0] = 1.0  # every path has a point on a face
+    init = init.clamp(-1, 1)
+    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14)
+    assert torch.isfinite(res.energy).all()
+    assert (res.energy < res.energy_history[:, 0]).all()
+    for status, e, e_min in zip(res.status, res.energy.tolist(), linear.energy.tolist()):
+        if status == "converged":
+            assert e == pytest.approx(e_min, rel=1e-9)
+        else:
+            assert status in ("stalled", "no_decrease")
+    assert res.path[:, 1:-1].abs().max() <= 1  # never left the support
 
 
 # -- alpha -> 0: decoded geodesics ------------------------------------------------------------

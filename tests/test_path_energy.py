@@ -19,6 +19,7 @@ import torch
 
 import fastgeo
 from fastgeo import energy_and_grads, path_energy, path_log_index
+from fastgeo.path import solver_energy_and_grads
 from fastgeo.backends import cpu as cpu_backend
 
 F32_RTOL = 2.0**-24
@@ -512,3 +513,96 @@ def test_read_only_decoded(rng):
     for x, y in zip(energy_and_grads(ro, l, 0.5, backend="cpu"), energy_and_grads(G, l, 0.5, backend="cpu")):
         assert np.array_equal(x, y)
 
+
+
+# -- the solver's layout: end points apart, free points' gradient only -------------------------
+def split_path(G):
+    return G[:, 0], G[:, 1:-1], G[:, -1]
+
+
+def assert_solver_layout_matches(got, G, l, alpha, f32):
+    """got = solver_energy_and_grads(...) against the plain float64 autograd version."""
+    E, dG, dl, scale = plain_energy_and_grads(G, l, alpha)
+    energy, d_free, d_l, w = (to_numpy(x) for x in got)
+    assert energy.dtype == np.float64 and w.dtype == np.float64
+    # E is accumulated and returned in float64 whatever the outputs' dtype
+    np.testing.assert_allclose(energy, E, rtol=1e-10, atol=0)
+    bound = (F32_RTOL * np.abs(dG) + 1e-12 * scale) if f32 else 1e-10 * scale
+    assert d_free.shape == dG[:, 1:-1].shape
+    assert np.all(np.abs(d_free.astype(np.float64) - dG[:, 1:-1]) <= bound[:, 1:-1])
+    np.testing.assert_allclose(d_l, dl, rtol=1e-10, atol=0)
+    log_a = math.log(alpha) + np.logaddexp(l[:, :-1], l[:, 1:]) - math.log(2.0)
+    np.testing.assert_allclose(w, log_a**2, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("b,k1,tail", SHAPES)
+def test_solver_layout_matches_plain_autograd(rng, backend, dtype, b, k1, tail):
+    G, l = random_path(rng, b, k1, tail, dtype)
+    alpha = float(rng.uniform(0.05, 0.95))
+    got = solver_energy_and_grads(*split_path(G), l, alpha, backend=backend)
+    assert [type(x) for x in got] == [np.ndarray] * 4
+    assert got[1].dtype == dtype and got[1].flags.c_contiguous
+    assert_solver_layout_matches(got, G, l, alpha, dtype == np.float32)
+    # the same without the free points' gradient
+    e, none, d_l, w = solver_energy_and_grads(*split_path(G), l, alpha, backend=backend, need_grad_decoded=False)
+    assert none is None
+    assert np.array_equal(e, got[0]) and np.array_equal(d_l, got[2]) and np.array_equal(w, got[3])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_solver_layout_torch_and_non_contiguous(rng, backend, dtype):
+    alpha = float(rng.uniform(0.05, 0.95))
+    # (B, K+1, C, H, W) permuted from (B, K+1, W, H, C): no part of it is contiguous
+    t = torch.tensor(rng.standard_normal((3, 7, 9, 5, 3)), dtype=dtype).permute(0, 1, 4, 3, 2)
+    l = torch.tensor(rng.uniform(-20, 0, (3, 7)))
+    g0, free, g1 = split_path(t)
+    assert not (g0.is_contiguous() or free.is_contiguous() or g1.is_contiguous())
+    got = solver_energy_and_grads(g0, free, g1, l, alpha, backend=backend)
+    assert all(isinstance(x, torch.Tensor) for x in got)
+    assert got[1].shape == free.shape and got[1].dtype == dtype and got[1].is_contiguous()
+    assert got[0].dtype == torch.float64
+    assert_solver_layout_matches(got, t.numpy(), l.numpy(), alpha, dtype == torch.float32)
+    # and a strided slice of the columns, in numpy
+    G = rng.standard_normal((4, 10, 2 * 131)).astype(np.float32)[:, :, ::2]
+    l = rng.uniform(-5, 0, (4, 10))
+    assert_solver_layout_matches(solver_energy_and_grads(*split_path(G), l, alpha, backend=backend), G, l, alpha,
+                                 True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_solver_layout_reports_bad_paths_without_raising(rng, backend, dtype):
+    """NaN/inf outputs or NaN/+inf log ri: E = NaN for that path alone; log ri = -inf: E = +inf;
+    the gradients of those paths are 0; every other path is exact. No warnings (they are
+    errors in this suite)."""
+    G, l = random_path(rng, 7, 9, (23,), dtype)
+    alpha = 0.4
+    G[1, 4, 3] = np.nan
+    G[2, 0, 0] = np.inf  # an end point
+    l[3, 5] = np.nan
+    l[4, 2] = np.inf
+    l[5, 6] = -np.inf
+    energy, d_free, d_l, w = solver_energy_and_grads(*split_path(G), l, alpha, backend=backend)
+    assert np.isnan(energy[1:5]).all() and energy[5] == np.inf
+    assert not d_free[1:6].any() and not d_l[1:6].any()
+    good = [0, 6]
+    assert_solver_layout_matches((energy[good], d_free[good], d_l[good], w[good]), G[good], l[good], alpha,
+                                 dtype == np.float32)
+    # the public functions keep refusing such input
+    with pytest.raises(ValueError):
+        energy_and_grads(G, l, alpha, backend=backend)
+
+
+def test_solver_layout_bad_arguments_and_empty(rng):
+    G, l = random_path(rng, 2, 5, (4,), np.float64)
+    g0, free, g1 = split_path(G)
+    with pytest.raises(ValueError, match="shape"):
+        solver_energy_and_grads(g0, free, g1, l[:, 1:], 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        solver_energy_and_grads(g0[:1], free, g1, l, 0.5)
+    with pytest.raises(TypeError, match="dtype"):
+        solver_energy_and_grads(g0.astype(np.float32), free, g1, l, 0.5)
+    with pytest.raises(ValueError):
+        solver_energy_and_grads(g0, free, g1, l, 1.5)
+    e, d, dl, w = solver_energy_and_grads(g0[:0], free[:0], g1[:0], l[:0], 0.5)
+    assert e.shape == (0,) and d.shape == (0, 3, 4) and dl.shape == (0, 5) and w.shape == (0, 4)

@@ -7,6 +7,9 @@ in inputs by raising ValueError, never by returning NaN.
 """
 from __future__ import annotations
 
+import math
+import sys
+
 WHATS = ("log_ri", "ri", "log_density")
 
 
@@ -80,3 +83,78 @@ class Backend:
         d_i = 0 contributes 0, one between two points of l = -inf that moves gives -inf.
         """
         raise NotImplementedError
+
+    # -- the solver's form of the path energy (fastgeo.interpolate) ----------------------
+    def path_energy_ends(self, G0, Gfree, GK, l, log_alpha, need_grads):
+        """:meth:`path_energy` of paths held as end points and free points, for the solver.
+
+        G0, GK: the fixed end points' outputs (B, N); Gfree: the free points' outputs
+        (B, K-1, N), K-1 >= 0; all C-contiguous, of one dtype (float32 or float64). Point j of
+        path b is G0[b] for j = 0, GK[b] for j = K and Gfree[b, j-1] otherwise.
+        l: log ri (B, K+1) float64, any values. log_alpha < 0.
+
+        Returns ``(E, dE/dGfree, dE/dl, log_a)``:
+
+        - E (B,) float64: eq. (3) as in :meth:`path_energy`, except per path, never raising:
+          NaN where the path's inputs are broken (NaN or inf in its G rows, NaN or +inf in its
+          l, or a squared difference beyond float64), else +inf where one of its points has
+          l = -inf (zero density: outside the prior's support);
+        - dE/dGfree (B, K-1, N) C-contiguous in Gfree's dtype, None unless need_grads;
+          dE/dl (B, K+1) float64. Both are 0 on every path whose E is not finite (so that a
+          vector-Jacobian product with them stays finite);
+        - log_a (B, K) float64: log a_i = log_alpha + logaddexp(l_i, l_{i+1}) - log 2, whose
+          square is the segment weight w_i (the solver's preconditioner uses them).
+
+        Nothing is ever copied into a whole-path array by a native implementation: this is
+        the largest array of the solver's iteration. This default does just that (it
+        concatenates the path and calls :meth:`path_energy`, with neutral values standing
+        in for the rows of non-finite E), so any backend with :meth:`path_energy` supports
+        the solver; the CPU backend overrides it with a fused kernel. It works on numpy and
+        CuPy arrays and on torch tensors; on this default, a squared difference beyond
+        float64 from finite outputs raises ValueError.
+        """
+        xp = array_namespace(Gfree)
+        nb = Gfree.shape[0]
+        G = xp.concatenate([G0[:, None], Gfree, GK[:, None]], axis=1)
+        broken = ~xp.isfinite(G.reshape(nb, -1)).all(axis=1) | (xp.isnan(l) | xp.isposinf(l)).any(axis=1)
+        zero = xp.isneginf(l).any(axis=1)
+        bad = broken | zero
+        G = xp.where(bad[:, None, None], 0.0, G)
+        l = xp.where(bad[:, None], 0.0, l)
+        energy, grad, dl = self.path_energy(G, l, log_alpha, need_grads)
+        energy = xp.asarray(energy, dtype=xp.float64)
+        log_a = log_alpha + xp.logaddexp(l[:, :-1], l[:, 1:]) - math.log(2.0)
+        grad = grad[:, 1:-1] if need_grads else None
+        energy, grad, dl = finish_path_energy_ends(xp, energy, grad, dl, broken, zero)
+        if grad is not None:
+            grad = xp.ascontiguousarray(grad) if xp is not sys.modules.get("torch") else grad.contiguous()
+        return energy, grad, dl, log_a
+
+
+def array_namespace(x):
+    """numpy, cupy or torch: the module whose functions operate on x (their shared subset
+    -- concatenate, where, isfinite, isnan, isposinf, isneginf, logaddexp, asarray -- is what
+    the generic backend code uses)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return torch
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def finish_path_energy_ends(xp, energy, grad, dl, broken, zero):
+    """The edge cases of :meth:`Backend.path_energy_ends` on a computed (E, dE/dGfree, dE/dl):
+    E = +inf on ``zero`` paths, NaN on ``broken`` ones, gradients 0 wherever E is not finite.
+    Works in place where it can; returns the three arrays."""
+    energy[zero] = math.inf
+    energy[broken] = math.nan
+    bad = ~xp.isfinite(energy)
+    if bool(bad.any()):
+        if grad is not None:
+            grad[bad] = 0
+        dl[bad] = 0
+    return energy, grad, dl

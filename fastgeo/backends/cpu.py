@@ -12,7 +12,7 @@ import numpy as np
 
 from .._arrays import check_finite, check_not_nan
 from .._buffers import BufferPool
-from .base import Backend
+from .base import Backend, finish_path_energy_ends
 
 # Column blocks of the fused path pass: enough tasks for every thread when B is small, but
 # no block under MIN_PATH_BLOCK columns (short rows waste the prefetchers' run-up).
@@ -137,6 +137,35 @@ class CPUBackend(Backend):
         path_reduce(d, l, log_a, energy, dl)
         with np.errstate(over="ignore"):  # an energy beyond float32 is +inf in float32
             return energy.astype(G3.dtype), grad, dl
+
+    def path_energy_ends(self, G0, Gfree, GK, l, log_alpha, need_grads):
+        """:meth:`Backend.path_energy_ends` from one fused pass over the three arrays (no
+        whole-path copy); dE/dGfree comes from the :data:`GRADIENTS` pool."""
+        import numba
+
+        from ..kernels.cpu_path import path_pass_ends, path_pass_ends_serial, path_reduce, segment_log_a_rows
+
+        nb, k1, n = Gfree.shape
+        log_a = np.empty((nb, k1 + 1))
+        segment_log_a_rows(l, float(log_alpha), log_a)
+        parallel = Gfree.size + 2 * G0.size >= PARALLEL_MIN_ELEMENTS
+        block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
+        d_part = np.empty((nb, max(1, -(-n // block)), k1 + 1))
+        grad = GRADIENTS.empty(Gfree.shape if need_grads else (0, 0, 0), Gfree.dtype)
+        args = (writable(G0), writable(Gfree), writable(GK), log_a, block, bool(need_grads), d_part, grad)
+        if parallel:
+            with numba.parallel_chunksize(1):
+                path_pass_ends(*args)
+        else:
+            path_pass_ends_serial(*args)
+        d = np.ascontiguousarray(d_part.sum(axis=1)) if d_part.shape[1] > 1 else d_part[:, 0]
+        energy = np.empty(nb)
+        dl = np.empty(l.shape)
+        path_reduce(d, l, log_a, energy, dl)  # NaN in, NaN out: nothing raises inside
+        broken = ~np.isfinite(d).all(axis=1) | np.isnan(l).any(axis=1) | np.isposinf(l).any(axis=1)
+        zero = np.isneginf(l).any(axis=1)
+        energy, grad, dl = finish_path_energy_ends(np, energy, grad if need_grads else None, dl, broken, zero)
+        return energy, grad, dl, log_a
 
     def path_log_index(self, G3, l):
         from ..kernels.cpu_path import path_log_index_reduce

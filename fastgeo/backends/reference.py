@@ -224,6 +224,18 @@ class ReferenceBackend(Backend):
             energy = energy.astype(G3.dtype)
         return energy, grad_G, _path_grad_l(l, d, lse, log_a)
 
+    def path_energy_ends(self, G0, Gfree, GK, l, log_alpha, need_grads):
+        """The base class's definition on float64 copies: E and the gradients are rounded to
+        the input's dtype only at the end (E stays float64)."""
+        def f64(a):
+            return np.asarray(a, dtype=np.float64)
+
+        energy, grad, dl, log_a = super().path_energy_ends(f64(G0), f64(Gfree), f64(GK), l, log_alpha, need_grads)
+        if grad is not None:
+            with np.errstate(over="ignore"):  # beyond float32's range is inf in float32
+                grad = grad.astype(Gfree.dtype, copy=False)
+        return energy, grad, dl, log_a
+
     def path_log_index(self, G3, l):
         _, d, lse, _ = _segments(G3, l, 0.0)
         with np.errstate(invalid="ignore"):
