@@ -41,6 +41,7 @@ import math
 
 import numpy as np
 
+from ._lazy import LazyAutogradFunction
 from . import _device, backends
 from ._arrays import LOG_RI_ERROR, as_array, common_kind, is_torch
 from .realism import check_alpha
@@ -275,18 +276,7 @@ def _torch_function():
     return PathEnergy
 
 
-class _LazyFunction:
-    """Builds the torch.autograd.Function on first use, so importing fastgeo never imports torch."""
-
-    _fn = None
-
-    def apply(self, *args):
-        if _LazyFunction._fn is None:
-            _LazyFunction._fn = _torch_function()
-        return _LazyFunction._fn.apply(*args)
-
-
-_PathEnergy = _LazyFunction()
+_PathEnergy = LazyAutogradFunction(_torch_function)
 
 
 # -- path realism index -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from ._lazy import LazyAutogradFunction
 from . import backends
 from ._arrays import as_array, check_finite, check_last_dim, is_torch
 from ._device import (add_scalar, astype, empty, every, exp, first_nonfinite, first_true, free_bytes,
@@ -282,18 +283,7 @@ def _torch_function():
     return Evaluate
 
 
-class _LazyFunction:
-    """Builds the torch.autograd.Function on first use, so importing fastgeo never imports torch."""
-
-    _fn = None
-
-    def apply(self, *args):
-        if _LazyFunction._fn is None:
-            _LazyFunction._fn = _torch_function()
-        return _LazyFunction._fn.apply(*args)
-
-
-_Evaluate = _LazyFunction()
+_Evaluate = LazyAutogradFunction(_torch_function)
 
 
 def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
