@@ -1,0 +1,26 @@
+"""First-call cost: import time, and the first (then second) ri, log_ri_and_grad, path energy
+and KDE-prior call in a fresh process.
+
+Run it twice: after `find . -name "*.nb[ic]" -delete` (cold: Numba compiles) and again
+(warm: cached machine code).
+Results of one such pair: bench/results/first-call-cpu.json.
+"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import fastgeo
+t1 = time.perf_counter()
+z = np.random.default_rng(0).standard_normal((1000, 64)).astype(np.float32)
+p = fastgeo.priors.StandardNormal(64)
+out = {"import_s": t1 - t0}
+def timed(name, f):
+    a = time.perf_counter(); f(); b = time.perf_counter(); f(); c = time.perf_counter()
+    out[name + "_first_s"] = b - a; out[name + "_second_s"] = c - b
+timed("ri_f32", lambda: fastgeo.ri(z, p))
+timed("log_ri_and_grad_f32", lambda: fastgeo.log_ri_and_grad(z, p))
+G = np.random.default_rng(1).standard_normal((4, 11, 100)).astype(np.float32); l = -np.random.default_rng(2).random((4, 11))
+timed("energy_and_grads_f32", lambda: fastgeo.energy_and_grads(G, l, 0.5))
+s = fastgeo.priors.semicircle(20)
+zz = s.sample(100, seed=0)
+timed("log_ri_semicircle_kde", lambda: fastgeo.log_ri(zz, s))
+print(json.dumps(out))
