@@ -178,6 +178,25 @@ def nearest(vals, x):
 
 
 @jit
+def _npdf_moment_sums(x, vals, cnts, h, n, un, start, stop, step, s0, s1, s2, s3):
+    """The running sums of w_i v_i^k (k = 0..3; w_i = cnts_i phi(u_i)/phi(un), v_i = u_i - un)
+    continued over samples start, start + step, ... (before stop), in the direction in which
+    the terms decrease; stops once the rest is provably negligible."""
+    for i in range(start, stop, step):
+        u = (x - vals[i]) / h
+        v = u - un
+        r = math.exp(-0.5 * v * (u + un))
+        w = cnts[i] * r
+        s0 += w
+        s1 += w * v
+        s2 += w * v * v
+        s3 += w * v * v * v
+        if n * r <= TRUNCATION * s0:
+            break
+    return s0, s1, s2, s3
+
+
+@jit
 def log_sum_npdf(x, vals, cnts, h, n):
     """(log sum_i phi(u_i), mean, variance and third central moment of u under the weights
     phi(u_i)), for finite x.
@@ -189,32 +208,8 @@ def log_sum_npdf(x, vals, cnts, h, n):
     m = vals.shape[0]
     j = nearest(vals, x)
     un = (x - vals[j]) / h
-    s0 = cnts[j]
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    for i in range(j + 1, m):
-        u = (x - vals[i]) / h
-        v = u - un
-        r = math.exp(-0.5 * v * (u + un))
-        w = cnts[i] * r
-        s0 += w
-        s1 += w * v
-        s2 += w * v * v
-        s3 += w * v * v * v
-        if n * r <= TRUNCATION * s0:
-            break
-    for i in range(j - 1, -1, -1):
-        u = (x - vals[i]) / h
-        v = u - un
-        r = math.exp(-0.5 * v * (u + un))
-        w = cnts[i] * r
-        s0 += w
-        s1 += w * v
-        s2 += w * v * v
-        s3 += w * v * v * v
-        if n * r <= TRUNCATION * s0:
-            break
+    s0, s1, s2, s3 = _npdf_moment_sums(x, vals, cnts, h, n, un, j + 1, m, 1, cnts[j], 0.0, 0.0, 0.0)
+    s0, s1, s2, s3 = _npdf_moment_sums(x, vals, cnts, h, n, un, j - 1, -1, -1, s0, s1, s2, s3)
     return (math.log(s0) - 0.5 * un * un - HALF_LOG_2PI,) + central_moments(un, s0, s1, s2, s3)
 
 

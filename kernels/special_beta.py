@@ -13,7 +13,7 @@ large a or b.
 """
 import math
 
-from .special_core import EPS, HALF_LOG_2PI, expm1mx, jit, stirling_correction
+from .special_core import EPS, HALF_LOG_2PI, expm1mx, jit, rescaled_convergents, stirling_correction
 
 MAX_TERMS = 5000  # caps the continued fraction (it needs O(sqrt(min(a, b))) terms)
 ILL_CONDITIONED = 50.0  # fraction values h = 1/F above this also try the other side
@@ -124,14 +124,7 @@ def _beta_fraction(a, b, x):
         if abs(det) <= EPS * abs(a1 * q2):
             converged = True
             break
-        mag = abs(q1)
-        if mag > 1e100 or mag < 1e-100:  # keep the convergents in range; det scales as their square
-            scale = 1.0 / mag
-            a2 *= scale
-            a1 *= scale
-            q2 *= scale
-            q1 *= scale
-            det *= scale * scale
+        a2, a1, q2, q1, det = rescaled_convergents(a2, a1, q2, q1, det)
     return q1 / a1, converged
 
 

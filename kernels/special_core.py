@@ -175,3 +175,15 @@ def erfcx(x):
     if x < -26.7:
         return math.inf
     return exp_sq(x, 1.0) * math.erfc(x)
+
+
+@jit
+def rescaled_convergents(a2, a1, q2, q1, det):
+    """The last two convergents' numerators and denominators of a continued fraction (and the
+    determinant a1 q2 - a2 q1), scaled by 1/|q1| when |q1| leaves [1e-100, 1e100]: they grow
+    or shrink geometrically, and only their ratios matter (det scales as their square)."""
+    mag = abs(q1)
+    if mag > 1e100 or mag < 1e-100:
+        scale = 1.0 / mag
+        return a2 * scale, a1 * scale, q2 * scale, q1 * scale, det * (scale * scale)
+    return a2, a1, q2, q1, det

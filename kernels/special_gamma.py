@@ -42,6 +42,7 @@ from .special_core import (
     lgamma1p,
     log1pmx_b,
     log1pmx_ratio,
+    rescaled_convergents,
     stirling_correction,
 )
 from .special_gamma_coeffs import (
@@ -181,14 +182,7 @@ def _gamma_q_fraction(a, x):
         det = -alpha * det
         if abs(det) <= EPS * abs(a1 * q2):
             break
-        mag = abs(q1)
-        if mag > 1e100 or mag < 1e-100:  # keep the convergents in range; det scales as their square
-            scale = 1.0 / mag
-            a2 *= scale
-            a1 *= scale
-            q2 *= scale
-            q1 *= scale
-            det *= scale * scale
+        a2, a1, q2, q1, det = rescaled_convergents(a2, a1, q2, q1, det)
     f = a1 / q1
     return 1.0 / (b0 * f)
 
