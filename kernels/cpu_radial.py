@@ -7,6 +7,9 @@ alone, which calls nothing: Numba compiles a jitted callee with its caller's fas
 when the caller is compiled first, and the survival functions must keep exact IEEE
 semantics (tests/test_numba_flags.py).
 
+While the core works out one row's survival function it hints the row a few kilobytes
+ahead into the cache (cpu_prefetch.py), so that the memory keeps streaming meanwhile.
+
 Two entry points share one row function: ``radial_index`` runs rows in parallel and
 ``radial_index_serial`` on the calling thread, because waking the thread pool costs more than
 a small batch does (the solver calls the index on a few hundred points at a time).
@@ -16,6 +19,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .cpu_prefetch import prefetch_row, rows_ahead
 from .radial import radial_dlog_sf, radial_log_density, radial_log_sf
 
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
@@ -44,9 +48,11 @@ def _sum_sq(row):
 
 
 @njit(cache=True, inline="always")
-def _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
+def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
     d = y.shape[1]
     s = _sum_sq(y[i])
+    # the row `ahead` streams in while this one's survival function is computed
+    prefetch_row(y, i + ahead)
     if not math.isfinite(s):
         for j in range(d):
             if not math.isfinite(y[i, j]):
@@ -70,12 +76,14 @@ def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
     If grad has rows, grad[i] = d log ri / d y_i = 2 (d log ri / ds) y_i. A row holding NaN
     or inf gets out[i] = NaN, which the caller turns into a ValueError.
     """
+    ahead = rows_ahead(y)
     for i in prange(y.shape[0]):
-        _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
+        _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
 
 
 @njit(_signatures(), cache=True)
 def radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """:func:`radial_index` on the calling thread, for small batches."""
+    ahead = rows_ahead(y)
     for i in range(y.shape[0]):
-        _radial_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
+        _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
