@@ -48,15 +48,12 @@ def path_laplacian_inverse(w):
     (sums and products of positive terms: no cancellation). The resistances are formed in
     units of the largest one, so that neither tiny nor huge weights overflow.
     """
-    scale = w.min(axis=1, keepdims=True)
-    u = scale / w  # in (0, 1]
-    rho = np.cumsum(u, axis=1)  # rho[:, i] = resistance from point 0 to point i + 1
-    sigma = np.cumsum(u[:, ::-1], axis=1)[:, ::-1]  # sigma[:, j] = from point j to the last
-    rho, sigma, total = rho[:, :-1], sigma[:, 1:], rho[:, -1:]
-    k1 = rho.shape[1]
-    upper = np.arange(k1)[:, None] <= np.arange(k1)[None, :]
-    outer = rho[:, :, None] * sigma[:, None, :]  # rho_i sigma_j, the value for i <= j
-    return np.where(upper, outer, outer.transpose(0, 2, 1)) / (total * scale)[:, :, None]
+    from .kernels.cpu_lbfgs import path_laplacian_inverse_into
+
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    out = np.empty((w.shape[0], w.shape[1] - 1, w.shape[1] - 1))
+    path_laplacian_inverse_into(w, out)  # one compiled pass (numpy needs several over n K^2)
+    return out
 
 
 class PathLaplacianInverse:
@@ -163,8 +160,9 @@ class PairMemory:
         y_j^T r = gamma y_j^T P q + sum_{i older} c_i y_j^T s_i. So the pair memory is read
         three times here, in three batched products (Y^T a, Y^T P q, S^T c), and once more when
         the iterate was accepted (S^T g and S^T y, in :meth:`products`; kept on the host); the
-        recursion itself runs on m x m numbers per path on the host, and one small
-        device-to-host transfer carries the products it still needs:
+        recursion itself runs on m x m numbers per path on the host (compiled loops,
+        kernels/cpu_lbfgs.py), and one small device-to-host transfer carries the products it
+        still needs:
         [Y^T P q, g^T P q, y_new^T P y_new]. The slope follows from them without another:
         g^T p = -(gamma g^T P q + sum_j c_j s_j^T g).
 
@@ -173,8 +171,11 @@ class PairMemory:
         the rows where ``mask`` is set) where a path has no pair or that ratio is not a
         positive number. Returns (p (A, n) tensor, slope (A,) float64 numpy).
         """
+        from .kernels.cpu_lbfgs import two_loop_first, two_loop_second
+
         m = self.m
         a_rows = len(rows)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
         S, Y = self.S[index], self.Y[index]
         head, n_pairs = self.head[rows], self.n_pairs[rows]
         depth = int(n_pairs.max()) if a_rows else 0
@@ -183,19 +184,9 @@ class PairMemory:
         if depth:
             newest = (head - 1) % m
             y_new = Y.reshape(a_rows * m, -1).index_select(0, index_on(np.arange(a_rows) * m + newest, g.device))
-            sg_slot = self.sg[rows]
-            # slot of each path's j-th newest pair, j < depth; pairs past n_pairs drop out (rho = 0)
-            order = (head[:, None] - 1 - np.arange(depth)[None, :]) % m
-            valid = np.arange(depth)[None, :] < n_pairs[:, None]
-            rho = np.where(valid, np.take_along_axis(self.rho[rows], order, axis=1), 0.0)
-            # sy[:, j, i] = s_(j)^T y_(i), j and i in newest-first order
-            sy = self.gram[rows[:, None, None], order[:, :, None], order[:, None, :]]
-            sy = np.where(valid[:, :, None] & valid[:, None, :], sy, 0.0)
-            sg = np.take_along_axis(sg_slot, order, axis=1)
-            a = np.zeros((a_rows, depth))
-            for j in range(depth):
-                a[:, j] = rho[:, j] * (sg[:, j] - (sy[:, j, :j] * a[:, :j]).sum(axis=1))
-            q = torch.baddbmm(g[:, None, :], to_device(-self._scatter(a, order), g)[:, None, :], Y)[:, 0]
+            a = np.empty((a_rows, m))
+            two_loop_first(rows, self.head, self.n_pairs, self.rho, self.gram, self.sg, a)
+            q = torch.baddbmm(g[:, None, :], to_device(-a, g)[:, None, :], Y)[:, 0]
         hq, hy = apply_h0(q, y_new)
         parts = [torch.bmm(hq[:, None, :], Y.mT)[:, 0]] if depth else []
         parts.append(torch.linalg.vecdot(g, hq)[:, None])
@@ -206,23 +197,16 @@ class PairMemory:
         gamma = np.full(a_rows, np.nan)
         if depth:
             with np.errstate(divide="ignore", invalid="ignore"):
-                gamma = np.where(n_pairs > 0, sy[:, 0, 0] / host[:, -1], np.nan)
+                gamma = np.where(n_pairs > 0, self.gram[rows, newest, newest] / host[:, -1], np.nan)
         unscaled = ~(np.isfinite(gamma) & (gamma > 0))
         if unscaled.any():
             gamma[unscaled] = first_scale(unscaled)
         minus_r = to_device(-gamma, hq)[:, None] * hq
         if not depth:
             return minus_r, -gamma * ghq
-        yr = gamma[:, None] * np.take_along_axis(host[:, :m], order, axis=1)
-        c = np.zeros((a_rows, depth))
-        for j in reversed(range(depth)):
-            c[:, j] = a[:, j] - rho[:, j] * (yr[:, j] + (sy[:, j + 1:, j] * c[:, j + 1:]).sum(axis=1))
-        c_slot = self._scatter(c, order)
-        p = torch.baddbmm(minus_r[:, None, :], to_device(-c_slot, g)[:, None, :], S)[:, 0]
-        return p, -(gamma * ghq + (c_slot * sg_slot).sum(axis=1))
-
-    def _scatter(self, values, order):
-        """Coefficients in newest-first order (A, depth) back to slot order (A, m)."""
-        out = np.zeros((values.shape[0], self.m))
-        np.put_along_axis(out, order, values, axis=1)
-        return out
+        c = np.empty((a_rows, m))
+        c_dot_sg = np.empty(a_rows)
+        two_loop_second(rows, self.head, self.n_pairs, self.rho, self.gram, self.sg, a,
+                        np.ascontiguousarray(host[:, :m]), gamma, c, c_dot_sg)
+        p = torch.baddbmm(minus_r[:, None, :], to_device(-c, g)[:, None, :], S)[:, 0]
+        return p, -(gamma * ghq + c_dot_sg)

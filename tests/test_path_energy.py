@@ -30,7 +30,7 @@ def backend(request, monkeypatch):
     """The backend to test; "cpu-parallel" is the cpu backend with its thread-parallel pass
     forced on (test inputs are small, so plain "cpu" runs the serial pass)."""
     if request.param == "cpu-parallel":
-        monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(cpu_backend, "runs_parallel", lambda size: True)
         monkeypatch.setattr(cpu_backend, "MIN_PATH_BLOCK", 64)  # many column blocks too
         return "cpu"
     return request.param
@@ -165,7 +165,7 @@ def test_column_blocks_agree_with_whole_rows(rng, monkeypatch):
     gradients as the serial pass over whole rows."""
     G, l = random_path(rng, 2, 6, (1000,), np.float64)
     whole = energy_and_grads(G, l, 0.4, backend="cpu")
-    monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(cpu_backend, "runs_parallel", lambda size: True)
     monkeypatch.setattr(cpu_backend, "MIN_PATH_BLOCK", 64)
     assert cpu_backend.path_block(2, 1000, 2) < 1000
     blocked = energy_and_grads(G, l, 0.4, backend="cpu")

@@ -42,8 +42,18 @@ def make():
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
+def runs_parallel(size):
+    """Whether a kernel over ``size`` elements should use Numba's thread pool: not for small
+    inputs (waking the pool costs more), nor with one thread (the pool would only add the
+    cost of entering a parallel region, ~0.1 ms per call; the solver calls kernels every
+    round)."""
+    import numba
+
+    return size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+
+
 def pick(parallel_kernel, serial_kernel, size):
-    return parallel_kernel if size >= PARALLEL_MIN_ELEMENTS else serial_kernel
+    return parallel_kernel if runs_parallel(size) else serial_kernel
 
 
 def writable(a):
@@ -112,7 +122,7 @@ class CPUBackend(Backend):
         nb, k1, n = G3.shape
         log_a = np.empty((nb, k1 - 1))
         segment_log_a_rows(l, float(log_alpha), log_a)
-        parallel = G3.size >= PARALLEL_MIN_ELEMENTS
+        parallel = runs_parallel(G3.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
         d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
@@ -148,7 +158,7 @@ class CPUBackend(Backend):
         nb, k1, n = Gfree.shape
         log_a = np.empty((nb, k1 + 1))
         segment_log_a_rows(l, float(log_alpha), log_a)
-        parallel = Gfree.size + 2 * G0.size >= PARALLEL_MIN_ELEMENTS
+        parallel = runs_parallel(Gfree.size + 2 * G0.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
         d_part = np.empty((nb, max(1, -(-n // block)), k1 + 1))
         grad = GRADIENTS.empty(Gfree.shape if need_grads else (0, 0, 0), Gfree.dtype)
