@@ -160,7 +160,7 @@ class Evaluation:
         p.n_vjp += a * k1
         self._out = self._d_decoded = None  # the graph is spent; the pooled buffer may be reused
         grad = torch.addcmul(vjp.view(a, k1, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
-        return torch.where(self.failed[:, None, None], 0.0, grad)
+        return grad.masked_fill_(self.failed[:, None, None], 0.0)  # grad is a fresh tensor
 
 
 def check_output(out, x, grad):
