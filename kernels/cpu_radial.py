@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_prefetch import prefetch_row, rows_ahead
-from .radial import radial_dlog_sf, radial_log_density, radial_log_sf
+from .radial import radial_log_density, radial_log_sf_and_dlog
 
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
 
@@ -61,10 +61,11 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
     if what == WHAT_LOG_DENSITY:
         out[i] = radial_log_density(family, s, dim, p0, p1)
         return
-    log_sf = radial_log_sf(family, s, dim, p0, p1)
+    want_grad = grad.shape[0] > 0
+    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
     out[i] = math.exp(log_sf + log_alpha) if what == WHAT_RI else log_sf + log_alpha
-    if grad.shape[0] > 0:
-        g = 2.0 * radial_dlog_sf(family, s, dim, p0, p1, log_sf)
+    if want_grad:
+        g = 2.0 * dlog
         for j in range(d):
             grad[i, j] = g * np.float64(y[i, j])
 

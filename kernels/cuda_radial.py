@@ -34,7 +34,7 @@ import numpy as np
 from numba import cuda, float64
 
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
-from .radial import radial_dlog_sf, radial_log_density, radial_log_sf
+from .radial import radial_log_density, radial_log_sf_and_dlog
 
 # The same codes as cpu_radial (tests check that they agree).
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
@@ -61,14 +61,12 @@ def finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, 
     if what == WHAT_LOG_DENSITY:
         out[row] = radial_log_density(family, s, dim, p0, p1)
         return 0.0
-    log_sf = radial_log_sf(family, s, dim, p0, p1)
+    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
     if what == WHAT_RI:
         out[row] = math.exp(log_sf + log_alpha)
     else:
         out[row] = log_sf + log_alpha
-    if want_grad:
-        return 2.0 * radial_dlog_sf(family, s, dim, p0, p1, log_sf)
-    return 0.0
+    return 2.0 * dlog
 
 
 @cuda.jit(cache=True)

@@ -20,6 +20,7 @@ from .special import (
     gamma_hazard,
     log_beta_i,
     log_gamma_q,
+    log_gamma_q_and_hazard,
     log_ndtr,
     log_ndtr_hazard,
     log_ratio_weights,
@@ -79,6 +80,24 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
     log_w, log_1mw = log_ratio_weights(p0, s)
     return -beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / s
+
+
+@jit
+def radial_log_sf_and_dlog(family, s, dim, p0, p1, want_dlog):
+    """(radial_log_sf, radial_dlog_sf) at s; the second is 0 unless want_dlog. The gamma
+    families take both from one evaluation of Q and its hazard (half the cost of two calls);
+    the numbers are those of the two functions."""
+    if want_dlog and s > 0.0 and (family == CHI2 or family == GAMMA_RADIUS):
+        if family == CHI2:
+            log_sf, haz = log_gamma_q_and_hazard(0.5 * dim, 0.5 * s)
+            dlog = -0.5 * haz
+        else:
+            r = math.sqrt(s)
+            log_sf, haz = log_gamma_q_and_hazard(p0, r / p1)
+            dlog = -haz / (p1 * 2.0 * r)
+        return log_sf, (0.0 if log_sf == -math.inf else dlog)
+    log_sf = radial_log_sf(family, s, dim, p0, p1)
+    return log_sf, (radial_dlog_sf(family, s, dim, p0, p1, log_sf) if want_dlog else 0.0)
 
 
 @jit

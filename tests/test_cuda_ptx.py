@@ -176,10 +176,18 @@ def test_scalar_function_compiles_for_cuda(compiler, monkeypatch, module, name, 
     is called from a one-thread kernel with float64 arguments and compiled to PTX."""
     import importlib
 
+    from numba import float64, types
+
     fn = getattr(importlib.import_module(f"fastgeo.kernels.{module}"), name)
     args = ", ".join(f"a{i}" for i in range(arity))
+    # functions returning several numbers store each of them
+    argtys = (float64,) * arity
+    fn.compile(argtys)
+    returns = fn.overloads[argtys].signature.return_type
+    n_out = len(returns) if isinstance(returns, types.BaseTuple) else 0
+    stores = ("".join(f"    out[{i}] = r[{i}]\n" for i in range(n_out)) if n_out else "    out[0] = r\n")
     scope = {"fn": fn}
-    exec(f"def kernel(out, {args}):\n    out[0] = fn({args})\n", scope)
+    exec(f"def kernel(out, {args}):\n    r = fn({args})\n{stores}", scope)
     signature = "void(float64[::1], " + ", ".join(["float64"] * arity) + ")"
     ptx = compile_ptx(compiler, monkeypatch, scope["kernel"], signature, (9, 0))
     assert ".visible .entry" in ptx

@@ -22,17 +22,24 @@ def dense_direction(pairs, P, g, gamma):
     return p, g @ p
 
 
+@pytest.mark.parametrize("preconditioned", [True, False])
 @pytest.mark.parametrize("m,updates", [(3, 2), (4, 7), (10, 10)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_two_loop_matches_the_dense_bfgs_inverse(rng, m, updates, dtype):
-    b, n = 4, 12
+def test_two_loop_matches_the_dense_bfgs_inverse(rng, m, updates, dtype, preconditioned):
+    """-H g and g^T (-H g) for 4 paths of k1 = 3 points in d = 4 dimensions, with H0 =
+    gamma (P_b kron I_d) (the solver's path-Laplacian form) or gamma I, against the dense
+    BFGS inverse."""
+    b, k1, d = 4, 3, 4
+    n = k1 * d
     A = [(lambda q: q @ np.diag(rng.uniform(0.5, 3.0, n)) @ q.T)(np.linalg.qr(rng.standard_normal((n, n)))[0])
          for _ in range(b)]
-    Pm = [(lambda r: r @ r.T + n * np.eye(n))(rng.standard_normal((n, n))) / n for _ in range(b)]
-    mem = PairMemory(b, m, 3, 4, dtype, torch.device("cpu"))
+    blocks = np.stack([(lambda r: (r @ r.T + k1 * np.eye(k1)) / k1)(rng.standard_normal((k1, k1)))
+                       for _ in range(b)])
+    Pm = [np.kron(blk, np.eye(d)) if preconditioned else np.eye(n) for blk in blocks]
+    mem = PairMemory(b, m, k1, d, dtype, torch.device("cpu"))
     history = [[] for _ in range(b)]
     rows_all = np.arange(b)
-    g = None
+    g = torch.zeros(b, n, dtype=dtype)
     for t in range(updates):
         # path 3 forgets its pairs half-way; path 2 stores nothing in the last round
         rows = rows_all if t < updates - 1 else rows_all[[0, 1, 3]]
@@ -47,10 +54,7 @@ def test_two_loop_matches_the_dense_bfgs_inverse(rng, m, updates, dtype):
         mem.remember(rows, st, yt, to_host(mem.products(index, st, yt, gt)))
         for i, r in enumerate(rows):
             history[r] = (history[r] + [(st[i].double().numpy(), yt[i].double().numpy())])[-m:]
-        g = gt if g is None or len(rows) == b else torch.where(torch.isin(torch.arange(b), index)[:, None],
-                                                              torch.zeros(b, n, dtype=dtype).index_copy(0, index, gt),
-                                                              g)
-    assert g.shape == (b, n)
+        g[index] = gt
     P = [torch.from_numpy(p).to(dtype) for p in Pm]
 
     def apply_h0(q, y):
@@ -59,6 +63,7 @@ def test_two_loop_matches_the_dense_bfgs_inverse(rng, m, updates, dtype):
 
     first = 0.7
     p, slope = mem.direction(rows_all, slice(None), g, apply_h0, lambda mask: np.full(mask.sum(), first))
+    assert p.dtype == dtype and p.shape == (b, n)
     tol = 1e-10 if dtype == torch.float64 else 2e-4
     for r in range(b):
         pairs = history[r]

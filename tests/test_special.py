@@ -244,6 +244,24 @@ def test_log_gamma_q_against_mpmath(rng):
             assert 0.0 <= haz <= 1e-290
 
 
+def test_log_gamma_q_integer_a_against_mpmath(rng):
+    """Integer a < 20 (chi-square of even dimension below 40) takes the finite sum
+    Q = e^-x sum_{k<a} x^k / k! from x = max(a - sqrt(a), 1) on: both sides of that edge,
+    the bulk and the far tail, log Q and the hazard against mpmath."""
+    for a in range(2, 20):
+        edge = max(a - math.sqrt(a), 1.0)
+        x = np.concatenate([[edge, np.nextafter(edge, 0.0), np.nextafter(edge, np.inf), a - 1.0, a, a + 1.0],
+                            a + rng.normal(0, 2, 12) * math.sqrt(a),
+                            edge * np.exp(rng.uniform(0, math.log(1e6), 12))])
+        x = x[x > 0]
+        for xi in x:
+            lq, haz = S.log_gamma_q_and_hazard(float(a), float(xi))
+            assert (lq, haz) == (S.log_gamma_q(float(a), float(xi)), S.gamma_hazard(float(a), float(xi)))
+            ref = mp_log_gamma_q(a, xi)
+            assert rel_err(lq, ref) <= 1e-13 + near_one_allowance(float(ref)), (a, xi, lq, float(ref))
+            assert rel_err(haz, mp_gamma_hazard(mp.mpf(a), mp.mpf(xi), ref)) <= 1e-12, (a, xi)
+
+
 def test_log_gamma_q_far_upper_tail_where_scipy_underflows():
     a, x = 256.0, 12900.0
     assert stats.gamma.logsf(x, a) == -np.inf  # scipy underflows here
