@@ -121,7 +121,7 @@ class PathProblem:
         self.t_energy += time.perf_counter() - start
         # no data-dependent branches here: on a GPU each would wait for the device
         failed = torch.isnan(energy)
-        if grad_log_ri.shape[0] and grad_log_ri[0].numel():
+        if grad_log_ri.numel():
             # the largest |entry| per path is NaN or inf iff an entry is (max propagates NaN):
             # one reduction, 5x cheaper than isfinite + all on the solver's small batches
             failed |= ~torch.isfinite(grad_log_ri.flatten(1).abs().amax(dim=1))

@@ -182,21 +182,11 @@ def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
     error halves the chunk and tries again: huge batches are processed, not refused.
     """
     m = z2.shape[0]
-    rows = _chunk_rows(kind, z2, spec, need_grad)
+    rows = min(m, _chunk_rows(kind, z2, spec, need_grad))
     args = (prior, spec, what, log_alpha, need_grad, backend, kind)
-    if rows >= m:
-        try:
-            return _compute(z2, *args)
-        except ValueError:
-            _raise_if_nonfinite(z2)
-            raise
-        except Exception as err:
-            if not is_out_of_memory(err) or m == 1:
-                raise
-            rows = m // 2
     out = grad = None
     start = 0
-    while start < m:
+    while True:
         stop = min(m, start + rows)
         try:
             o, g = _compute(z2[start:stop], *args)
@@ -204,10 +194,12 @@ def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
             _raise_if_nonfinite(z2)
             raise
         except Exception as err:
-            if not is_out_of_memory(err) or rows == 1:
+            if not is_out_of_memory(err) or rows <= 1:
                 raise
             rows = max(1, rows // 2)
             continue
+        if stop - start == m:  # the whole batch in one call: its result as it stands
+            return o, g
         if out is None:
             out = empty(kind, (m,), numpy_dtype(o))
             grad = None if g is None else empty(kind, z2.shape, numpy_dtype(g))
@@ -215,7 +207,8 @@ def _compute_rows(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
         if g is not None:
             grad[start:stop] = g
         start = stop
-    return out, grad
+        if start == m:
+            return out, grad
 
 
 def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", need_grad=False,

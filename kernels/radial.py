@@ -32,15 +32,25 @@ SQRT2 = math.sqrt(2.0)
 
 
 @jit
+def _gamma_argument(family, s, dim, p0, p1):
+    """(a, x, c) for the gamma families, whose ri is Q(a, x(s)) with dx/ds = 1/c:
+    CHI2 Q(D/2, s/2) (c = 2); GAMMA_RADIUS Q(k, r/theta), r = sqrt(s) (c = 2 r theta).
+    So d log ri/ds = -(p_gamma(a; x) / Q) / c."""
+    if family == CHI2:
+        return 0.5 * dim, 0.5 * s, 2.0
+    r = math.sqrt(s)
+    return p0, r / p1, p1 * 2.0 * r
+
+
+@jit
 def radial_log_sf(family, s, dim, p0, p1):
     """log ri as a function of the squared whitened radius s >= 0."""
-    if family == CHI2:
-        return log_gamma_q(0.5 * dim, 0.5 * s)
+    if family == CHI2 or family == GAMMA_RADIUS:
+        a, x, _ = _gamma_argument(family, s, dim, p0, p1)
+        return log_gamma_q(a, x)
     if family == CHI2_ERF:
         # 1/2 + 1/2 erf(u) = Phi(sqrt(2) u)
         return log_ndtr(SQRT2 * (math.sqrt(dim - 0.5) - math.sqrt(s)))
-    if family == GAMMA_RADIUS:
-        return log_gamma_q(p0, math.sqrt(s) / p1)
     if family == F_RATIO:
         if s == math.inf:
             return -math.inf
@@ -65,18 +75,15 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     """
     if s <= 0.0 or log_sf == -math.inf or family == BALL:
         return 0.0
-    if family == CHI2:
-        # d/ds log Q(D/2, s/2) = -(1/2) p_gamma(D/2; s/2) / Q
-        return -0.5 * gamma_hazard(0.5 * dim, 0.5 * s)
+    if family == CHI2 or family == GAMMA_RADIUS:
+        # d/ds log Q(a, x(s)) = -p_gamma(a; x) / Q * dx/ds
+        a, x, c = _gamma_argument(family, s, dim, p0, p1)
+        return -gamma_hazard(a, x) / c
     if family == CHI2_ERF:
         r = math.sqrt(s)
         u = SQRT2 * (math.sqrt(dim - 0.5) - r)
         # d/ds log Phi(u) = phi(u)/Phi(u) * du/ds, du/ds = -sqrt(2) / (2 r)
         return -log_ndtr_hazard(u) * SQRT2 / (2.0 * r)
-    if family == GAMMA_RADIUS:
-        r = math.sqrt(s)
-        # d/dr log Q(k, r/theta) = -p_gamma(k; r/theta) / (theta Q) ; dr/ds = 1/(2r)
-        return -gamma_hazard(p0, r / p1) / (p1 * 2.0 * r)
     # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
     log_w, log_1mw = log_ratio_weights(p0, s)
     return -beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / s
@@ -88,14 +95,9 @@ def radial_log_sf_and_dlog(family, s, dim, p0, p1, want_dlog):
     families take both from one evaluation of Q and its hazard (half the cost of two calls);
     the numbers are those of the two functions."""
     if want_dlog and s > 0.0 and (family == CHI2 or family == GAMMA_RADIUS):
-        if family == CHI2:
-            log_sf, haz = log_gamma_q_and_hazard(0.5 * dim, 0.5 * s)
-            dlog = -0.5 * haz
-        else:
-            r = math.sqrt(s)
-            log_sf, haz = log_gamma_q_and_hazard(p0, r / p1)
-            dlog = -haz / (p1 * 2.0 * r)
-        return log_sf, (0.0 if log_sf == -math.inf else dlog)
+        a, x, c = _gamma_argument(family, s, dim, p0, p1)
+        log_sf, haz = log_gamma_q_and_hazard(a, x)
+        return log_sf, (0.0 if log_sf == -math.inf else -haz / c)
     log_sf = radial_log_sf(family, s, dim, p0, p1)
     return log_sf, (radial_dlog_sf(family, s, dim, p0, p1, log_sf) if want_dlog else 0.0)
 
