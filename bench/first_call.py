@@ -1,5 +1,6 @@
-"""First-call cost: import time, and the first (then second) ri, log_ri_and_grad, path energy
-and KDE-prior call in a fresh process.
+"""First-call cost: import time, and the first (then second) ri, log_ri_and_grad, path energy,
+KDE-prior and interpolate call in a fresh process (interpolate after the others: what it
+compiles beyond them, the solver's path-energy layout and the L-BFGS kernels).
 
 Run it twice: after `find . -name "*.nb[ic]" -delete` (cold: Numba compiles) and again
 (warm: cached machine code).
@@ -23,4 +24,9 @@ timed("energy_and_grads_f32", lambda: fastgeo.energy_and_grads(G, l, 0.5))
 s = fastgeo.priors.semicircle(20)
 zz = s.sample(100, seed=0)
 timed("log_ri_semicircle_kde", lambda: fastgeo.log_ri(zz, s))
+import torch
+net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 30))
+z0, z1 = torch.randn(4, 8), torch.randn(4, 8)
+timed("interpolate_lbfgs_f32", lambda: fastgeo.interpolate(net, z0, z1, fastgeo.priors.StandardNormal(8),
+                                                           n_points=8, max_iter=3, progress=False))
 print(json.dumps(out))

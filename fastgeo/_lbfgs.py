@@ -5,6 +5,13 @@ The large arrays (the pairs s, y of every path, the Laplacian inverses) are torc
 the paths' device; the small per-path numbers (rho = 1 / s^T y, the products s_i^T y_j of a
 path's pairs, ring-buffer positions) are float64 numpy arrays on the host, where the few
 operations on them cost microseconds instead of a torch dispatch each.
+
+Two routes keep them: batched torch products (:meth:`PairMemory.products`,
+:meth:`PairMemory.remember`, :meth:`PairMemory.direction`; the GPU's) and compiled CPU
+kernels that do a path's whole step in one pass (:meth:`PairMemory.accept`,
+:meth:`PairMemory.directions`; kernels/cpu_lbfgs.py). Both run the same scalar recursions
+and keep the same state, and tests/test_lbfgs.py holds each against the dense BFGS inverse
+and the two against each other.
 """
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import numpy as np
 import torch
 
 TINY = np.finfo(np.float64).tiny
+# a pair is stored only if s^T y > CURVATURE y^T y (positive curvature, to rounding)
+CURVATURE = 1e-10
 
 
 def to_host(t):
@@ -59,31 +68,33 @@ def path_laplacian_inverse(w):
 class PathLaplacianInverse:
     """L_w^{-1} of every path (see :func:`path_laplacian_inverse`), kept between iterations.
 
-    A path's inverse is formed anew only when one of its weights has moved by more than
-    ``REFRESH`` (relative) since; applying it is then one batched matrix product. A stale
-    inverse is still a symmetric positive definite H0, and the L-BFGS scale gamma absorbs its
-    overall size.
+    A path's weights ``weights[b]`` are taken anew only when one of them has moved by more
+    than ``REFRESH`` (relative) since; a stale L_w^{-1} is still a symmetric positive definite
+    H0, and the L-BFGS scale gamma absorbs its overall size. With ``dense`` (the GPU route)
+    the inverse is formed then, in closed form, and applied as one batched matrix product;
+    the CPU route solves with L_w instead (kernels/cpu_lbfgs.py), which needs the weights only.
     """
 
     REFRESH = 0.25
 
-    def __init__(self, b, k1, dtype, device):
+    def __init__(self, b, k1, dtype, device, dense=True):
         # formed in float64, applied in the path's dtype (a preconditioner need not be exact)
-        self.inverse = torch.zeros((b, k1, k1), dtype=dtype, device=device)
+        self.inverse = torch.zeros((b, k1, k1) if dense else (0, k1, k1), dtype=dtype, device=device)
         self.weights = np.full((b, k1 + 1), np.nan)
 
     def refresh(self, rows, w):
-        """Form the inverses of paths ``rows`` (numpy) whose weights w (n, K) moved too far."""
+        """Take the weights w (n, K) of paths ``rows`` (numpy) where they moved too far."""
         old = self.weights[rows]
-        with np.errstate(invalid="ignore"):  # NaN: never formed, so stale
+        with np.errstate(invalid="ignore"):  # NaN: never taken, so stale
             stale = ~(np.abs(w - old) <= self.REFRESH * old).all(axis=1)
         if stale.any():
-            self.inverse[index_on(rows[stale], self.inverse.device)] = to_device(path_laplacian_inverse(w[stale]),
-                                                                                 self.inverse)
+            if self.inverse.shape[0]:
+                self.inverse[index_on(rows[stale], self.inverse.device)] = to_device(
+                    path_laplacian_inverse(w[stale]), self.inverse)
             self.weights[rows[stale]] = w[stale]
 
     def apply(self, index, rhs):
-        """L_w^{-1} rhs for rhs (n, K-1, m) of the paths at ``index``."""
+        """L_w^{-1} rhs for rhs (n, K-1, m) of the paths at ``index`` (dense only)."""
         inverse = self.inverse[index]
         return torch.bmm(inverse, rhs.to(inverse.dtype))
 
@@ -129,7 +140,7 @@ class PairMemory:
         m = self.m
         sy, yy, sg_new = products[:, 0], products[:, 1], products[:, 2]
         column, self.sg[rows] = products[:, 3:3 + m], products[:, 3 + m:]
-        good = sy > 1e-10 * yy
+        good = sy > CURVATURE * yy
         if not good.any():
             return
         if not good.all():
@@ -210,3 +221,48 @@ class PairMemory:
                         np.ascontiguousarray(host[:, :m]), gamma, c, c_dot_sg)
         p = torch.baddbmm(minus_r[:, None, :], to_device(-c, g)[:, None, :], S)[:, 0]
         return p, -(gamma * ghq + c_dot_sg)
+
+    # -- the CPU route: the whole step compiled, one path at a time (kernels/cpu_lbfgs.py) ------
+    def accept(self, rows, src, x, grad, x_new, g_new):
+        """Make x_new[src[r]] (gradient g_new[src[r]]) the iterate of path rows[r]: store the
+        curvature pair it makes with the path's current x, grad (where s^T y is positive),
+        bring the products S^T g up to date, and copy the point and gradient into x, grad
+        (the solver's CPU tensors (B, ...), written in place). Returns max |g_new| per path."""
+        from .backends.cpu import pick
+        from .kernels.cpu_lbfgs import accept_iterates, accept_iterates_serial
+
+        gmax = np.empty(len(rows))
+        kernel = pick(accept_iterates, accept_iterates_serial, len(rows) * self.S[0].numel())
+        kernel(_int64(rows), _int64(src), _rows_view(x), _rows_view(grad), _rows_copy(x_new), _rows_copy(g_new),
+               self.S.numpy(), self.Y.numpy(), self.rho, self.gram, self.sg, self.head, self.n_pairs, CURVATURE, gmax)
+        return gmax
+
+    def directions(self, rows, g, weights, precondition, gamma, out):
+        """p = -H g into out[rows] (the solver's CPU tensor (B, ...), written in place) for
+        gradients g (B, ...), with H0 = gamma L_w^{-1} (``weights`` (B, K) the Laplacian's w)
+        or gamma I; gamma (n,) where given, NaN for s^T y / y^T P y of the newest pair.
+        Returns (gamma used, slope g^T p), both NaN for the paths where gamma was to come
+        from pairs that give none (their out rows are untouched)."""
+        from .backends.cpu import pick
+        from .kernels.cpu_lbfgs import lbfgs_directions, lbfgs_directions_serial
+
+        gamma_used, slope = np.empty(len(rows)), np.empty(len(rows))
+        kernel = pick(lbfgs_directions, lbfgs_directions_serial, len(rows) * self.S[0].numel())
+        kernel(_int64(rows), _rows_view(g), self.S.numpy(), self.Y.numpy(), weights, bool(precondition),
+               np.ascontiguousarray(gamma, dtype=np.float64), self.rho, self.gram, self.sg, self.head,
+               self.n_pairs, _rows_view(out), gamma_used, slope)
+        return gamma_used, slope
+
+
+def _int64(rows):
+    return np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def _rows_view(t):
+    """A (B, n) numpy view of a C-contiguous CPU tensor (B, ...) (the kernels write through it)."""
+    return t.detach().view(t.shape[0], -1).numpy()
+
+
+def _rows_copy(t):
+    """(B, n) numpy rows of a CPU tensor (B, ...), a copy only if its layout needs one."""
+    return t.detach().reshape(t.shape[0], -1).contiguous().numpy()

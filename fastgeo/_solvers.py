@@ -12,18 +12,23 @@ the edge of the prior's support (see ``Solver._freeze_outside``).
 The points, gradients, directions and curvature pairs are tensors on the paths' device; the
 per-path numbers (energies, steps, slopes, counters, statuses, L-BFGS coefficients) are
 float64 numpy arrays on the host, where a round's bookkeeping costs microseconds instead of
-a torch dispatch per tiny operation. An L-BFGS iteration fetches them from the device in
-three small transfers: the trial energies, the accepted iterate's products with the pair
-memory, and the two-loop recursion's products (host-to-device copies are asynchronous).
+a torch dispatch per tiny operation. On a GPU an L-BFGS iteration fetches them from the
+device in three small transfers: the trial energies, the accepted iterate's products with the
+pair memory, and the two-loop recursion's products (host-to-device copies are asynchronous).
+On the CPU, accepting an iterate (its curvature pair and products) and forming the next
+direction are two compiled kernels (kernels/cpu_lbfgs.py) that work through the pair memory
+in place, one path at a time, so each path's pairs come from memory once per pass and stay
+in cache for the passes that follow (``compiled_lbfgs``).
 
 L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
 Hessian. Freezing the weights w_i and treating the generator as a local scaling by c
 (J^T J ~ c I), the energy sum_i w_i |G(x_{i+1}) - G(x_i)|^2 has the Hessian
 2 c (L_w kron I_D), where L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain
 (diag w_{j-1} + w_j, off-diagonal -w_j). It carries the K^2 ill-conditioning of a chain of
-points that makes gradient descent slow. Its inverse is formed in closed form (the chain's
-Green's function), kept, and formed anew only when the path's weights have moved
-(``fastgeo._lbfgs.PathLaplacianInverse``).
+points that makes gradient descent slow. The weights it is formed with are kept and taken
+anew only when the path's weights have moved (``fastgeo._lbfgs.PathLaplacianInverse``); on a
+GPU its inverse is then formed in closed form (the chain's Green's function) and applied as
+a dense product, on the CPU it is applied by a tridiagonal solve.
 The scale comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
 the first pair, from the path's average gain c = E / sum_i w_i |x_{i+1} - x_i|^2). The
 line search is Armijo backtracking with quadratic interpolation, trying the unit step first.
@@ -90,6 +95,13 @@ def path_gain(solver, rows, index, w):
     return np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
 
 
+def compiled_lbfgs(device):
+    """Whether L-BFGS on ``device`` accepts iterates and forms directions in compiled kernels
+    (kernels/cpu_lbfgs.py: on the CPU, where one pass per path keeps its pairs in cache)
+    rather than in batched torch products (on a GPU). Tests run both routes on the CPU."""
+    return device.type == "cpu"
+
+
 def gershgorin(w, gain):
     """An upper bound on the largest eigenvalue of 2 c L_w (row sums of |entries|)."""
     return 4.0 * gain * (w[:, :-1] + w[:, 1:]).max(axis=1)
@@ -129,9 +141,10 @@ class Solver:
         self.small_steps = np.zeros(b, dtype=np.int64)  # consecutive decreases <= ftol
         self.hit_wall = np.zeros(b, dtype=bool)  # a trial of the current line search had E = inf
         self.stalls = np.zeros(b, dtype=np.int64)  # consecutive negligible steps stopped by the wall
+        self.compiled = method == "lbfgs" and compiled_lbfgs(self.device)
         if method == "lbfgs":
             self.pairs = PairMemory(b, memory, k1, d, x0.dtype, self.device)
-            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, self.device)
+            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, self.device, dense=not self.compiled)
         else:
             self.lr = np.full(b, np.nan if lr is None else float(lr))
 
@@ -263,7 +276,7 @@ class Solver:
             self._start_line_search(fresh)
         index = self._index(active)
         step = self.step[active]
-        trial = self.x[index] + to_device(step, self.x)[:, None, None] * self.direction[index]
+        trial = torch.addcmul(self.x[index], to_device(step, self.x)[:, None, None], self.direction[index])
         ev = self.problem.evaluate(None if isinstance(index, slice) else index, trial)
         # the round's one device-to-host transfer before the gradient: energies, failures and
         # the segment weights of the trial paths
@@ -324,21 +337,26 @@ class Solver:
         rows, e_new, e_old = active[took], energy[took], e_old[took]
         if took.size < active.size:
             sel = index_on(took, self.device)
-            grad, trial, log_ri = grad[sel], trial[sel], log_ri[sel]
+            log_ri = log_ri[sel]
         index = self._index(rows)
-        # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
-        # products of the new curvature pair and gradient with the pair memory)
-        flat = grad.reshape(rows.size, -1)
-        stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
-        if self.method == "lbfgs":
-            s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
-            stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
-        stats = to_host(stats)
-        gmax = stats[:, 0]
-        if self.method == "lbfgs":
-            self.pairs.remember(rows, s, y, stats[:, 1:])
-        self.x[index] = trial
-        self.grad[index] = grad
+        if self.compiled:  # stores the pair and copies the point and gradient in one pass
+            gmax = self.pairs.accept(rows, took, self.x, self.grad, trial, grad)
+        else:
+            if took.size < active.size:
+                grad, trial = grad[sel], trial[sel]
+            # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
+            # products of the new curvature pair and gradient with the pair memory)
+            flat = grad.reshape(rows.size, -1)
+            stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
+            if self.method == "lbfgs":
+                s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
+                stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
+            stats = to_host(stats)
+            gmax = stats[:, 0]
+            if self.method == "lbfgs":
+                self.pairs.remember(rows, s, y, stats[:, 1:])
+            self.x[index] = trial
+            self.grad[index] = grad
         self.log_ri[index] = log_ri
         self.weights[rows] = weights[took]
         self.energy[rows] = e_new
@@ -407,47 +425,69 @@ class Solver:
                 if unset.size:
                     w = preconditioner_weights(self.weights[unset])
                     self.lr[unset] = 1.0 / gershgorin(w, path_gain(self, unset, self._index(unset), w))
-            p = -g
+            self.direction[index] = -g
             self.step[rows] = self.lr[rows]
-            slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
+            slope = -to_host(torch.linalg.vecdot(g.flatten(1), g.flatten(1)))
         else:
-            p, slope = self._lbfgs_direction(rows)
+            slope = self._lbfgs_direction(rows)
             uphill = ~(slope < 0)
             if uphill.any():  # not a descent direction (stale curvature): restart from the gradient
                 self.pairs.forget(rows[uphill])
-                again = index_on(np.flatnonzero(uphill), self.device)
-                p[again], slope[uphill] = self._lbfgs_direction(rows[uphill])
+                slope[uphill] = self._lbfgs_direction(rows[uphill])
             self.step[rows] = 1.0
-        self.direction[index] = p
         self.slope[rows] = slope
         self.new_direction[rows] = False
 
     def _lbfgs_direction(self, rows):
-        """(-H g, g^T (-H g)) of paths ``rows``, H the L-BFGS inverse Hessian with
-        H0 = gamma L_w^{-1} (or gamma I unpreconditioned).
+        """-H g of paths ``rows`` into ``self.direction``, H the L-BFGS inverse Hessian with
+        H0 = gamma L_w^{-1} (or gamma I unpreconditioned); returns the slopes g^T (-H g).
 
-        When at least half of the paths need a direction, it is formed for all of them and
-        the others' discarded: that reads the pair memory in place instead of gathering it.
+        gamma (see :meth:`PairMemory.direction`) comes from the newest pair; before the first
+        pair (or where that gives no positive number) it is the quadratic model's own scale
+        1 / (2 c) (or 1 / lambda_max unpreconditioned).
         """
-        b, k1, d = self.shape
-        if len(rows) == b or 2 * len(rows) < b:
-            return self._direction(rows, rows)
-        p, slope = self._direction(np.arange(b), rows)
-        return p[index_on(rows, self.device)], slope[rows]
+        w = preconditioner_weights(self.weights[rows])
+        if self.compiled:
+            return self._compiled_direction(rows, w)
+        # When at least half of the paths need a direction, it is formed for all of them and
+        # the others' discarded: that reads the pair memory in place instead of gathering it.
+        b = self.shape[0]
+        everyone = len(rows) < b <= 2 * len(rows)
+        p, slope = self._direction(np.arange(b) if everyone else rows, rows, w)
+        if everyone:
+            p, slope = p[index_on(rows, self.device)], slope[rows]
+        self.direction[self._index(rows)] = p
+        return slope
 
-    def _direction(self, rows, fresh):
-        """(-H g, slope) for paths ``rows``; ``fresh`` (a subset) get their preconditioner
-        refreshed.
+    def _compiled_direction(self, rows, w):
+        """:meth:`_lbfgs_direction` on the CPU: one kernel call (kernels/cpu_lbfgs.py) writes
+        the directions in place; a second one, for the paths whose pairs give no scale."""
+        if self.precondition:
+            self.laplacian.refresh(rows, w)
+        gamma = np.full(len(rows), np.nan)  # NaN: from the newest pair
+        first = self.pairs.n_pairs[rows] == 0
+        if first.any():
+            gamma[first] = self._first_scale(rows[first], w[first])
+        common = (self.grad, self.laplacian.weights, self.precondition)
+        gamma, slope = self.pairs.directions(rows, *common, gamma, self.direction)
+        unscaled = np.isnan(gamma)
+        if unscaled.any():
+            _, slope[unscaled] = self.pairs.directions(rows[unscaled], *common,
+                                                       self._first_scale(rows[unscaled], w[unscaled]), self.direction)
+        return slope
 
-        gamma (see :meth:`PairMemory.direction`) before the first pair is the quadratic
-        model's own scale 1 / (2 c) (or 1 / lambda_max unpreconditioned).
-        """
+    def _first_scale(self, rows, w):
+        gain = path_gain(self, rows, self._index(rows), w)
+        return 0.5 / gain if self.precondition else 1.0 / gershgorin(w, gain)
+
+    def _direction(self, rows, fresh, fresh_w):
+        """(-H g, slope) for paths ``rows`` by torch products (the GPU route); ``fresh`` (a
+        subset, weights ``fresh_w``) get their preconditioner refreshed."""
         index = self._index(rows)
         a_rows, (b, k1, d) = len(rows), self.shape
         g = self.grad[index].reshape(a_rows, k1 * d)
-        w = preconditioner_weights(self.weights[rows])
         if self.precondition:
-            self.laplacian.refresh(fresh, w if len(fresh) == a_rows else w[np.searchsorted(rows, fresh)])
+            self.laplacian.refresh(fresh, fresh_w)
 
         def apply_h0(q, y):
             if not self.precondition:
@@ -455,12 +495,8 @@ class Solver:
             hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
             return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
 
-        def first_scale(mask):
-            sub = rows[mask]
-            gain = path_gain(self, sub, self._index(sub), w[mask])
-            return 0.5 / gain if self.precondition else 1.0 / gershgorin(w[mask], gain)
-
-        p, slope = self.pairs.direction(rows, index, g, apply_h0, first_scale)
+        w = fresh_w if len(fresh) == a_rows else preconditioner_weights(self.weights[rows])  # for first_scale
+        p, slope = self.pairs.direction(rows, index, g, apply_h0, lambda mask: self._first_scale(rows[mask], w[mask]))
         return p.view(a_rows, k1, d), slope
 
 
