@@ -201,7 +201,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     with torch.no_grad():
         out = solver.run()
     path = torch.cat([z0t[:, None], out.x, z1t[:, None]], dim=1)
-    decoded = torch.cat([problem.g0[:, None], out.decoded, problem.g1[:, None]], dim=1)
+    decoded = out.decoded
     status = tuple(STATUS_NAMES[int(s)] for s in out.status.tolist())
     result = _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history,
                        out.vjp_history, out.status == CONVERGED, status, out.iterations, method, start)

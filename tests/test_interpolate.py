@@ -523,3 +523,21 @@ def test_default_alpha_trades_realism_against_even_steps():
     assert index[default] >= index[high] - 0.05 * abs(index[high])
     assert index[default] > index[low] + 5
     assert unevenness[default] < 1.6 < 2.2 < unevenness[high]
+
+
+@pytest.mark.parametrize("max_runs", [None, 1])
+def test_copy_rows_moves_the_rows_it_is_given(rng, max_runs):
+    """The solver's row copy (runs of consecutive rows as slice copies, or one index_copy_
+    past max_runs) equals index assignment, into a non-contiguous view as the solver uses."""
+    from fastgeo._solvers import copy_rows
+
+    for _ in range(50):
+        n = int(rng.integers(1, 10))
+        full = torch.from_numpy(rng.standard_normal((10, 5, 3)))
+        dst = full[:, 1:-1]
+        src = torch.from_numpy(rng.standard_normal((10, 3, 3)))
+        dst_rows, src_rows = (np.sort(rng.choice(10, n, replace=False)) for _ in range(2))
+        want = full.clone()
+        want[:, 1:-1][torch.from_numpy(dst_rows)] = src[torch.from_numpy(src_rows)]
+        copy_rows(dst, dst_rows, src, src_rows, max_runs=max_runs)
+        assert torch.equal(full, want)
