@@ -25,7 +25,7 @@ s = fastgeo.priors.semicircle(20)
 zz = s.sample(100, seed=0)
 timed("log_ri_semicircle_kde", lambda: fastgeo.log_ri(zz, s))
 import torch
-net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 30))
+net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 30)).eval()
 z0, z1 = torch.randn(4, 8), torch.randn(4, 8)
 timed("interpolate_lbfgs_f32", lambda: fastgeo.interpolate(net, z0, z1, fastgeo.priors.StandardNormal(8),
                                                            n_points=8, max_iter=3, progress=False))
