@@ -233,8 +233,9 @@ class PairMemory:
 
         gmax = np.empty(len(rows))
         kernel = pick(accept_iterates, accept_iterates_serial, len(rows) * self.S[0].numel())
-        kernel(_int64(rows), _int64(src), _rows_view(x), _rows_view(grad), _rows_copy(x_new), _rows_copy(g_new),
-               self.S.numpy(), self.Y.numpy(), self.rho, self.gram, self.sg, self.head, self.n_pairs, CURVATURE, gmax)
+        kernel(_int64(rows), _int64(src), _rows_view(x), _rows_view(grad), _rows_copy(x_new),
+               _rows_copy(g_new), self.S.numpy(), self.Y.numpy(), self.rho, self.gram, self.sg, self.head,
+               self.n_pairs, CURVATURE, gmax)
         return gmax
 
     def directions(self, rows, g, weights, precondition, gamma, out):

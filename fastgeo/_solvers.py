@@ -110,7 +110,8 @@ def copy_rows(dst, dst_rows, src, src_rows, max_runs=None):
     cut = np.flatnonzero((np.diff(dst_rows) != 1) | (np.diff(src_rows) != 1)) + 1
     starts, stops = np.r_[0, cut], np.r_[cut, len(dst_rows)]
     if len(starts) > max_runs:
-        dst.index_copy_(0, index_on(dst_rows, dst.device), src.index_select(0, index_on(src_rows, src.device)))
+        picked = src.index_select(0, index_on(src_rows, src.device))
+        dst.index_copy_(0, index_on(dst_rows, dst.device), picked)
         return
     for start, stop in zip(starts.tolist(), stops.tolist()):
         d, s, n = int(dst_rows[start]), int(src_rows[start]), stop - start
@@ -208,8 +209,8 @@ class Solver:
         # once it stops, or earlier, when most of that evaluation's rows are out of use
         # (which bounds the evaluations held to a few).
         # ... the result's buffer: the whole path's outputs, so that no copy joins the ends later
-        self.decoded_path = torch.empty((b, ev.decoded.shape[1] + 2, *ev.decoded.shape[2:]), dtype=ev.decoded.dtype,
-                                        device=self.device)
+        self.decoded_path = torch.empty((b, ev.decoded.shape[1] + 2, *ev.decoded.shape[2:]),
+                                        dtype=ev.decoded.dtype, device=self.device)
         self.decoded_path[:, 0] = self.problem.g0
         self.decoded_path[:, -1] = self.problem.g1
         self.decoded = self.decoded_path[:, 1:-1]
@@ -259,7 +260,8 @@ class Solver:
         def out(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-        return SolveOutput(self.x, self.decoded_path, self.log_ri, out(self.energy), out(history), out(fwd), out(vjp),
+        return SolveOutput(self.x, self.decoded_path, self.log_ri, out(self.energy), out(history), out(fwd),
+                           out(vjp),
                            out(self.iterations), out(self.status), self.round_timings)
 
     def _grow_histories(self):
@@ -376,7 +378,8 @@ class Solver:
             flat = grad.reshape(rows.size, -1)
             stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
             if self.method == "lbfgs":
-                s, y = (trial - self.x[index]).reshape(rows.size, -1), flat - self.grad[index].reshape(rows.size, -1)
+                s = (trial - self.x[index]).reshape(rows.size, -1)
+                y = flat - self.grad[index].reshape(rows.size, -1)
                 stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
             stats = to_host(stats)
             gmax = stats[:, 0]
@@ -499,8 +502,8 @@ class Solver:
         gamma, slope = self.pairs.directions(rows, *common, gamma, self.direction)
         unscaled = np.isnan(gamma)
         if unscaled.any():
-            _, slope[unscaled] = self.pairs.directions(rows[unscaled], *common,
-                                                       self._first_scale(rows[unscaled], w[unscaled]), self.direction)
+            again = self._first_scale(rows[unscaled], w[unscaled])
+            _, slope[unscaled] = self.pairs.directions(rows[unscaled], *common, again, self.direction)
         return slope
 
     def _first_scale(self, rows, w):
@@ -511,7 +514,7 @@ class Solver:
         """(-H g, slope) for paths ``rows`` by torch products (the GPU route); ``fresh`` (a
         subset, weights ``fresh_w``) get their preconditioner refreshed."""
         index = self._index(rows)
-        a_rows, (b, k1, d) = len(rows), self.shape
+        a_rows, (_, k1, d) = len(rows), self.shape
         g = self.grad[index].reshape(a_rows, k1 * d)
         if self.precondition:
             self.laplacian.refresh(fresh, fresh_w)
@@ -523,7 +526,8 @@ class Solver:
             return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
 
         w = fresh_w if len(fresh) == a_rows else preconditioner_weights(self.weights[rows])  # for first_scale
-        p, slope = self.pairs.direction(rows, index, g, apply_h0, lambda mask: self._first_scale(rows[mask], w[mask]))
+        p, slope = self.pairs.direction(rows, index, g, apply_h0,
+                                        lambda mask: self._first_scale(rows[mask], w[mask]))
         return p.view(a_rows, k1, d), slope
 
 

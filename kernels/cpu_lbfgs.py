@@ -32,17 +32,19 @@ _SIG_FIRST = "void(int64[::1], int64[::1], int64[::1], float64[:, ::1], float64[
              "float64[:, ::1])"
 _SIG_SECOND = "void(int64[::1], int64[::1], int64[::1], float64[:, ::1], float64[:, :, ::1], float64[:, ::1], " \
               "float64[:, ::1], float64[:, ::1], float64[::1], float64[:, ::1], float64[::1])"
-_MEMORY = "float64[:, ::1], float64[:, :, ::1], float64[:, ::1], int64[::1], int64[::1]"  # rho, gram, sg, head, n
+_DTYPES = ("float32", "float64")  # of the points, gradients, pairs and directions
+# rho, gram, sg, head, n_pairs
+_MEMORY = "float64[:, ::1], float64[:, :, ::1], float64[:, ::1], int64[::1], int64[::1]"
 
 
 def _accept_signatures():
-    return [f"void(int64[::1], int64[::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[:, :, ::1], "
-            f"{f}[:, :, ::1], {_MEMORY}, float64, float64[::1])" for f in ("float32", "float64")]
+    return [f"void(int64[::1], int64[::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], "
+            f"{f}[:, :, ::1], {f}[:, :, ::1], {_MEMORY}, float64, float64[::1])" for f in _DTYPES]
 
 
 def _direction_signatures():
-    return [f"void(int64[::1], {f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], float64[:, ::1], boolean, float64[::1], "
-            f"{_MEMORY}, {f}[:, ::1], float64[::1], float64[::1])" for f in ("float32", "float64")]
+    return [f"void(int64[::1], {f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], float64[:, ::1], boolean, "
+            f"float64[::1], {_MEMORY}, {f}[:, ::1], float64[::1], float64[::1])" for f in _DTYPES]
 
 
 @njit(cache=True, inline="always")
@@ -289,8 +291,8 @@ def _accept_path(b, src, x, grad, x_new, g_new, S, Y, rho, gram, sg, head, n_pai
 def _accept_iterates(rows, src, x, grad, x_new, g_new, S, Y, rho, gram, sg, head, n_pairs, curvature, gmax):
     """Accept iterate x_new[src[r]] with gradient g_new[src[r]] for path rows[r]: store the
     curvature pair it makes with the path's current point and gradient over its oldest if
-    s^T y > curvature y^T y, bring the path's products s_t^T g up to date, and copy the point and gradient
-    into x[rows[r]], grad[rows[r]]; gmax[r] = max |g_new|."""
+    s^T y > curvature y^T y, bring the path's products s_t^T g up to date, and copy the
+    point and gradient into x[rows[r]], grad[rows[r]]; gmax[r] = max |g_new|."""
     m, n = S.shape[1], S.shape[2]
     for r in prange(rows.shape[0]):
         s = np.empty(n, dtype=S.dtype)
@@ -363,8 +365,8 @@ def _lbfgs_directions(rows, g, S, Y, w, precondition, gamma, rho, gram, sg, head
         hy = np.empty(n)
         mult = np.empty(k1)
         inv_pivot = np.empty(k1)
-        gamma_out[r], slope[r] = _direction_path(rows[r], g, S, Y, w, precondition, gamma[r], rho, gram, sg, head,
-                                                 n_pairs, out, a, c, ypq, q, hy, mult, inv_pivot)
+        gamma_out[r], slope[r] = _direction_path(rows[r], g, S, Y, w, precondition, gamma[r], rho, gram, sg,
+                                                 head, n_pairs, out, a, c, ypq, q, hy, mult, inv_pivot)
 
 
 accept_iterates = njit(_accept_signatures(), parallel=True, cache=True)(_accept_iterates)
