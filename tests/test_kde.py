@@ -226,7 +226,9 @@ def test_torch_input_comes_back_as_torch(rng):
     x = torch.linspace(-3, 3, 11, dtype=torch.float64)
     got = kde.log_cdf(x, backend="cpu")
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
-    np.testing.assert_allclose(got.numpy(), kde.log_cdf(x.numpy(), backend="reference"), rtol=1e-11)
+    # near G = 1 (x = 3) the plain reference's log G has only absolute precision, a few ulps of 1
+    want = kde.log_cdf(x.numpy(), backend="reference")
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-11, atol=1e-15)
 
 
 def test_infinities(rng):
