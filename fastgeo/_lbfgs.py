@@ -79,7 +79,7 @@ class PathLaplacianInverse:
 
     def __init__(self, b, k1, dtype, device, dense=True):
         # formed in float64, applied in the path's dtype (a preconditioner need not be exact)
-        self.inverse = torch.zeros((b, k1, k1) if dense else (0, k1, k1), dtype=dtype, device=device)
+        self.inverse = torch.zeros((b, k1, k1), dtype=dtype, device=device) if dense else None
         self.weights = np.full((b, k1 + 1), np.nan)
 
     def refresh(self, rows, w):
@@ -88,7 +88,7 @@ class PathLaplacianInverse:
         with np.errstate(invalid="ignore"):  # NaN: never taken, so stale
             stale = ~(np.abs(w - old) <= self.REFRESH * old).all(axis=1)
         if stale.any():
-            if self.inverse.shape[0]:
+            if self.inverse is not None:
                 self.inverse[index_on(rows[stale], self.inverse.device)] = to_device(
                     path_laplacian_inverse(w[stale]), self.inverse)
             self.weights[rows[stale]] = w[stale]
@@ -186,7 +186,7 @@ class PairMemory:
 
         m = self.m
         a_rows = len(rows)
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        rows = _int64(rows)
         S, Y = self.S[index], self.Y[index]
         head, n_pairs = self.head[rows], self.n_pairs[rows]
         depth = int(n_pairs.max()) if a_rows else 0
