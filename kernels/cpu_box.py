@@ -4,10 +4,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .signatures import reading
 
-def _signatures():
-    return [f"void({dt}[:, {lay}], float64[::1], float64[::1], float64, int64, {dt}[::1])"
-            for dt in ("float32", "float64") for lay in ("::1", ":")]
+
+def _signatures(layout):
+    """z C-contiguous (layout "::1") or of any strides (":"); read-only inputs allowed."""
+    return [reading(f"void({dt}[:, {layout}], float64[::1], float64[::1], float64, int64, {dt}[::1])",
+                    0, 1, 2) for dt in ("float32", "float64")]
 
 
 @njit(cache=True, inline="always")
@@ -23,8 +26,7 @@ def _box_row(z, i, low, high, inside_value, outside_value, out):
     out[i] = inside_value if inside else outside_value
 
 
-@njit(_signatures(), parallel=True, cache=True)
-def box_index(z, low, high, log_alpha, exp_out, out):
+def _box_index(z, low, high, log_alpha, exp_out, out):
     """out[i] = log_alpha (or alpha) inside the closed box, -inf (or 0) outside, NaN if z_i is
     not finite."""
     inside_value = math.exp(log_alpha) if exp_out else log_alpha
@@ -33,10 +35,16 @@ def box_index(z, low, high, log_alpha, exp_out, out):
         _box_row(z, i, low, high, inside_value, outside_value, out)
 
 
-@njit(_signatures(), cache=True)
-def box_index_serial(z, low, high, log_alpha, exp_out, out):
+def _box_index_serial(z, low, high, log_alpha, exp_out, out):
     """:func:`box_index` on the calling thread, for small batches."""
     inside_value = math.exp(log_alpha) if exp_out else log_alpha
     outside_value = 0.0 if exp_out else -math.inf
     for i in range(z.shape[0]):
         _box_row(z, i, low, high, inside_value, outside_value, out)
+
+
+# contiguous rows and any strides, each with and without the thread pool (kernels/signatures.py)
+box_index = njit(_signatures("::1"), parallel=True, cache=True)(_box_index)
+box_index_strided = njit(_signatures(":"), parallel=True, cache=True)(_box_index)
+box_index_serial = njit(_signatures("::1"), cache=True)(_box_index_serial)
+box_index_serial_strided = njit(_signatures(":"), cache=True)(_box_index_serial)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 from numba import njit, prange, types
 
+from .signatures import reading
 from .kde import (
     COL_CDF, COL_DPDF, COL_LOG_CDF, COL_PDF, EXACT_CDF, EXACT_PDF, NCOEF, exact_sums, hermite5,
     hermite5_coefficients, kde_point, nearest, point_derivatives, table_point,
@@ -19,8 +20,8 @@ from .kde import (
 POINT_COLUMNS = 11
 
 
-@njit("void(float64[::1], float64[::1], float64[::1], float64, float64, float64, float64, "
-      "float64[:, ::1])", parallel=True, cache=True)
+@njit(reading("void(float64[::1], float64[::1], float64[::1], float64, float64, float64, float64, "
+              "float64[:, ::1])", 0, 1, 2), parallel=True, cache=True)
 def kde_table_points(vals, cnts, cum, n, h, x0, step, points):
     """points[k] = the exact values and derivatives at x0 + k step (see POINT_COLUMNS).
 
@@ -88,16 +89,18 @@ def kde_table_fit(points, dx, h, j_middle, j_upper, tol_cdf, tol_pdf, tol_dpdf, 
 
 
 def _query_signatures():
-    # the table's arrays are read-only (fastgeo.kde.KDETable); x may have any stride
+    # the table's arrays are read-only (fastgeo.kde.KDETable); x may have any stride and be
+    # read-only too (kernels/signatures.py)
     vec = types.Array(types.float64, 1, "C", readonly=True)
     coef = types.Array(types.float64, 2, "C", readonly=True)
     flags = types.Array(types.uint8, 1, "C", readonly=True)
     f64, i64 = types.float64, types.int64
     sigs = []
     for dt in (types.float32, types.float64):
-        sigs.append(types.int64(types.Array(dt, 1, "A"), i64, i64, vec, vec, vec, f64, f64, f64, f64,
-                                f64, f64, coef, flags, i64, i64, types.Array(dt, 1, "C"),
-                                types.Array(dt, 1, "C")))
+        x = types.Array(dt, 1, "A", readonly=True)
+        out = types.Array(dt, 1, "C")
+        sigs.append(types.int64(x, i64, i64, vec, vec, vec, f64, f64, f64, f64, f64, f64, coef, flags, i64,
+                                i64, out, out))
     return sigs
 
 

@@ -23,6 +23,7 @@ happens to compile it (tests/test_numba_flags.py checks this).
 import numpy as np
 from numba import njit, prange
 
+from .signatures import reading
 from .path import (
     log_ri_share,
     point_grad_coef,
@@ -122,13 +123,10 @@ def _point_block(gb, j, n0, n1, dst, la_prev, la_next):
     return 0.0
 
 
-def _pass_signatures():
-    sigs = []
-    for dt in ("float32", "float64"):
-        for layout in ("::1", ":"):
-            sigs.append(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, "
-                        f"float64[:, :, ::1], {dt}[:, :, ::1])")
-    return sigs
+def _pass_signatures(layout):
+    """g C-contiguous (layout "::1") or of any strides (":"); read-only inputs allowed."""
+    return [reading(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, float64[:, :, ::1], "
+                    f"{dt}[:, :, ::1])", 0, 1) for dt in ("float32", "float64")]
 
 
 @njit(cache=True, inline="always")
@@ -153,8 +151,7 @@ def _path_task(g, log_a, block, need_grads, d_part, grad, task):
             d_part[b, blk, j] = acc
 
 
-@njit(_pass_signatures(), parallel=True, cache=True)
-def path_pass(g, log_a, block, need_grads, d_part, grad):
+def _path_pass(g, log_a, block, need_grads, d_part, grad):
     """The fused pass: per-block squared segment lengths and (with need_grads) dE/dG.
 
     g: decoded (B, K+1, N); log_a: (B, K) from :func:`segment_log_a_rows`; block: columns per
@@ -167,11 +164,17 @@ def path_pass(g, log_a, block, need_grads, d_part, grad):
         _path_task(g, log_a, block, need_grads, d_part, grad, task)
 
 
-@njit(_pass_signatures(), cache=True)
-def path_pass_serial(g, log_a, block, need_grads, d_part, grad):
+def _path_pass_serial(g, log_a, block, need_grads, d_part, grad):
     """:func:`path_pass` on the calling thread, for small inputs (the solver's toy models)."""
     for task in range(g.shape[0] * d_part.shape[1]):
         _path_task(g, log_a, block, need_grads, d_part, grad, task)
+
+
+# contiguous and strided g, each with and without the thread pool (kernels/signatures.py)
+path_pass = njit(_pass_signatures("::1"), parallel=True, cache=True)(_path_pass)
+path_pass_strided = njit(_pass_signatures(":"), parallel=True, cache=True)(_path_pass)
+path_pass_serial = njit(_pass_signatures("::1"), cache=True)(_path_pass_serial)
+path_pass_serial_strided = njit(_pass_signatures(":"), cache=True)(_path_pass_serial)
 
 
 # -- the same pass with the fixed end points held apart (the solver's layout) ---------------
@@ -187,8 +190,8 @@ def _ends_row(g0, g_free, g_end, b, j, n0, n1):
 
 
 def _ends_signatures():
-    return [f"void({dt}[:, ::1], {dt}[:, :, ::1], {dt}[:, ::1], float64[:, ::1], int64, boolean, "
-            f"float64[:, :, ::1], {dt}[:, :, ::1])" for dt in ("float32", "float64")]
+    return [reading(f"void({dt}[:, ::1], {dt}[:, :, ::1], {dt}[:, ::1], float64[:, ::1], int64, boolean, "
+                    f"float64[:, :, ::1], {dt}[:, :, ::1])", 0, 1, 2, 3) for dt in ("float32", "float64")]
 
 
 @njit(cache=True, inline="always")
@@ -238,7 +241,7 @@ def path_pass_ends_serial(g0, g_free, g_end, log_a, block, need_grads, d_part, g
         _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task)
 
 
-@njit("void(float64[:, ::1], float64, float64[:, ::1])", cache=True)
+@njit(reading("void(float64[:, ::1], float64, float64[:, ::1])", 0), cache=True)
 def segment_log_a_rows(l, log_alpha, log_a):
     """log_a[b, i] = log alpha + logaddexp(l[b, i], l[b, i+1]) - log 2."""
     nb, k1 = l.shape
@@ -247,7 +250,9 @@ def segment_log_a_rows(l, log_alpha, log_a):
             log_a[b, i] = segment_log_a(l[b, i], l[b, i + 1], log_alpha)
 
 
-@njit("void(float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[::1], float64[:, ::1])", cache=True)
+@njit(reading("void(float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[::1], float64[:, ::1])",
+              0, 1, 2),
+      cache=True)
 def path_reduce(d, l, log_a, energy, dl):
     """From d (B, K): energy[b] = sum_i w_i d_i and dl[b, j] = dE/dl_j."""
     nb, k = d.shape
@@ -264,7 +269,7 @@ def path_reduce(d, l, log_a, energy, dl):
         energy[b] = e
 
 
-@njit("void(float64[:, ::1], float64[:, ::1], float64[::1])", cache=True)
+@njit(reading("void(float64[:, ::1], float64[:, ::1], float64[::1])", 0, 1), cache=True)
 def path_log_index_reduce(d, l, out):
     """out[b] = sum_i (logaddexp(l_i, l_{i+1}) - log 2) sqrt(d_i)."""
     nb, k = d.shape

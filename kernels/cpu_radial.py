@@ -20,21 +20,19 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_prefetch import prefetch_row, rows_ahead
-from .radial import radial_log_density, radial_log_sf_and_dlog
+from .radial import radial_far, radial_log_density, radial_log_sf_and_dlog
+from .rows import row_radius
+from .signatures import reading
 
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
 
 _FASTMATH = {"reassoc", "contract"}
 
 
-def _signatures():
-    sigs = []
-    for dt in ("float32", "float64"):
-        for layout in ("::1", ":"):  # C-contiguous rows (vectorised) and any strides
-            arr = f"{dt}[:, {layout}]"
-            sigs.append(f"void({arr}, int64, float64, float64, float64, float64, int64, "
-                        f"{dt}[::1], {dt}[:, ::1])")
-    return sigs
+def _signatures(layout):
+    """y C-contiguous (layout "::1", vectorised) or of any strides (":"); read-only allowed."""
+    return [reading(f"void({dt}[:, {layout}], int64, float64, float64, float64, float64, int64, {dt}[::1], "
+                    f"{dt}[:, ::1])", 0) for dt in ("float32", "float64")]
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -58,6 +56,8 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
             if not math.isfinite(y[i, j]):
                 out[i] = np.nan  # the caller turns this mark into a ValueError
                 return
+        _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
+        return
     if what == WHAT_LOG_DENSITY:
         out[i] = radial_log_density(family, s, dim, p0, p1)
         return
@@ -70,8 +70,22 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
             grad[i, j] = g * np.float64(y[i, j])
 
 
-@njit(_signatures(), parallel=True, cache=True)
-def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
+@njit(cache=True)
+def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
+    """A finite row whose squared norm overflows: from its radius (kernels/radial.py)."""
+    r = row_radius(y, i)
+    want_grad = grad.shape[0] > 0 and what != WHAT_LOG_DENSITY
+    v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad)
+    if what == WHAT_LOG_DENSITY:
+        out[i] = v
+        return
+    out[i] = math.exp(v + log_alpha) if what == WHAT_RI else v + log_alpha
+    if want_grad:
+        for j in range(y.shape[1]):
+            grad[i, j] = dv * (np.float64(y[i, j]) / r) if r < math.inf else 0.0
+
+
+def _radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
 
     If grad has rows, grad[i] = d log ri / d y_i = 2 (d log ri / ds) y_i. A row holding NaN
@@ -82,9 +96,15 @@ def radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
         _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
 
 
-@njit(_signatures(), cache=True)
-def radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
+def _radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
     """:func:`radial_index` on the calling thread, for small batches."""
     ahead = rows_ahead(y)
     for i in range(y.shape[0]):
         _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+
+
+# contiguous rows and any strides, each with and without the thread pool (kernels/signatures.py)
+radial_index = njit(_signatures("::1"), parallel=True, cache=True)(_radial_index)
+radial_index_strided = njit(_signatures(":"), parallel=True, cache=True)(_radial_index)
+radial_index_serial = njit(_signatures("::1"), cache=True)(_radial_index_serial)
+radial_index_serial_strided = njit(_signatures(":"), cache=True)(_radial_index_serial)

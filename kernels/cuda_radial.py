@@ -34,7 +34,8 @@ import numpy as np
 from numba import cuda, float64
 
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
-from .radial import radial_log_density, radial_log_sf_and_dlog
+from .radial import radial_far, radial_log_density, radial_log_sf_and_dlog
+from .rows import row_radius
 
 # The same codes as cpu_radial (tests check that they agree).
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
@@ -50,23 +51,40 @@ def row_has_nonfinite(y, row):
 
 @cuda.jit(device=True)
 def finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad):
-    """Write out[row] from s = |y_row|^2; return 2 d(log ri)/ds, the row's gradient factor
-    (NaN for a row holding NaN or inf, so that its gradient is marked too)."""
+    """Write out[row] from s = |y_row|^2; return (g, r): the row's gradient is g y_row when
+    r is 0, and g (y_row / r) for a row whose s overflows (r = |y_row| by scaling, g the
+    r-derivative; kernels/radial.py). g is NaN for a row holding NaN or inf, so that its
+    gradient is marked too."""
     if not math.isfinite(s):
         # s overflows only for huge finite entries; NaN/inf entries are the error case.
         if row_has_nonfinite(y, row):
             out[row] = math.nan
             bad[0] = 1
-            return math.nan
+            return math.nan, 0.0
+        r = row_radius(y, row)
+        v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad)
+        if what == WHAT_RI:
+            out[row] = math.exp(v + log_alpha)
+        elif what == WHAT_LOG_RI:
+            out[row] = v + log_alpha
+        else:
+            out[row] = v
+        return (dv, r) if r < math.inf else (0.0, 0.0)
     if what == WHAT_LOG_DENSITY:
         out[row] = radial_log_density(family, s, dim, p0, p1)
-        return 0.0
+        return 0.0, 0.0
     log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
     if what == WHAT_RI:
         out[row] = math.exp(log_sf + log_alpha)
     else:
         out[row] = log_sf + log_alpha
-    return 2.0 * dlog
+    return 2.0 * dlog, 0.0
+
+
+@cuda.jit(device=True)
+def scaled(v, r):
+    """v, or v / r for a far row (r > 0): the entry that the gradient factor multiplies."""
+    return v / r if r > 0.0 else v
 
 
 @cuda.jit(cache=True)
@@ -81,10 +99,10 @@ def radial_narrow(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
         v = np.float64(y[row, j])
         s += v * v
     want_grad = grad.shape[0] > 0
-    g = finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad)
+    g, r = finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad)
     if want_grad:
         for j in range(d):
-            grad[row, j] = g * np.float64(y[row, j])
+            grad[row, j] = g * scaled(np.float64(y[row, j]), r)
 
 
 @cuda.jit(cache=True)
@@ -94,6 +112,7 @@ def radial_wide(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
     # the banks when lane l later reads row l across.
     partial = cuda.shared.array((WARPS, WARP, PADDED), float64)
     factor = cuda.shared.array((WARPS, WARP), float64)
+    radius = cuda.shared.array((WARPS, WARP), float64)  # 0, or |y_row| for a far row
     m, d = y.shape
     lane = cuda.threadIdx.x % WARP
     warp = cuda.threadIdx.x // WARP
@@ -130,21 +149,24 @@ def radial_wide(y, family, dim, p0, p1, log_alpha, what, out, grad, bad):
     want_grad = grad.shape[0] > 0
     row = first + lane
     g = 0.0
+    rad = 0.0
     if row < m:
         s = 0.0
         for k in range(WARP):
             s += partial[warp, lane, k]
-        g = finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad)
+        g, rad = finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, bad)
     if want_grad:  # uniform over the launch, so the barrier below is reached by all threads
         factor[warp, lane] = g
+        radius[warp, lane] = rad
         cuda.syncthreads()
         for r in range(WARP):
             row = first + r
             if row < m:
                 gr = factor[warp, r]
+                rr = radius[warp, r]
                 j = lane
                 while j < d:
-                    grad[row, j] = gr * np.float64(y[row, j])
+                    grad[row, j] = gr * scaled(np.float64(y[row, j]), rr)
                     j += WARP
 
 

@@ -8,6 +8,11 @@ code. The branch on ``family`` is uniform across a launch, so it costs nothing o
 target; keeping the families in one function keeps one compiled kernel per dtype.
 
 Parameters: ``dim`` is D; ``p0`` and ``p1`` are the family's own (see families.py).
+
+Far out, s = |y|^2 overflows float64 (|y| > 1.34e154) while the index still has a finite
+log, or a finite gradient: :func:`kernels.rows.row_radius` then gives r = |y| by scaling, and
+:func:`radial_far` the value and its r-derivative from r (the gradient with respect to y is
+(d/dr) y / r). Where float64 ends, family by family, is stated in docs/MATH.md 1.1.
 """
 import math
 
@@ -29,6 +34,7 @@ from .special import (
 jit = njit(cache=True, nogil=True)
 
 SQRT2 = math.sqrt(2.0)
+SQRT_HALF = math.sqrt(0.5)
 
 
 @jit
@@ -127,3 +133,43 @@ def radial_log_density(family, s, dim, p0, p1):
     if s > p0 * p0:
         return -math.inf
     return -(half_dim * math.log(math.pi) + dim * math.log(p0) - math.lgamma(half_dim + 1.0))
+
+
+@jit
+def radial_far(family, r, dim, p0, p1, density, want_d):
+    """(v, dv/dr) at a radius r whose square overflows float64 (s = r^2 > 1.8e308), for
+    v = log ri, or v = log f of the standard member with ``density`` (dv/dr only with want_d
+    and not density, else 0; the gradient of v with respect to y is (dv/dr) y / r).
+
+    chi2 and the erf form are -inf there (below -9e307) but keep a finite gradient, about
+    -y; the gamma radius, the F ratio and their densities stay finite: they depend on r and
+    log r, never on r^2 (log w = log nu - 2 log r and log(1 - w) = -nu / r^2 for the F ratio).
+    Beyond r = 1.8e308 (|y| itself not representable) every family gives (-inf, 0).
+    """
+    if family == BALL or r == math.inf:
+        return -math.inf, 0.0
+    if density:
+        if family == CHI2 or family == CHI2_ERF:
+            return -(r * SQRT_HALF) * (r * SQRT_HALF) - dim * HALF_LOG_2PI, 0.0
+        half_dim = 0.5 * dim
+        log_sphere = math.log(2.0) + half_dim * math.log(math.pi) - math.lgamma(half_dim)
+        if family == GAMMA_RADIUS:
+            return (p0 - dim) * math.log(r) - r / p1 - math.lgamma(p0) - p0 * math.log(p1) - log_sphere, 0.0
+        # F_RATIO: log1p(s / nu) = 2 log r - log nu (+ nu / s, below rounding)
+        return (math.lgamma(0.5 * (p0 + dim)) - math.lgamma(0.5 * p0) - half_dim * math.log(p0 * math.pi)
+                - 0.5 * (p0 + dim) * (2.0 * math.log(r) - math.log(p0))), 0.0
+    if family == CHI2 or family == GAMMA_RADIUS:
+        if family == CHI2:  # x = s / 2, finite up to r = 1.9e154; dx/dr = r
+            a, x, dx = 0.5 * dim, (r * SQRT_HALF) * (r * SQRT_HALF), r
+        else:  # x = r / theta
+            a, x, dx = p0, r / p1, 1.0 / p1
+        log_sf, haz = log_gamma_q_and_hazard(a, x)
+        return log_sf, (-haz * dx if want_d else 0.0)
+    if family == CHI2_ERF:
+        u = SQRT2 * (math.sqrt(dim - 0.5) - r)
+        return log_ndtr(u), (-SQRT2 * log_ndtr_hazard(u) if want_d else 0.0)
+    # F_RATIO: ri = I_w(nu/2, D/2), w = nu / (nu + s); d log ri/dr = 2 r d log ri/ds
+    log_w = math.log(p0) - 2.0 * math.log(r)
+    log_1mw = -(p0 / r) / r
+    log_sf = log_beta_i(0.5 * p0, 0.5 * dim, log_w, log_1mw)
+    return log_sf, (-2.0 * beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / r if want_d else 0.0)

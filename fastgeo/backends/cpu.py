@@ -60,9 +60,12 @@ def pick(parallel_kernel, serial_kernel, size):
     return parallel_kernel if runs_parallel(size) else serial_kernel
 
 
-def writable(a):
-    """Numba's compiled signatures take writable arrays; a read-only input is copied once."""
-    return a if a.flags.writeable else np.array(a)
+def pick_for(module, name, a, size):
+    """``module.name`` as compiled for the array a and a batch of ``size`` elements: the
+    ``_serial`` variant where the thread pool does not pay (:func:`runs_parallel`), the
+    ``_strided`` one where a is not C-contiguous (kernels/signatures.py)."""
+    suffix = ("" if runs_parallel(size) else "_serial") + ("" if a.flags.c_contiguous else "_strided")
+    return getattr(module, name + suffix)
 
 
 def path_block(nb, n, threads):
@@ -85,22 +88,22 @@ class CPUBackend(Backend):
     devices = ("cpu",)
 
     def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
-        from ..kernels.cpu_radial import radial_index, radial_index_serial
+        from ..kernels import cpu_radial
 
         m, d = y.shape
         out = np.empty(m, dtype=y.dtype)
         grad = np.empty((m if need_grad else 0, d), dtype=y.dtype)
         # a row's survival function costs about as much as streaming RADIAL_ROW_ELEMENTS elements
-        kernel = pick(radial_index, radial_index_serial, y.size + RADIAL_ROW_ELEMENTS * m)
-        kernel(writable(y), family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
+        kernel = pick_for(cpu_radial, "radial_index", y, y.size + RADIAL_ROW_ELEMENTS * m)
+        kernel(y, family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
         raise_if_marked(out, y)
         return out, (grad if need_grad else None)
 
     def box(self, z, low, high, log_alpha, what):
-        from ..kernels.cpu_box import box_index, box_index_serial
+        from ..kernels import cpu_box
 
         out = np.empty(z.shape[0], dtype=z.dtype)
-        pick(box_index, box_index_serial, z.size)(writable(z), writable(low), writable(high), float(log_alpha), int(what == "ri"), out)
+        pick_for(cpu_box, "box_index", z, z.size)(z, low, high, float(log_alpha), int(what == "ri"), out)
         raise_if_marked(out, z)
         return out
 
@@ -110,7 +113,7 @@ class CPUBackend(Backend):
         t = kde.table
         out = np.empty(x.shape[0], dtype=x.dtype)
         dout = np.empty(x.shape[0] if need_grad else 0, dtype=x.dtype)
-        nan = kde_query(writable(x), _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
+        nan = kde_query(x, _KDE_WHAT[what], int(need_grad), t.values, t.counts, t.cumulative,
                         float(t.n), t.bandwidth, math.log(t.n), math.log(t.n * t.bandwidth), t.x0,
                         1.0 / t.dx, t.coef, t.flags, t.j_middle, t.j_upper, out, dout)
         if nan:
@@ -122,20 +125,21 @@ class CPUBackend(Backend):
         """log a (B, K), d (B, K) float64 and (with need_grads) dE/dG from one fused pass."""
         import numba
 
-        from ..kernels.cpu_path import path_pass, path_pass_serial, segment_log_a_rows
+        from ..kernels import cpu_path
 
         nb, k1, n = G3.shape
         log_a = np.empty((nb, k1 - 1))
-        segment_log_a_rows(l, float(log_alpha), log_a)
+        cpu_path.segment_log_a_rows(l, float(log_alpha), log_a)
         parallel = runs_parallel(G3.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
         d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
+        kernel = pick_for(cpu_path, "path_pass", G3, G3.size)
         if parallel:
             with numba.parallel_chunksize(1):  # tasks handed out one by one: balanced under load
-                path_pass(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+                kernel(G3, log_a, block, bool(need_grads), d_part, grad)
         else:
-            path_pass_serial(writable(G3), log_a, block, bool(need_grads), d_part, grad)
+            kernel(G3, log_a, block, bool(need_grads), d_part, grad)
         d = d_part.sum(axis=1) if d_part.shape[1] > 1 else d_part[:, 0]
         if not np.isfinite(d).all():
             # NaN or inf in G makes its segments' d NaN or inf: name the entry
@@ -167,7 +171,7 @@ class CPUBackend(Backend):
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
         d_part = np.empty((nb, max(1, -(-n // block)), k1 + 1))
         grad = GRADIENTS.empty(Gfree.shape if need_grads else (0, 0, 0), Gfree.dtype)
-        args = (writable(G0), writable(Gfree), writable(GK), log_a, block, bool(need_grads), d_part, grad)
+        args = (G0, Gfree, GK, log_a, block, bool(need_grads), d_part, grad)
         if parallel:
             with numba.parallel_chunksize(1):
                 path_pass_ends(*args)

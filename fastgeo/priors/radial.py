@@ -55,21 +55,42 @@ class RadialPrior(Prior):
     def _log_prob_np(self, z, need_grad):
         spec = self._spec
         y = self._whitened(np.asarray(z, dtype=np.float64))
-        s = np.einsum("ij,ij->i", y, y)
-        with np.errstate(divide="ignore"):
-            lp = self._log_density_of_s(s) + spec.log_det_whiten
+        s, r = radii(y)
+        far = ~np.isfinite(s)  # finite rows whose |y|^2 overflows: log f from the radius
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            lp = self._log_density_of_s(s)
+        if far.any():
+            from ..kernels.radial import radial_far
+        for i in np.flatnonzero(far):
+            lp[i] = radial_far(spec.family, float(r[i]), float(spec.dim), spec.p0, spec.p1, True, False)[0]
+        lp = lp + spec.log_det_whiten
         if not need_grad:
             return lp, None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = 2.0 * self._dlog_density_ds(s)[:, None] * y
+        # grad log f = (d log f / dr) y / r: no r^2 in it, so finite wherever r is
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            g = np.where(r[:, None] > 0, self._dlog_density_dr(r)[:, None] * (y / r[:, None]), 0.0)
         g = np.where(np.isfinite(g), g, 0.0)
         return lp, whiten_grad(spec, g)
 
     def _log_density_of_s(self, s):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _dlog_density_ds(self, s):  # pragma: no cover - abstract
+    def _dlog_density_dr(self, r):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def radii(y):
+    """(|y|^2, |y|) of each row of a float64 array; where |y|^2 overflows (|y| > 1.34e154),
+    |y| by scaling with the row's largest entry (as kernels/rows.py does in the kernels)."""
+    with np.errstate(over="ignore"):
+        s = np.einsum("ij,ij->i", y, y)
+    r = np.sqrt(s)
+    far = ~np.isfinite(s) & np.isfinite(y).all(axis=1)
+    if far.any():
+        top = np.max(np.abs(y[far]), axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            r[far] = top[:, 0] * np.sqrt(np.einsum("ij,ij->i", y[far] / top, y[far] / top))
+    return s, r
 
 
 class Gaussian(RadialPrior):
@@ -124,8 +145,8 @@ class Gaussian(RadialPrior):
     def _log_density_of_s(self, s):
         return -0.5 * s - 0.5 * self.dim * math.log(2 * math.pi)
 
-    def _dlog_density_ds(self, s):
-        return np.full_like(s, -0.5)
+    def _dlog_density_dr(self, r):
+        return -r
 
     def __repr__(self):
         return f"Gaussian(dim={self.dim})"
@@ -175,9 +196,8 @@ class GammaNorm(RadialPrior):
         log_sphere = math.log(2.0) + 0.5 * d * math.log(math.pi) - special.gammaln(0.5 * d)
         return (k - d) * np.log(r) - r / theta - special.gammaln(k) - k * math.log(theta) - log_sphere
 
-    def _dlog_density_ds(self, s):
-        r = np.sqrt(s)
-        return (self.shape - self.dim) / (2.0 * s) - 1.0 / (2.0 * self.scale * r)
+    def _dlog_density_dr(self, r):
+        return (self.shape - self.dim) / r - 1.0 / self.scale
 
     def __repr__(self):
         return f"GammaNorm(dim={self.dim}, shape={self.shape}, scale={self.scale})"
@@ -202,8 +222,9 @@ class StudentT(RadialPrior):
         return (special.gammaln(0.5 * (nu + d)) - special.gammaln(0.5 * nu)
                 - 0.5 * d * math.log(nu * math.pi) - 0.5 * (nu + d) * np.log1p(s / nu))
 
-    def _dlog_density_ds(self, s):
-        return -0.5 * (self.df + self.dim) / (self.df + s)
+    def _dlog_density_dr(self, r):
+        # -(nu + D) r / (nu + r^2), written without r^2
+        return -(self.df + self.dim) / (self.df / r + r)
 
     def __repr__(self):
         return f"StudentT(dim={self.dim}, df={self.df})"
@@ -222,6 +243,8 @@ class Cauchy(StudentT):
 class UniformBall(RadialPrior):
     """Uniform on the closed ball of ``radius`` about 0: ri is 1 inside, 0 outside."""
 
+    has_kde = False
+
     family = F.BALL
 
     def __init__(self, dim, radius=1.0, **kde_options):
@@ -238,8 +261,8 @@ class UniformBall(RadialPrior):
         log_vol = 0.5 * d * math.log(math.pi) + d * math.log(self.radius) - special.gammaln(0.5 * d + 1)
         return np.where(s <= self.radius ** 2, -log_vol, -np.inf)
 
-    def _dlog_density_ds(self, s):
-        return np.zeros_like(s)
+    def _dlog_density_dr(self, r):
+        return np.zeros_like(r)
 
     def __repr__(self):
         return f"UniformBall(dim={self.dim}, radius={self.radius})"

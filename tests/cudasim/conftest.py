@@ -9,7 +9,7 @@ the suite. To run them by hand::
 
 The simulator runs a kernel as Python, thread by thread, and hands it its arrays wrapped in
 its own array type. Shared scalar functions that take arrays (the KDE's ``table_point`` and
-``kde_point``) are Numba CPU functions, which cannot take those wrappers: the fixture below
+``kde_point``, the radial kernels' ``row_radius``) are Numba CPU functions, which cannot take those wrappers: the fixture below
 hands them the wrapped numpy arrays. The kernels' own logic (indexing, the two passes, the
 work list, the flags) is what runs simulated; the scalar math runs compiled, as on the CPU,
 and its GPU compilation is checked by tests/test_cuda_ptx.py.
@@ -39,10 +39,11 @@ def _with_host_arrays(fn):
 
 @pytest.fixture(autouse=True)
 def scalar_functions_take_simulated_arrays(monkeypatch):
-    from fastgeo.kernels import cuda_kde, kde
+    from fastgeo.kernels import cuda_kde, cuda_radial, kde, rows
 
     monkeypatch.setattr(cuda_kde, "table_point", _with_host_arrays(kde.table_point))
     monkeypatch.setattr(cuda_kde, "kde_point", _with_host_arrays(kde.kde_point))
+    monkeypatch.setattr(cuda_radial, "row_radius", _with_host_arrays(rows.row_radius))
 
 
 @pytest.fixture

@@ -117,14 +117,26 @@ def test_non_finite_rows_are_marked_and_flagged(rng, d, dtype):
 
 
 @pytest.mark.filterwarnings("ignore:.*overflow encountered:RuntimeWarning")  # the simulator's numpy
-def test_huge_finite_entries_are_not_errors(rng):
-    """float64 rows whose squared norm overflows are finite inputs: ri = 0, no error flag;
-    float32 rows near the float32 maximum are summed in float64 and stay finite."""
-    y = points(rng, 20, 40, np.float64)
-    y[3, 5] = 1e200
-    out, grad, bad = launch_radial(cuda.to_device(y), F.CHI2, 40, 0.0, 0.0, 0.0, "log_ri", True, np.float64)
-    assert bad == 0 and out[3] == -np.inf and np.all(grad[3] == 0)
-    assert np.all(np.isfinite(np.delete(out, 3)))
+@pytest.mark.parametrize("d", [5, 40])  # the narrow and the wide kernel
+def test_huge_finite_entries_are_not_errors(rng, d):
+    """float64 rows whose squared norm overflows are finite inputs, not errors: their index
+    comes from the radius (chi2: log ri = -inf but the gradient about -y; the heavy tails:
+    finite), as in the reference; float32 rows near the float32 maximum are summed in float64
+    and stay finite."""
+    y = points(rng, 20, d, np.float64)
+    y[3, 1] = 1e200
+    y[7, :] = -3e170
+    for family, p0, p1 in families(d):
+        for what in ("log_ri", "ri", "log_density"):
+            need_grad = what != "log_density"
+            out, grad, bad = launch_radial(cuda.to_device(y), family, d, p0, p1, 0.0, what, need_grad, np.float64)
+            ref_out, ref_grad = reference(y, family, d, p0, p1, 0.0, what, need_grad, np.float64)
+            assert bad == 0
+            assert_close(out, ref_out, np.float64)
+            if need_grad:
+                assert_close(grad, ref_grad, np.float64)
+    out, grad, _ = launch_radial(cuda.to_device(y), F.CHI2, d, 0.0, 0.0, 0.0, "log_ri", True, np.float64)
+    assert out[3] == -np.inf and np.all(np.isfinite(grad[3])) and grad[3, 1] == pytest.approx(-1e200, rel=1e-12)
     y32 = points(rng, 20, 40, np.float32)
     y32[4, :] = 3e38
     out, _, bad = launch_radial(cuda.to_device(y32), F.F_RATIO, 40, 3.0, 0.0, 0.0, "log_ri", False, np.float32)
