@@ -45,7 +45,7 @@ __all__ = [
     "priors", "ri", "log_ri", "grad_log_ri", "log_ri_and_grad", "KDE", "info",
     "path_energy", "path_log_index", "energy_and_grads",
     "interpolate", "InterpolationResult", "DEFAULT_ALPHA", "linear_path", "slerp_path", "matched_linear_path",
-    "use_backend", "set_backend", "BackendUnavailable", "__version__",
+    "GeneratorError", "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
 
 
@@ -53,7 +53,7 @@ __all__ = [
 # the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib).
 _LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation",
          "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
-         "matched_linear_path": "baselines"}
+         "matched_linear_path": "baselines", "GeneratorError": "_path_problem"}
 _LAZY_MODULES = ("models", "report")
 
 

@@ -8,6 +8,7 @@ per (library, device) on the object that owns them.
 """
 from __future__ import annotations
 
+import os
 import sys
 import weakref
 
@@ -227,6 +228,45 @@ def free_bytes(kind: ArrayKind) -> int | None:
             return int(free + cupy.get_default_memory_pool().free_bytes())
     except Exception:  # an exotic allocator: fall back to the out-of-memory retry alone
         return None
+
+
+def host_available_bytes() -> int | None:
+    """Memory the host can still hand out without swapping (Linux's MemAvailable; elsewhere
+    the free physical pages), or None where neither is known."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def available_bytes(kind: ArrayKind) -> int | None:
+    """Memory that arrays of ``kind`` can still get: the GPU's (:func:`free_bytes`) or the host's."""
+    return free_bytes(kind) if kind.is_cuda else host_available_bytes()
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover - the loop returns
+
+
+def require_bytes(kind: ArrayKind, need: float, what: str):
+    """A MemoryError, before anything is allocated, when ``what`` needs at least ``need`` bytes
+    and the device of ``kind`` has fewer available; nothing when its memory is unknown."""
+    have = available_bytes(kind)
+    if have is not None and need > have:
+        where = "this machine" if not kind.is_cuda else kind.device
+        raise MemoryError(f"{what} needs at least {format_bytes(need)} but {where} has {format_bytes(have)} "
+                          "of memory available")
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -17,12 +17,21 @@ generator's forward and VJP points and times them, which is what the benchmarks 
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
+from ._arrays import kind_of
+from ._device import is_out_of_memory, require_bytes
 from .path import solver_energy_and_grads
 from .realism import log_ri_and_grad
+
+
+class GeneratorError(TypeError, ValueError):
+    """The user's generator raised, or broke its contract (:func:`check_output`): a mistake in
+    the generator, not in fastgeo. Both a TypeError and a ValueError, the types these checks
+    raised before it existed; an exception the generator raised is its ``__cause__``."""
 
 
 class PathProblem:
@@ -53,13 +62,15 @@ class PathProblem:
         self.t_ri = 0.0  # fastgeo.log_ri_and_grad
         self.t_energy = 0.0  # the path energy (fastgeo.path.solver_energy_and_grads)
         b = z0.shape[0]
+        self.dim = z0.shape[1]
         ends = torch.cat([z0, z1])
         with torch.no_grad():
             g_ends = self.decode(ends, grad=False)
         if not torch.isfinite(g_ends).all():
-            bad = ~torch.isfinite(g_ends.reshape(2, b, -1)).all(dim=2).any(dim=0)
-            raise ValueError(f"the generator returned NaN or inf at the endpoints of path(s) "
-                             f"{bad.nonzero().flatten().tolist()}")
+            # a path is bad when either of its endpoints has a non-finite output
+            bad = (~torch.isfinite(g_ends.reshape(2, b, -1)).all(dim=2)).any(dim=0)
+            raise GeneratorError(f"the generator returned NaN or inf at the endpoints of path(s) "
+                                 f"{bad.nonzero().flatten().tolist()}")
         self.out_shape = tuple(g_ends.shape[1:])
         self.g0, self.g1 = g_ends[:b], g_ends[b:]
         l_ends, _ = self.log_ri(ends)
@@ -71,6 +82,15 @@ class PathProblem:
                 f"{prior!r} (log ri = -inf): no path from them has a finite energy"
             )
 
+    def require_memory(self, n_paths, n_points, latent_copies, output_copies, what):
+        """A MemoryError naming ``what`` when ``n_paths`` paths of ``n_points`` points, held
+        ``latent_copies`` times as latents and ``output_copies`` times as decoded outputs, do
+        not fit in the paths' device memory (a lower bound: the generator's own activations
+        come on top), so that an impossible request fails at once instead of being killed."""
+        d = self.g0.new_empty(0).element_size()
+        need = n_paths * n_points * (latent_copies * self.dim + output_copies * math.prod(self.out_shape)) * d
+        require_bytes(kind_of(self.g0), need, what)
+
     # -- generator ---------------------------------------------------------------------------
     def _sync(self):
         if self.synchronize:
@@ -80,8 +100,16 @@ class PathProblem:
         """G(x) for x of shape (M, D); with ``grad`` the output keeps its autograd graph."""
         self._sync()
         start = time.perf_counter()
-        with torch.set_grad_enabled(grad):
-            out = self.generator(x)
+        try:
+            with torch.set_grad_enabled(grad):
+                out = self.generator(x)
+        except Exception as err:
+            if is_out_of_memory(err):
+                raise
+            text = " ".join(str(err).split())
+            what = f"{type(err).__name__}: {text}" if text else type(err).__name__
+            raise GeneratorError(f"the generator raised {what} on a batch of shape {tuple(x.shape)} "
+                                 f"(call {self.n_calls + 1})") from err
         self._sync()
         self.t_forward += time.perf_counter() - start
         self.n_calls += 1
@@ -164,17 +192,19 @@ class Evaluation:
 
 
 def check_output(out, x, grad):
-    """The generator must return a float tensor with one row per input row, on x's device."""
+    """The generator must return a float tensor (M, ...) with one row per input row, on x's
+    device (a GeneratorError if not)."""
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the generator must return a torch tensor, got {type(out).__name__}")
-    if out.ndim == 0 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"the generator returned shape {tuple(out.shape)} for {x.shape[0]} latent points; "
-                         f"it must map (M, D) to (M, ...)")
+        raise GeneratorError(f"the generator must return a torch tensor, got {type(out).__name__}")
+    if out.ndim < 2 or out.shape[0] != x.shape[0]:
+        raise GeneratorError(f"the generator returned shape {tuple(out.shape)} for a batch of shape "
+                             f"{tuple(x.shape)}; it must map latents (M, D) to outputs (M, ...) with at "
+                             "least one output axis (a scalar per point: return shape (M, 1))")
     if out.device != x.device:
-        raise ValueError(f"the generator returned a tensor on {out.device} for latents on {x.device}; "
-                         "fastgeo never moves data between devices")
+        raise GeneratorError(f"the generator returned a tensor on {out.device} for latents on {x.device}; "
+                             "fastgeo never moves data between devices")
     if not out.is_floating_point():
-        raise TypeError(f"the generator must return floating-point outputs, got {out.dtype}")
+        raise GeneratorError(f"the generator must return floating-point outputs, got {out.dtype}")
     if grad and x.shape[0] > 0 and not out.requires_grad:
-        raise TypeError("the generator's output does not depend on its input through torch autograd; "
-                        "interpolate needs a differentiable torch generator")
+        raise GeneratorError("the generator's output does not depend on its input through torch autograd; "
+                             "interpolate needs a differentiable torch generator")

@@ -153,7 +153,8 @@ class Solver:
         b, k1, d = x0.shape
         self.shape = (b, k1, d)
         self.device = x0.device
-        self.x = x0.clone()
+        # C-contiguous whatever x0's layout: the compiled L-BFGS step writes through (B, n) views
+        self.x = x0.clone(memory_format=torch.contiguous_format)
         self.direction = torch.zeros_like(self.x)
         self.iterations = np.zeros(b, dtype=np.int64)
         self.status = np.zeros(b, dtype=np.int64)

@@ -17,7 +17,7 @@ import time
 import torch
 
 from ._path_problem import PathProblem
-from .interpolation import DEFAULT_ALPHA, _finish_baseline, _setup
+from .interpolation import BASELINE_COPIES, DEFAULT_ALPHA, _finish_baseline, _setup
 
 #: below this sin w, slerp's endpoints count as parallel (w ~ 0) or opposite (w ~ pi): the
 #: arc is undetermined or 0/0, and the path falls back to linear interpolation
@@ -59,6 +59,8 @@ def _baseline(name, make_path, generator, z0, z1, prior, n_points, alpha, backen
     setup = _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method)
     start = time.perf_counter()
     problem = PathProblem(generator, setup.z0, setup.z1, prior, setup.alpha, backend, ri_method)
+    problem.require_memory(setup.z0.shape[0], n_points, BASELINE_COPIES[0], BASELINE_COPIES[1],
+                           f"{name} paths of {setup.z0.shape[0]} pair(s) of {n_points} points")
     t = _times(setup.z0, n_points)
     path = make_path(setup.z0, setup.z1, t)
     # the formulas reproduce the endpoints only to rounding: pin them exactly

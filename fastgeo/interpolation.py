@@ -41,6 +41,17 @@ DEFAULT_ALPHA = math.exp(-1.0)
 METHODS = ("lbfgs", "gd")
 DEFAULT_MAX_ITER = {"lbfgs": 500, "gd": 20000}
 DEFAULT_FTOL = {"lbfgs": 1e-7, "gd": 1e-9}
+#: (latent, decoded-output) copies of every path that a baseline holds at once: the path;
+#: its decoded inner points and the whole decoded path
+BASELINE_COPIES = (1, 2)
+
+
+def solver_copies(method, memory=10):
+    """(latent, decoded-output) copies of every path that :func:`interpolate` holds at once, a
+    lower bound (the generator's activations come on top): the iterate, its gradient,
+    direction and trial point and, for L-BFGS, 2 x ``memory`` curvature pairs; the result's
+    outputs, an evaluation's, and dE/dG."""
+    return 4 + (2 * memory if method == "lbfgs" else 0), 3
 
 
 @dataclass
@@ -189,10 +200,13 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         progress = sys.stderr is not None and sys.stderr.isatty()
     z0t, z1t = setup.z0, setup.z1
     k = n_points - 1
-    x0 = _initial_path(setup, init, k)
     start = time.perf_counter()
     problem = PathProblem(generator, z0t, z1t, prior, setup.alpha, backend, ri_method, synchronize)
     b = z0t.shape[0]
+    if k >= 2 and b:
+        problem.require_memory(b, k + 1, *solver_copies(method, memory),
+                               f"interpolate of {b} path(s) of {k + 1} points")
+    x0 = _initial_path(setup, init, k)
     if k < 2 or b == 0:  # nothing to optimise
         path = torch.cat([z0t[:, None], x0, z1t[:, None]], dim=1)
         return _finish_baseline(setup, problem, path, method, start, status="converged")
@@ -260,13 +274,16 @@ def _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method) -> Set
 
 
 def _as_tensor(x, name):
+    """x as a C-contiguous tensor without autograd history (a transposed, negative-stride or
+    broadcast input is copied once here, so that nothing downstream sees its layout)."""
     if isinstance(x, torch.Tensor):
-        t = x.detach()
+        t = x.detach().contiguous()
     else:
         arr = np.asarray(x)
         if arr.dtype.kind in "iub":
             arr = arr.astype(np.float64)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        # torch refuses to share read-only memory (it cannot promise not to write): copy those
+        t = torch.from_numpy(np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr, order="C"))
     if t.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
     return t
@@ -306,6 +323,7 @@ def _initial_path(setup, init, k):
 def _finish_baseline(setup, problem, path, method, start, status="baseline"):
     """Decode a given path (B, K+1, D) and assemble its result (no optimisation)."""
     b, k1, d = path.shape
+    problem.require_memory(b, k1, *BASELINE_COPIES, f"{method} paths of {b} pair(s) of {k1} points")
     with torch.no_grad():
         if k1 > 2:
             inner = problem.decode(path[:, 1:-1].reshape(-1, d), grad=False)

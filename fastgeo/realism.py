@@ -22,7 +22,7 @@ from ._arrays import as_array, check_finite, check_last_dim, is_torch
 from ._device import (add_scalar, astype, empty, every, exp, first_nonfinite, first_true, free_bytes,
                       is_out_of_memory, isfinite, isnan, numpy_dtype, on_device, where, zeros_like)
 from .kernels import families
-from .priors.base import Estimated, Indicator, Prior, Radial
+from .priors.base import NO_KDE, Estimated, Indicator, Prior, Radial
 from .priors.radial import whiten, whiten_grad
 
 METHODS = ("auto", "exact", "erf", "kde")
@@ -49,6 +49,8 @@ def index_spec(prior, method="auto"):
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     spec = prior.index()
     if method == "kde":
+        if not prior.has_kde:
+            raise ValueError(NO_KDE.format(prior=prior))
         return Estimated(prior)
     if method == "exact" and isinstance(spec, Estimated):
         raise ValueError(f"{prior!r} has no closed-form realism index; use method='kde' or 'auto'")
@@ -116,7 +118,8 @@ def _estimated(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
     out = add_scalar(log_cdf, log_alpha)
     grad = None
     if need_grad:
-        grad = where(isfinite(lp), dlog, 0.0)[:, None] * glp
+        # 0 where log f = -inf (ri = 0 there), whatever the prior's gradient holds at such rows
+        grad = where(isfinite(lp)[:, None], dlog[:, None] * glp, 0.0)
     if what == "ri":
         out = exp(out)
         if need_grad:

@@ -19,6 +19,9 @@ import numpy as np
 
 DEFAULT_KDE_SAMPLES = 5000
 DEFAULT_KDE_SEED = 0
+NO_KDE = ("{prior!r} has no KDE estimate of its realism index: a uniform prior's log-density takes one "
+          "value on its support, so the KDE of log f has zero bandwidth; its index is the indicator of the "
+          "support, computed exactly by method='auto' or 'exact'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +109,10 @@ class Prior:
 
     #: the paper's erf approximation (eq. 1) is offered for these priors only
     has_erf_approximation = False
+    #: False for uniform priors: log f takes one value on the support, so the KDE of log f
+    #: has no spread (Silverman's bandwidth is 0) and estimates nothing; their index is the
+    #: indicator of the support, computed exactly
+    has_kde = True
 
     def __init__(self, dim, kde_samples=DEFAULT_KDE_SAMPLES, kde_seed=DEFAULT_KDE_SEED):
         self.dim = check_dim(dim)
@@ -172,6 +179,8 @@ class Prior:
     @property
     def kde(self):
         """The KDE of log f (MATH.md 1.3), drawn once on first use with ``kde_seed``."""
+        if not self.has_kde:
+            raise ValueError(NO_KDE.format(prior=self))
         if self._kde is None:
             from ..kde import KDE
 

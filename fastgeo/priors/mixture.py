@@ -149,7 +149,7 @@ class Custom(Prior):
             grad = self._autograd(z)
         if grad.shape != z.shape:
             raise ValueError(f"gradient of Custom log_prob has shape {grad.shape}, expected {z.shape}")
-        return lp, grad
+        return lp, _check_gradient(lp, grad, self._grad_fn is not None)
 
     def _log_prob_array(self, z, need_grad, kind):
         if not kind.is_cuda:
@@ -166,7 +166,7 @@ class Custom(Prior):
             raise NotImplementedError(
                 f"the gradient of a Custom prior's realism index on {kind.describe()} inputs needs "
                 "grad_log_prob=... accepting and returning arrays of that library on that device")
-        return lp, _device.astype(grad, np.float64)
+        return lp, _check_gradient(lp, _device.astype(grad, np.float64), self._grad_fn is not None)
 
     def _call_on_device(self, name, fn, z, kind, shape):
         """fn(z) for a GPU array z, checked to come back as a float array of z's library and
@@ -212,3 +212,17 @@ class Custom(Prior):
 
     def __repr__(self):
         return f"Custom(dim={self.dim})"
+
+
+def _check_gradient(lp, grad, given):
+    """grad unchanged; a ValueError naming the first row where log f is finite but its gradient
+    is not (a NaN there would otherwise become the realism index's gradient, silently). Rows
+    of zero density (log f = -inf) may carry anything: their index gradient is 0."""
+    bad = _device.isfinite(lp)[:, None] & ~_device.isfinite(grad)
+    found = _device.first_true(bad, grad)
+    if found is not None:
+        source = "grad_log_prob" if given else "torch autograd through log_prob"
+        raise ValueError(f"the gradient of a Custom prior's log-density ({source}) is {found[1]} at row "
+                         f"{found[0][0]} of z, where log_prob is finite ({float(lp[found[0][0]])})")
+    return grad
+

@@ -9,6 +9,8 @@ from .base import Indicator, Prior, check_vector
 class UniformBox(Prior):
     """Uniform on the closed box [low, high] (per coordinate). ri = 1 inside, 0 outside."""
 
+    has_kde = False
+
     def __init__(self, low, high, **kde_options):
         low = check_vector(low, "low")
         high = check_vector(high, "high", low.shape[0])
