@@ -4,10 +4,12 @@ Each subcommand lives in its own module ``fastgeo.commands.<name>`` defining
 ``add_parser(subparsers)``, which adds its parser and sets ``run=`` (a function of the parsed
 arguments returning an exit status). Adding one is a new module and a name in COMMANDS.
 
-Errors: a bad option (argparse) or a :class:`~fastgeo.commands.UserError` raised by a
-command (an unknown name, an unreadable file, an unwritable folder) prints one line and exits
-with status 2; ValueError, TypeError, RuntimeError and OSError from inside a command print
-one line and exit with status 1; anything else is a bug and shows its traceback.
+Errors: a user's mistake, that is a bad option (argparse) or a
+:class:`~fastgeo.commands.UserError` raised by a command (an unknown name, an unreadable file,
+an unwritable folder, a generator that raises or breaks its contract) or a run too large for
+the memory (a MemoryError) prints one line naming the culprit and exits with status 2. An OSError from the
+machine (a full disk, a folder made read-only during the run) prints one line and exits with
+status 1. Anything else is a bug in fastgeo and shows its traceback.
 """
 from __future__ import annotations
 
@@ -44,7 +46,12 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, RuntimeError, OSError) as err:
+    except MemoryError as err:  # fastgeo's own estimate before allocating, or an allocation refused
+        text = " ".join(str(err).split()) or "out of memory"
+        print(f"fastgeo {args.command}: error: {text}; ask for fewer points, pairs or a smaller batch",
+              file=sys.stderr)
+        return 2
+    except OSError as err:
         print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -87,7 +87,7 @@ def test_unavailable_device_is_a_one_line_error(capsys, monkeypatch):
     from fastgeo import backends
 
     monkeypatch.setattr(backends, "availability", lambda: {"reference": None, "cpu": None, "cuda": "no GPU here"})
-    assert cli.main(["bench", "--device", "cuda", "--size", "tiny"]) == 1
+    assert cli.main(["bench", "--device", "cuda", "--size", "tiny"]) == 2  # the user's choice: a UserError
     err = capsys.readouterr().err
     assert err.strip() == "fastgeo bench: error: --device cuda: the CUDA backend is not available here: no GPU here"
 

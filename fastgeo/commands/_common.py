@@ -27,6 +27,16 @@ def int_at_least(low: int, what: str = ""):
 
 
 positive_int = int_at_least(1)
+
+
+def thread_count(text):
+    """An argparse type for --threads: 1 to the number of CPUs here (torch and Numba would try
+    to start every thread asked for: 100000 of them exhaust the memory and crash)."""
+    cpus = os.cpu_count() or 1
+    value = int_at_least(1)(text)
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"expected at most {cpus} (the CPUs of this machine), got {text!r}")
+    return value
 n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
 
 
@@ -81,7 +91,7 @@ def add_run_options(parser, out_default):
 
 def add_threads_option(parser, default):
     what = f"default {default}" if default else "default: the libraries' own (all cores)"
-    parser.add_argument("--threads", type=positive_int, default=default, metavar="N",
+    parser.add_argument("--threads", type=thread_count, default=default, metavar="N",
                         help=f"CPU threads for torch and for fastgeo's Numba kernels ({what}). Small "
                              "generators gain nothing from more, and two thread pools that spin while waiting "
                              "(torch's OpenMP and Numba's) slow each other down badly on a busy machine")

@@ -1,6 +1,7 @@
 """``fastgeo bench``: kernel benchmarks beside their references, as a table (fastgeo.benchmarks)."""
 import argparse
 
+from . import UserError
 from ._common import name_list, positive_int
 
 
@@ -54,7 +55,7 @@ def run(args):
     from fastgeo.backends import availability
 
     if args.device == "cuda" and availability()["cuda"] is not None:
-        raise RuntimeError(f"--device cuda: the CUDA backend is not available here: {availability()['cuda']}")
+        raise UserError(f"--device cuda: the CUDA backend is not available here: {availability()['cuda']}")
     shapes = {k: v for k, v in (("radial", args.radial), ("kde", args.kde), ("path", args.path)) if v}
     result = benchmarks.run(
         size=args.size, only=args.only or benchmarks.BENCHMARKS,

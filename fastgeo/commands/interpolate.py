@@ -21,6 +21,7 @@ import argparse
 import glob
 import hashlib
 import os
+import sys
 import time
 
 from . import UserError
@@ -152,7 +153,8 @@ def resolve_dtype_device(args, generator):
 
 
 def check_generator(generator, pairs, dtype, device):
-    """Decode the first endpoint: the generator must accept (1, D) and return finite (1, ...)."""
+    """Decode the first endpoint: the generator must accept (1, D) and return finite (1, ...).
+    Returns the shape of one output."""
     import torch
 
     d = pairs.shape[2]
@@ -172,6 +174,36 @@ def check_generator(generator, pairs, dtype, device):
                         "latents to (M, ...) outputs")
     if not torch.isfinite(out).all():
         raise UserError("--generator returned NaN or inf at the first endpoint")
+    return tuple(out.shape[1:]), out.element_size()
+
+
+def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
+    """Refuse, before anything is computed, a run whose arrays cannot fit: one batch's paths in
+    the solver (fastgeo.interpolation.solver_copies, a lower bound) on the paths' device, and
+    every method's paths and outputs for all pairs (held twice while they are joined) on the
+    host."""
+    import math
+
+    import torch
+
+    from .._arrays import kind_of
+    from .._device import require_bytes
+    from ..interpolation import BASELINE_COPIES, solver_copies
+
+    n_out = math.prod(out_shape)
+    batch = min(args.batch_size, n_pairs)
+    latents, outputs = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
+    per_point = (latents * dim + outputs * n_out) * itemsize
+    results = 2 * len(args.methods) * n_pairs * args.n_points * (dim + n_out) * itemsize
+    try:
+        require_bytes(kind_of(torch.empty(0, device=device)), batch * args.n_points * per_point,
+                      f"--n-points {args.n_points} with batches of {batch} pair(s)")
+        require_bytes(kind_of(torch.empty(0)), results,
+                      f"the results of {n_pairs} pair(s) x {len(args.methods)} method(s) x "
+                      f"{args.n_points} points")
+    except MemoryError as err:
+        raise UserError(f"{err}; use fewer --n-points, a smaller --batch-size or fewer pairs per "
+                        "run") from None
 
 
 def check_endpoint_density(pairs, prior, backend):
@@ -189,7 +221,9 @@ def check_endpoint_density(pairs, prior, backend):
 
 # -- the run ----------------------------------------------------------------------------------------
 
-def settings_of(args, prior_canonical, pairs, dtype, alpha):
+def settings_of(args, prior_canonical, pairs, dtype, device, alpha):
+    """Everything a saved batch's numbers depend on: a rerun resumes only with all of them
+    equal (the thread count changes the last bits of parallel sums only, and is left out)."""
     import numpy as np
 
     from ._generator import file_digest
@@ -199,7 +233,8 @@ def settings_of(args, prior_canonical, pairs, dtype, alpha):
             "generator_file_sha256": file_digest(args.generator),
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
-            "max_iter": args.max_iter, "batch_size": args.batch_size, "dtype": str(dtype).replace("torch.", "")}
+            "max_iter": args.max_iter, "batch_size": args.batch_size,
+            "dtype": str(dtype).replace("torch.", ""), "backend": args.backend, "device": str(device)}
 
 
 def open_run(out, settings):
@@ -229,22 +264,33 @@ def batch_path(out, i):
     return os.path.join(out, "batches", f"batch-{i:05d}.npz")
 
 
-def load_batch(path, start, stop, methods):
-    """The saved arrays of a finished batch, or None when it is missing or unreadable."""
+def load_batch(path, start, stop, methods, n_points, dim):
+    """(the saved arrays of a finished batch, None) or (None, why it cannot be used): missing,
+    unreadable (truncated, a flipped byte: the zip's CRC-32 of each array is checked on
+    reading), or not the batch this run expects (pairs, methods, shapes)."""
     import numpy as np
 
+    if not os.path.exists(path):
+        return None, "missing"
     try:
         with np.load(path, allow_pickle=False) as data:
             if int(data["start"]) != start or int(data["stop"]) != stop:
-                return None
+                return None, f"it holds pairs {int(data['start'])}..{int(data['stop']) - 1}"
             arrays = {m: {} for m in methods}
             for key in data.files:
                 method, _, name = key.partition(".")
                 if method in arrays:
                     arrays[method][name] = data[key]
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-    return arrays if all(arrays.values()) else None
+    except Exception as err:  # any damage at all: the batch is recomputed, never trusted
+        return None, f"unreadable ({type(err).__name__}: {' '.join(str(err).split())})"
+    missing = [m for m, a in arrays.items() if "latents" not in a]
+    if missing:
+        return None, f"it has no {', '.join(missing)} paths"
+    want = (stop - start, n_points, dim)
+    for m, a in arrays.items():
+        if a["latents"].shape != want or any(v.ndim and v.shape[0] != want[0] for v in a.values()):
+            return None, f"its {m} arrays do not have the shapes of {want[0]} paths of {n_points} points"
+    return arrays, None
 
 
 def save_batch(path, start, stop, arrays):
@@ -266,6 +312,7 @@ def _run(args):
     import torch
 
     from .. import compare
+    from .._path_problem import GeneratorError
     from ..interpolation import DEFAULT_ALPHA
     from ._generator import load as load_generator
 
@@ -280,10 +327,11 @@ def _run(args):
     out = writable_folder(args.out)
     generator = load_generator(args.generator)
     dtype, device = resolve_dtype_device(args, generator)
-    check_generator(generator, pairs, dtype, device)
+    out_shape, itemsize = check_generator(generator, pairs, dtype, device)
+    check_memory(args, n, d, out_shape, itemsize, device)
     check_endpoint_density(pairs, prior, args.backend)
     alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    settings = settings_of(args, prior_canonical, pairs, dtype, alpha)
+    settings = settings_of(args, prior_canonical, pairs, dtype, device, alpha)
     resumed = open_run(out, settings)
     os.makedirs(os.path.join(out, "batches"), exist_ok=True)
     for stale in glob.glob(os.path.join(out, "batches", ".tmp-*")):  # left by a killed write
@@ -295,17 +343,26 @@ def _run(args):
     batches, reused = [], 0
     try:
         for i, (s, e) in enumerate(bounds):
-            arrays = load_batch(batch_path(out, i), s, e, args.methods) if resumed else None
+            arrays, why = (load_batch(batch_path(out, i), s, e, args.methods, args.n_points, d) if resumed
+                           else (None, None))
             if arrays is not None:
                 reused += 1
                 batches.append(arrays)
                 continue
+            if why is not None and why != "missing":
+                print(f"batch {i + 1}/{len(bounds)}: the saved {batch_path(out, i)} cannot be used ({why}); "
+                      "recomputing it", file=sys.stderr, flush=True)
             stages.say(f"batch {i + 1}/{len(bounds)} (pairs {s}..{e - 1}): {', '.join(args.methods)}")
             z0 = torch.as_tensor(pairs[s:e, 0], dtype=dtype, device=device)
             z1 = torch.as_tensor(pairs[s:e, 1], dtype=dtype, device=device)
-            results = compare.run_methods(generator, z0, z1, prior, args.methods, n_points=args.n_points, alpha=alpha,
-                                          solver=args.solver, max_iter=args.max_iter, backend=args.backend,
-                                          progress=progress)
+            try:
+                results = compare.run_methods(generator, z0, z1, prior, args.methods, n_points=args.n_points,
+                                              alpha=alpha, solver=args.solver, max_iter=args.max_iter,
+                                              backend=args.backend, progress=progress)
+            except GeneratorError as err:
+                raise UserError(f"--generator {args.generator}: {err} (pairs {s}..{e - 1})") from None
+            except MemoryError as err:
+                raise UserError(f"{err}; use fewer --n-points or a smaller --batch-size") from None
             arrays = {m: compare.result_arrays(r) for m, r in results.items()}
             save_batch(batch_path(out, i), s, e, arrays)
             batches.append(arrays)
