@@ -8,6 +8,14 @@ import os
 import numpy as np
 import pytest
 
+# one seed for every hypothesis test of the run (tests/test_properties.py), printed below
+os.environ.setdefault("FASTGEO_HYPOTHESIS_SEED", str(np.random.SeedSequence().entropy % (2**32)))
+
+
+def pytest_report_header(config):
+    seed = os.environ["FASTGEO_HYPOTHESIS_SEED"]
+    return f"hypothesis seed: {seed} (replay the property tests with FASTGEO_HYPOTHESIS_SEED={seed})"
+
 
 @pytest.fixture
 def seed(request):
