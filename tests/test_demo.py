@@ -64,6 +64,18 @@ def test_demo_writes_the_report(demo_run):
         assert heading in stdout
     assert stdout.count("| optimal ") == len(MODELS)
     assert "report.md" in stdout and (out / "report.md").is_file()
+    # the data-space measure is there on a plain install (the digits ship with fastgeo), and
+    # every column the legend explains is in the table
+    assert "digit distance" in stdout
+    for name in MODELS:
+        assert all(math.isfinite(p[m]["digit_distance"]) for p in report["models"][name]["pairs"] for m in METHODS)
+
+
+def test_the_legend_explains_only_the_columns_present():
+    from fastgeo.commands.demo import column_notes
+
+    assert "digit distance" not in column_notes([])
+    assert "digit distance" in column_notes([("digit_distance", "digit distance", "{:.3g}")])
 
 
 def test_optimal_paths_avoid_the_semicircles_gap(demo_run):

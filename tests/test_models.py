@@ -176,3 +176,13 @@ def test_training_script_writes_what_the_loader_reads(tmp_path, capsys):
     first = torch.load(tmp_path / "kilcher.pt", weights_only=True)
     second = torch.load(again / "kilcher.pt", weights_only=True)
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_shipped_digits_are_scikit_learns():
+    """fastgeo ships the 1797 digits (so the demo's digit distance needs no scikit-learn); they
+    are exactly scikit-learn's bundled copy."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    ref = datasets.load_digits()
+    np.testing.assert_array_equal(load_digit_images(np.float64)[:, 0], ref.images / 16.0)
+    np.testing.assert_array_equal(load_digit_labels(), ref.target)
+

@@ -212,3 +212,17 @@ def test_kde_is_seeded_and_inspectable():
     np.testing.assert_array_equal(semicircle(3).kde.samples, kde.samples)  # same default seed
     other = semicircle(3, kde_samples=300, kde_seed=11).kde
     assert other.n == 300 and not np.array_equal(other.samples, kde.samples[:300])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_custom_prior_non_finite_gradient_is_an_error(bad):
+    """A NaN (or inf) from grad_log_prob where log_prob is finite raises, as a NaN log_prob does."""
+    import fastgeo
+
+    prior = Custom(lambda x: -0.5 * (x**2).sum(-1), lambda n, rng: rng.standard_normal((n, 4)), 4,
+                   grad_log_prob=lambda x: np.where(np.arange(len(x))[:, None] == 1, bad, -x), kde_samples=200)
+    z = np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(ValueError, match="grad_log_prob.* row 1 of z"):
+        fastgeo.grad_log_ri(z, prior)
+    fastgeo.grad_log_ri(z[:1], prior)  # the finite rows alone are fine
+

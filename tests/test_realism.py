@@ -390,3 +390,49 @@ def test_custom_prior_gradient_needs_a_gradient_source(rng):
                        grad_log_prob=lambda z: mix._log_prob_np(z, True)[1], kde_samples=500)
     g = fastgeo.grad_log_ri(z, with_grad)
     assert g.shape == z.shape and np.all(np.isfinite(g))
+
+
+# -- far tails: where the squared norm overflows, and the reference's hazard -----------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_far_tails_stay_finite_where_the_answer_is(backend):
+    """At |z| = 2e200 (|z|^2 overflows float64) the heavy-tailed and gamma-radius indices are
+    finite, and chi2's gradient is about -z although its log ri is -inf (below -1.8e308)."""
+    z = np.full((1, 4), 1e200)
+    with mpmath.workdps(30):
+        r = mpmath.mpf(2e200)
+        want_t = float(mpmath.log(mpmath.betainc(1.5, 2, 0, 3 / (3 + r * r), regularized=True)))
+    assert fastgeo.log_ri(z, StudentT(4, 3), backend=backend)[0] == pytest.approx(want_t, rel=1e-12)
+    assert want_t == pytest.approx(-1381.07, abs=0.01)
+    assert fastgeo.log_ri(z, GammaNorm(4), backend=backend)[0] == pytest.approx(-2e200, rel=1e-12)
+    assert np.isfinite(fastgeo.log_ri(z, Cauchy(4), backend=backend)[0])
+    lr, g = fastgeo.log_ri_and_grad(z, StandardNormal(4), backend=backend)
+    assert lr[0] == -np.inf
+    np.testing.assert_allclose(g, -z, rtol=1e-12)
+    np.testing.assert_allclose(fastgeo.grad_log_ri(z, Gaussian(np.zeros(4), 2.0), backend=backend), -z / 2,
+                               rtol=1e-12)
+    with mpmath.workdps(30):  # scipy's multivariate_t.logpdf overflows there (-inf)
+        want_f = float(mpmath.loggamma(3.5) - mpmath.loggamma(1.5) - 2 * mpmath.log(3 * mpmath.pi)
+                       - 3.5 * mpmath.log1p(r * r / 3))
+    assert StudentT(4, 3).log_prob(z)[0] == pytest.approx(want_f, rel=1e-12)
+
+
+def test_the_reference_gradient_is_right_in_far_tails():
+    """exp(log pdf - log sf) with two logs near -5e15 made the reference's gradient 2x too large."""
+    z = np.array([[1e8, -5e7, 1e7, 0.0]])
+    with mpmath.workdps(40):
+        x = mpmath.fsum(mpmath.mpf(v) ** 2 for v in z[0]) / 2
+        hazard = float(mpmath.exp(mpmath.log(x) - x - mpmath.log(mpmath.gammainc(2, x, mpmath.inf))))
+    want = -hazard * z  # d log Q(2, |z|^2/2) / dz = -p(x)/Q(x) z
+    for backend in BACKENDS:
+        np.testing.assert_allclose(fastgeo.grad_log_ri(z, StandardNormal(4), backend=backend), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("prior", [UniformBox([-1, -1], [1, 1]), UniformBall(2)])
+def test_uniform_priors_say_why_they_have_no_kde(prior):
+    with pytest.raises(ValueError, match="no KDE estimate .* indicator of the support"):
+        fastgeo.log_ri(np.zeros((1, 2)), prior, method="kde")
+    with pytest.raises(ValueError, match="no KDE estimate"):
+        prior.kde
+    assert fastgeo.log_ri(np.zeros((1, 2)), prior, method="exact")[0] == 0.0
+

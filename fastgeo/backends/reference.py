@@ -42,25 +42,28 @@ def _log_sf_and_dlog(family, s, r, dim, p0, p1):
     where r is finite). scipy in the bulk; mpmath at 30 digits in the tails, where scipy's
     logsf underflows to -inf or its hazard exp(log pdf - log sf) loses precision."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dist = None
         if family == R.CHI2:
-            dist = stats.chi2(dim)
-            log_sf, log_pdf, ds = dist.logsf(s), dist.logpdf(s), 1.0
+            dist, x, ds = stats.chi2(dim), s, 1.0
         elif family == R.CHI2_ERF:
             u = np.sqrt(2.0) * (np.sqrt(dim - 0.5) - r)
             log_sf = special.log_ndtr(u)
             log_pdf = stats.norm.logpdf(u)
             ds = np.sqrt(2.0) / (2.0 * r)
         elif family == R.GAMMA_RADIUS:
-            dist = stats.gamma(p0, scale=p1)
-            log_sf, log_pdf, ds = dist.logsf(r), dist.logpdf(r), 1.0 / (2.0 * r)
+            dist, x, ds = stats.gamma(p0, scale=p1), r, 1.0 / (2.0 * r)
         elif family == R.F_RATIO:
-            dist = stats.f(dim, p0)
-            log_sf, log_pdf, ds = dist.logsf(s / dim), dist.logpdf(s / dim), 1.0 / dim
+            dist, x, ds = stats.f(dim, p0), s / dim, 1.0 / dim
         elif family == R.BALL:
             log_sf = np.where(s <= p0 * p0, 0.0, -np.inf)
             return log_sf, np.zeros_like(s)
         else:
             raise ValueError(f"unknown radial family {family}")
+        if dist is not None:
+            log_sf, log_pdf = np.array(dist.logsf(x), dtype=np.float64), dist.logpdf(x)
+            # near sf = 1 the log of sf has only absolute precision: log1p(-cdf) keeps it relative
+            near_one = log_sf > -math.log(2.0)
+            log_sf[near_one] = np.log1p(-np.asarray(dist.cdf(x), dtype=np.float64)[near_one])
         log_sf = np.array(log_sf, dtype=np.float64)
         # d log ri / dr = 2 r d log ri / ds
         dlog = np.where((s > 0) & np.isfinite(log_sf), -np.exp(log_pdf - log_sf) * ds * 2.0 * r, 0.0)
@@ -74,8 +77,11 @@ def _log_sf_and_dlog(family, s, r, dim, p0, p1):
 
 
 def _mp_log_sf_and_dlog(family, r, dim, p0, p1):
-    """(log ri, d log ri / dr) at radius r, at 30 digits (any r: s = r^2 is formed in mpmath)."""
-    with mpmath.workdps(30):
+    """(log ri, d log ri / dr) at radius r, to 30 digits (any r: s = r^2 is formed in mpmath).
+
+    The hazard exp(log p - log Q) subtracts two numbers near -x: they are formed with
+    log10(x) more digits than the 30 the result keeps."""
+    with mpmath.workdps(30 + 2 * max(0, int(math.log10(max(r, 1.0)))) + 10):
         r = mpmath.mpf(r)
         s = r * r
         if family in (R.CHI2, R.GAMMA_RADIUS):

@@ -28,7 +28,7 @@ from . import UserError
 from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
                       positive_int, show_progress, threads, writable_folder)
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: the backend and the device are among the settings
 DEFAULT_BATCH = 16
 
 EPILOG = """\
@@ -154,7 +154,7 @@ def resolve_dtype_device(args, generator):
 
 def check_generator(generator, pairs, dtype, device):
     """Decode the first endpoint: the generator must accept (1, D) and return finite (1, ...).
-    Returns the shape of one output."""
+    Returns (the shape of one output, the bytes of one of its values)."""
     import torch
 
     d = pairs.shape[2]
