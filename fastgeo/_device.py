@@ -231,19 +231,44 @@ def free_bytes(kind: ArrayKind) -> int | None:
 
 
 def host_available_bytes() -> int | None:
-    """Memory the host can still hand out without swapping (Linux's MemAvailable; elsewhere
-    the free physical pages), or None where neither is known."""
+    """Memory this process can still get without swapping or being killed: Linux's
+    MemAvailable, lowered to what the control group's limit leaves (containers, CI runners);
+    elsewhere the free physical pages; None where nothing is known."""
+    have = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    have = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None
+    if have is None:
+        try:
+            have = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):
+            return None
+    limit = _cgroup_room()
+    return have if limit is None else min(have, limit)
+
+
+def _cgroup_room() -> int | None:
+    """The control group's memory limit less its usage (cgroup v2, then v1), or None."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as fh:
+                text = fh.read().strip()
+            if text == "max":
+                return None
+            with open(usage_file) as fh:
+                used = int(fh.read().strip())
+            limit = int(text)
+        except (OSError, ValueError):
+            continue
+        return None if limit >= 1 << 60 else max(0, limit - used)  # v1 writes "no limit" as ~2^63
+    return None
 
 
 def available_bytes(kind: ArrayKind) -> int | None:

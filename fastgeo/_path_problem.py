@@ -182,7 +182,15 @@ class Evaluation:
         cotangent = self._d_decoded.view(self._out.shape)
         p._sync()
         start = time.perf_counter()
-        (vjp,) = torch.autograd.grad(self._out, self._leaf, grad_outputs=cotangent)
+        try:
+            (vjp,) = torch.autograd.grad(self._out, self._leaf, grad_outputs=cotangent)
+        except Exception as err:  # the generator's backward: its graph, its custom functions
+            if is_out_of_memory(err):
+                raise
+            text = " ".join(str(err).split())
+            shape = tuple(self._leaf.shape)
+            raise GeneratorError(f"the generator's backward pass (the vector-Jacobian product) raised "
+                                 f"{type(err).__name__}: {text} on a batch of shape {shape}") from err
         p._sync()
         p.t_vjp += time.perf_counter() - start
         p.n_vjp += a * k1

@@ -46,14 +46,20 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except MemoryError as err:  # fastgeo's own estimate before allocating, or an allocation refused
+    except OSError as err:
+        print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        from ._device import is_out_of_memory
+
+        # fastgeo's own estimate before allocating, or an allocation refused by numpy, torch
+        # (a RuntimeError), CuPy or Numba: the run asked for more than the machine has
+        if not is_out_of_memory(err):
+            raise
         text = " ".join(str(err).split()) or "out of memory"
         print(f"fastgeo {args.command}: error: {text}; ask for fewer points, pairs or a smaller batch",
               file=sys.stderr)
         return 2
-    except OSError as err:
-        print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
 

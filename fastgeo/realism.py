@@ -72,8 +72,17 @@ def _compute(z2, prior, spec, what, log_alpha, need_grad, backend, kind):
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf in z: a ValueError below
             # float64 when whitening applies: the kernels accumulate in float64 anyway
             y = whiten(spec, z2, params)
-        out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
-                                   need_grad and what != "log_density")
+        try:
+            out, grad = backend.radial(y, spec.family, spec.dim, spec.p0, spec.p1, log_alpha, what,
+                                       need_grad and what != "log_density")
+        except ValueError:
+            found = first_nonfinite(y)
+            if first_nonfinite(z2) is None and found is not None:  # z is finite: the whitening overflowed
+                row = found[0][0]
+                raise ValueError(f"the whitened point W (z - mean) of row {row} of z overflows float64 "
+                                 f"(largest |z| entry {float(abs(z2[row]).max()):.3g}): beyond the range this "
+                                 "prior's index can be computed in (MATH.md 1.1)") from None
+            raise
         out = astype(out, numpy_dtype(z2))
         if what == "log_density":
             out = add_scalar(out, spec.log_det_whiten)

@@ -20,7 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_prefetch import prefetch_row, rows_ahead
-from .radial import radial_far, radial_log_density, radial_log_sf_and_dlog
+from .families import TINY_S
+from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
 from .signatures import reading
 
@@ -58,6 +59,9 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
                 return
         _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
         return
+    if s < TINY_S and from_radius(family, s):
+        _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
+        return
     if what == WHAT_LOG_DENSITY:
         out[i] = radial_log_density(family, s, dim, p0, p1)
         return
@@ -72,7 +76,8 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
 
 @njit(cache=True)
 def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
-    """A finite row whose squared norm overflows: from its radius (kernels/radial.py)."""
+    """A finite row whose squared norm overflows (or underflows, where that matters): from its
+    radius (kernels/radial.py: from_radius, radial_far)."""
     r = row_radius(y, i)
     want_grad = grad.shape[0] > 0 and what != WHAT_LOG_DENSITY
     v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad)
@@ -82,7 +87,7 @@ def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
     out[i] = math.exp(v + log_alpha) if what == WHAT_RI else v + log_alpha
     if want_grad:
         for j in range(y.shape[1]):
-            grad[i, j] = dv * (np.float64(y[i, j]) / r) if r < math.inf else 0.0
+            grad[i, j] = dv * (np.float64(y[i, j]) / r) if 0.0 < r < math.inf else 0.0
 
 
 def _radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):

@@ -20,3 +20,8 @@ F_RATIO = 3
 BALL = 4
 
 NAMES = {CHI2: "chi2", CHI2_ERF: "chi2-erf", GAMMA_RADIUS: "gamma-radius", F_RATIO: "f-ratio", BALL: "ball"}
+
+#: below this, s = |y|^2 has lost its digits to underflow (|y| < 1e-145): the kernels take
+#: the gamma radius's index from r by scaling there (radial.py: from_radius)
+TINY_S = 1e-290
+

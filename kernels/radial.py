@@ -18,10 +18,10 @@ import math
 
 from numba import njit
 
-from .families import BALL, CHI2, CHI2_ERF, F_RATIO, GAMMA_RADIUS
+from .families import BALL, CHI2, CHI2_ERF, F_RATIO, GAMMA_RADIUS, TINY_S
 from .special import (
     HALF_LOG_2PI,
-    beta_i_hazard,
+    log_beta_i_hazard,
     gamma_hazard,
     log_beta_i,
     log_gamma_q,
@@ -72,7 +72,7 @@ def radial_log_sf(family, s, dim, p0, p1):
 def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     """d(log ri)/ds at s, given log_sf = radial_log_sf(...) at the same s.
 
-    The hazards (pdf / sf) come from special.gamma_hazard, beta_i_hazard and
+    The hazards (pdf / sf) come from special.gamma_hazard, log_beta_i_hazard and
     log_ndtr_hazard, which form the ratio without subtracting two large logs
     (exp(log pdf - log sf) loses |log sf| * 1e-16 relative), finite however small ri is.
     At s = 0 the gradient of log ri with respect to z is 0 by symmetry (for cusped densities
@@ -92,7 +92,8 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
         return -log_ndtr_hazard(u) * SQRT2 / (2.0 * r)
     # F_RATIO: ri = I_w(a, b), w = nu/(nu+s), dw/ds = -w (1-w) / s
     log_w, log_1mw = log_ratio_weights(p0, s)
-    return -beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / s
+    # hazard / s in log space: near the origin the hazard carries (s / nu)^(D/2), subnormal there
+    return -math.exp(log_beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) - math.log(s))
 
 
 @jit
@@ -136,6 +137,15 @@ def radial_log_density(family, s, dim, p0, p1):
 
 
 @jit
+def from_radius(family, s):
+    """Whether a finite row's index must come from its radius by scaling (:func:`radial_far`):
+    its s = |y|^2 overflowed, or underflowed for the gamma radius, whose index depends on r
+    alone and keeps digits down to r = 0 (Q(k, r/theta) for a small shape k moves a lot
+    between r = 1e-300 and r = 1e-145)."""
+    return s == math.inf or (family == GAMMA_RADIUS and s < TINY_S)
+
+
+@jit
 def radial_far(family, r, dim, p0, p1, density, want_d):
     """(v, dv/dr) at a radius r whose square overflows float64 (s = r^2 > 1.8e308), for
     v = log ri, or v = log f of the standard member with ``density`` (dv/dr only with want_d
@@ -144,7 +154,8 @@ def radial_far(family, r, dim, p0, p1, density, want_d):
     chi2 and the erf form are -inf there (below -9e307) but keep a finite gradient, about
     -y; the gamma radius, the F ratio and their densities stay finite: they depend on r and
     log r, never on r^2 (log w = log nu - 2 log r and log(1 - w) = -nu / r^2 for the F ratio).
-    Beyond r = 1.8e308 (|y| itself not representable) every family gives (-inf, 0).
+    Beyond r = 1.8e308 (|y| itself not representable) every family gives (-inf, 0). For the
+    gamma radius the formulas hold at every r (no r^2 in them): tiny radii come here too.
     """
     if family == BALL or r == math.inf:
         return -math.inf, 0.0
@@ -172,4 +183,5 @@ def radial_far(family, r, dim, p0, p1, density, want_d):
     log_w = math.log(p0) - 2.0 * math.log(r)
     log_1mw = -(p0 / r) / r
     log_sf = log_beta_i(0.5 * p0, 0.5 * dim, log_w, log_1mw)
-    return log_sf, (-2.0 * beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) / r if want_d else 0.0)
+    return log_sf, (-2.0 * math.exp(log_beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) - math.log(r))
+                    if want_d else 0.0)

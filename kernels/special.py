@@ -24,6 +24,7 @@ log_gamma_q_and_hazard(a, x)   both of the above from one evaluation
 log_beta(a, b)                 log B(a, b)
 log_beta_i(a, b, lx, ly)       log I_x(a, b), x = exp(lx), 1 - x = exp(ly) (DLMF 8.17.2)
 beta_i_hazard(a, b, lx, ly)    x^a y^b / (B(a, b) I_x(a, b)) = x y d/dx log I_x(a, b)
+log_beta_i_hazard(a, b, lx, ly) its log (finite where the hazard is subnormal)
 log_ratio_weights(p, q)        (log(p/(p+q)), log(q/(p+q))) without cancellation
 =============================  ==============================================================
 
@@ -38,7 +39,8 @@ continued fraction, Temme's uniform expansion), 8.17 (incomplete beta).
 """
 import math
 
-from .special_beta import beta_i_hazard, log_beta, log_beta_front, log_beta_i, log_ratio_weights
+from .special_beta import (beta_i_hazard, log_beta, log_beta_front, log_beta_i, log_beta_i_hazard,
+                           log_ratio_weights)
 from .special_core import (
     EPS,
     HALF_LOG_2PI,
@@ -70,7 +72,7 @@ __all__ = [
     "erfcx", "exp_sq", "expm1mx", "lgamma1p", "log1pmx", "log1pmx_ratio", "stirling_correction",
     "log_ndtr", "log_ndtr_hazard",
     "log_gamma_prefactor", "log_gamma_pdf", "log_gamma_q", "gamma_hazard", "log_gamma_q_and_hazard",
-    "log_beta", "log_beta_front", "log_beta_i", "beta_i_hazard", "log_ratio_weights",
+    "log_beta", "log_beta_front", "log_beta_i", "beta_i_hazard", "log_beta_i_hazard", "log_ratio_weights",
 ]
 
 

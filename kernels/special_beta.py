@@ -130,7 +130,10 @@ def _beta_fraction(a, b, x):
 
 @jit
 def _beta_i_core(a, b, log_x, log_y, want_hazard):
-    """(log I_x(a, b), x^a y^b / (B(a, b) I_x(a, b))); the second only if want_hazard.
+    """(log I_x(a, b), log(x^a y^b / (B(a, b) I_x(a, b)))); the second only if want_hazard.
+
+    The hazard comes back as its log: far into the upper tail (x -> 1) x^a y^b / B is
+    subnormal or 0 while the hazard divided by y, which callers want, is an ordinary number.
 
     The fraction's value h = 1/F measures its own conditioning: F = 1 + d_1/(1 + ...) is
     small (h large) only by cancellation, which costs about h ulps. That happens on the
@@ -148,7 +151,7 @@ def _beta_i_core(a, b, log_x, log_y, want_hazard):
     if log_x == -math.inf:
         return -math.inf, (math.inf if want_hazard else 0.0)
     if log_y == -math.inf:
-        return 0.0, 0.0
+        return 0.0, -math.inf
     front = log_beta_front(a, b, log_x, log_y)
     x = math.exp(log_x)
     y = math.exp(log_y)
@@ -169,7 +172,7 @@ def _beta_i_core(a, b, log_x, log_y, want_hazard):
 
 @jit
 def _beta_i_side(a, b, log_x, log_y, front, direct):
-    """(log I, error estimate / eps, fraction value h, front / I) from one side:
+    """(log I, error estimate / eps, fraction value h, log(front / I)) from one side:
     I_x(a, b) = front h / a directly, or 1 - J with J = I_y(b, a) = front h / b."""
     if direct:
         h, ok = _beta_fraction(a, b, math.exp(log_x))
@@ -177,14 +180,14 @@ def _beta_i_side(a, b, log_x, log_y, front, direct):
             return math.nan, math.inf, math.inf, math.nan
         log_i = front - math.log(a) + math.log(h)
         err = max(h, 1.0) / abs(log_i) if log_i != 0.0 else math.inf
-        return log_i, err, h, a / h  # front / I = a / h: no difference of large logs
+        return log_i, err, h, math.log(a / h)  # front / I = a / h: no difference of large logs
     h, ok = _beta_fraction(b, a, math.exp(log_y))
     if not (ok and h > 0.0):
         return math.nan, math.inf, math.inf, math.nan
     j = math.exp(front - math.log(b) + math.log(h))
     log_i = math.log1p(-j)
     err = max(h, 1.0) * j / ((1.0 - j) * abs(log_i)) if log_i != 0.0 else max(h, 1.0)
-    return log_i, err, h, math.exp(front) / (1.0 - j)
+    return log_i, err, h, front - math.log1p(-j)
 
 
 @jit
@@ -207,4 +210,12 @@ def beta_i_hazard(a, b, log_x, log_y):
     d log ri / ds = -beta_i_hazard(nu/2, D/2, log w, log(1 - w)) / s. Formed without the
     difference of two large logs, so it stays accurate where I_x underflows.
     """
+    return math.exp(_beta_i_core(a, b, log_x, log_y, True)[1])
+
+
+@jit
+def log_beta_i_hazard(a, b, log_x, log_y):
+    """log of :func:`beta_i_hazard`: finite where the hazard itself is subnormal or 0 (x near 1,
+    y^b below 1e-308), so that callers can divide by y in log space (the F family near the
+    origin: d log ri / ds = -exp(log_beta_i_hazard(...) - log s))."""
     return _beta_i_core(a, b, log_x, log_y, True)[1]

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,18 +103,34 @@ def test_killed_damaged_and_changed_runs_end_bit_for_bit_as_an_uninterrupted_one
     assert "batch-00002.npz cannot be used (it holds pairs 0..1)" in err
     assert_same_results(out, fresh)
 
-    # another setting a batch depends on is refused, not mixed in
+    # another setting a batch depends on is refused, not mixed in: an option, or the environment
+    # variable that changes what --backend auto picks
     for extra, name in ((["--backend", "reference"], "backend"), (["--alpha", "0.2"], "alpha")):
         status, _, err = run_cli(argv(pairs, out, *extra))
         assert_one_line(status, err, "other settings", name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASTGEO_BACKEND", "reference")
+        status, _, err = run_cli(argv(pairs, out))
+        assert_one_line(status, err, "other settings", "backend: 'reference' now, 'cpu' there")
+        mp.setenv("FASTGEO_BACKEND", "bogus")
+        status, _, err = run_cli(argv(pairs, out))
+        assert_one_line(status, err, "FASTGEO_BACKEND", "bogus")
     settings = json.loads((out / "manifest.json").read_text())["settings"]
-    assert settings["backend"] == "auto" and settings["device"] == "cpu"
+    assert settings["backend"] == "cpu" and settings["device"] == "cpu"
+
+    # a damaged manifest: refused with one line, never a traceback
+    manifest = out / "manifest.json"
+    for text in ('{"settings": null}', '{"settings": [1]}', '{"sett', ""):
+        manifest.write_text(text)
+        status, _, err = run_cli(argv(pairs, out))
+        assert_one_line(status, err, "manifest.json", "not a fastgeo manifest")
 
 
 # -- user mistakes: exit 2, one line naming the culprit -------------------------------------------
 
 class LateBoom(TinyGenerator):
-    """Works for its first calls, then raises."""
+    """Works for its first calls (the check, the baselines and the solver's first rounds), then
+    raises inside the solver."""
 
     def __init__(self):
         super().__init__()
@@ -123,9 +138,17 @@ class LateBoom(TinyGenerator):
 
     def forward(self, z):
         self.calls += 1
-        if self.calls > 3:
+        if self.calls > 9:
             raise RuntimeError("later boom")
         return super().forward(z)
+
+
+class BackwardFails(TinyGenerator):
+    """A forward pass that works and a graph that does not reach the latents: the vector-Jacobian
+    product raises (inside torch.autograd.grad, not in the generator's forward)."""
+
+    def forward(self, z):
+        return super().forward(z.detach())
 
 
 class Detached(TinyGenerator):
@@ -153,6 +176,7 @@ class WrongBatchOnLargerBatches(TinyGenerator):
 
 @pytest.mark.parametrize("generator,words", [
     ("LateBoom", ["--generator", "LateBoom", "raised RuntimeError: later boom"]),
+    ("BackwardFails", ["--generator", "BackwardFails", "backward pass", "RuntimeError"]),
     ("Detached", ["--generator", "Detached", "does not depend on its input"]),
     ("IntegerValued", ["--generator", "IntegerValued", "floating-point"]),
     ("WrongBatchOnLargerBatches", ["--generator", "WrongBatchOnLargerBatches", "returned shape"]),
@@ -168,7 +192,7 @@ def test_generators_that_fail_late(tmp_path, generator, words):
 @pytest.mark.parametrize("extra,words", [
     (["--threads", "100000"], ["--threads", "at most"]),
     (["--threads", "0"], ["--threads"]),
-    (["--n-points", "100000000"], ["--n-points 100000000", "needs at least", "memory available"]),
+    (["--n-points", "1000000000000"], ["--n-points 1000000000000", "needs at least", "memory available"]),
     (["--batch-size", "0"], ["--batch-size"]),
 ])
 def test_interpolate_mistakes(tmp_path, extra, words):
@@ -182,7 +206,8 @@ def test_interpolate_mistakes(tmp_path, extra, words):
     (["demo", "--seed", "-1"], ["--seed", "-1"]),
     (["demo", "--threads", "100000"], ["--threads", "at most"]),
     (["demo", "--n-points", "2"], ["--n-points"]),
-    (["demo", "--n-points", "100000000", "--pairs", "2", "--models", "normal"], ["needs at least", "memory"]),
+    (["demo", "--n-points", "1000000000000", "--pairs", "2", "--models", "normal"],
+     ["needs at least", "memory"]),
 ])
 def test_demo_mistakes(argv, words):
     status, _, err = run_cli(argv)

@@ -2,7 +2,7 @@
 
 - the realism index of every radial prior, its log and its gradient, against mpmath at 40
   digits (and scipy where scipy's log-survival function is finite) for dimensions 1 to 4096
-  and radii from 0 to 1e300, for the CPU kernels and the float64 reference alike;
+  and radii 0 and 1e-300 to 8e307, for the CPU kernels and the float64 reference alike;
 - the path energy and both its gradients against the plain torch formula of eq. (3), with
   points of zero density (log ri = -inf) and segments that do not move;
 - every array argument of every public function in every memory layout (transposed,
@@ -20,7 +20,7 @@ import mpmath
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -101,9 +101,12 @@ def whitened_radius(prior, z):
 @seed(SEED)
 @PROPERTY
 @given(name=st.sampled_from(sorted(PRIORS)), dim=st.sampled_from(DIMS), param=st.floats(0.0, 1.0),
-       log_radius=st.one_of(st.just(None), st.floats(-3.0, 300.0)), direction=st.integers(0, 2**32 - 1),
+       log_radius=st.one_of(st.just(None), st.floats(-300.0, 307.9)), direction=st.integers(0, 2**32 - 1),
        backend=st.sampled_from(["cpu", "reference"]))
 def test_radial_index_matches_mpmath(name, dim, param, log_radius, direction, backend):
+    # below |y| = 1e-145 only the gamma radius keeps its digits; the other families count such
+    # points as the origin (docs/MATH.md 1.1, "Where float64 ends")
+    assume(name == "gamma" or log_radius is None or log_radius > -140.0)
     prior = PRIORS[name](dim, param)
     u = np.random.default_rng(direction).standard_normal(dim)
     u /= np.linalg.norm(u)

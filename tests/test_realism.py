@@ -417,6 +417,17 @@ def test_far_tails_stay_finite_where_the_answer_is(backend):
     assert StudentT(4, 3).log_prob(z)[0] == pytest.approx(want_f, rel=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_past_the_largest_double(backend):
+    """|y| beyond 1.8e308: -inf and a zero gradient (no crash); a whitening that overflows says so."""
+    z = np.full((1, 4), 1e308)
+    for prior in (StandardNormal(4), Cauchy(4), GammaNorm(4)):
+        lr, g = fastgeo.log_ri_and_grad(z, prior, backend=backend)
+        assert lr[0] == -np.inf and np.all(g == 0)
+    with pytest.raises(ValueError, match="whitened point .* overflows float64"):
+        fastgeo.log_ri(z, Gaussian(np.zeros(4), 0.25), backend=backend)
+
+
 def test_the_reference_gradient_is_right_in_far_tails():
     """exp(log pdf - log sf) with two logs near -5e15 made the reference's gradient 2x too large."""
     z = np.array([[1e8, -5e7, 1e7, 0.0]])

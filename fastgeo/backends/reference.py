@@ -21,6 +21,8 @@ from scipy import special, stats
 from .._arrays import check_finite, check_not_nan
 from .base import Backend
 from ..kernels import families as R
+from ..kernels.families import TINY_S
+from ..priors.radial import radii
 
 
 def unavailable_reason():
@@ -43,17 +45,18 @@ def _log_sf_and_dlog(family, s, r, dim, p0, p1):
     logsf underflows to -inf or its hazard exp(log pdf - log sf) loses precision."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         dist = None
+        # the survival function's argument x and dx/dr
         if family == R.CHI2:
-            dist, x, ds = stats.chi2(dim), s, 1.0
+            dist, x, dx = stats.chi2(dim), s, 2.0 * r
         elif family == R.CHI2_ERF:
             u = np.sqrt(2.0) * (np.sqrt(dim - 0.5) - r)
             log_sf = special.log_ndtr(u)
             log_pdf = stats.norm.logpdf(u)
-            ds = np.sqrt(2.0) / (2.0 * r)
+            dx = np.sqrt(2.0)
         elif family == R.GAMMA_RADIUS:
-            dist, x, ds = stats.gamma(p0, scale=p1), r, 1.0 / (2.0 * r)
+            dist, x, dx = stats.gamma(p0, scale=p1), r, 1.0
         elif family == R.F_RATIO:
-            dist, x, ds = stats.f(dim, p0), s / dim, 1.0 / dim
+            dist, x, dx = stats.f(dim, p0), s / dim, 2.0 * r / dim
         elif family == R.BALL:
             log_sf = np.where(s <= p0 * p0, 0.0, -np.inf)
             return log_sf, np.zeros_like(s)
@@ -65,9 +68,12 @@ def _log_sf_and_dlog(family, s, r, dim, p0, p1):
             near_one = log_sf > -math.log(2.0)
             log_sf[near_one] = np.log1p(-np.asarray(dist.cdf(x), dtype=np.float64)[near_one])
         log_sf = np.array(log_sf, dtype=np.float64)
-        # d log ri / dr = 2 r d log ri / ds
-        dlog = np.where((s > 0) & np.isfinite(log_sf), -np.exp(log_pdf - log_sf) * ds * 2.0 * r, 0.0)
-        tail = (r > 0) & ~(np.isfinite(s) & np.isfinite(log_sf) & (np.abs(log_sf) <= MP_HAZARD_ABOVE)
+        # d log ri / dr = -(pdf / sf)(x) dx/dr; 0 at the origin, and for a row whose s underflowed
+        # too, except for the gamma radius, which keeps its digits there (kernels/radial.py:
+        # from_radius)
+        at_origin = (r == 0) | ((s == 0) & (family != R.GAMMA_RADIUS))
+        dlog = np.where(~at_origin & np.isfinite(log_sf), -np.exp(log_pdf - log_sf) * dx, 0.0)
+        tail = ~at_origin & ~(np.isfinite(s) & np.isfinite(log_sf) & (np.abs(log_sf) <= MP_HAZARD_ABOVE)
                            & (np.abs(log_pdf) <= MP_HAZARD_ABOVE))
     for i in np.flatnonzero(tail):
         mp_log_sf, dlog[i] = _mp_log_sf_and_dlog(family, float(r[i]), dim, p0, p1)
@@ -81,6 +87,8 @@ def _mp_log_sf_and_dlog(family, r, dim, p0, p1):
 
     The hazard exp(log p - log Q) subtracts two numbers near -x: they are formed with
     log10(x) more digits than the 30 the result keeps."""
+    if r == math.inf:  # |y| beyond the largest double: nothing left to represent (MATH.md 1.1)
+        return -math.inf, 0.0
     with mpmath.workdps(30 + 2 * max(0, int(math.log10(max(r, 1.0)))) + 10):
         r = mpmath.mpf(r)
         s = r * r
@@ -105,9 +113,9 @@ def _mp_log_sf_and_dlog(family, r, dim, p0, p1):
             return float(log_cdf), float(-mpmath.sqrt(2) / ratio)
         # F_RATIO: ri = I_w(nu/2, D/2), w = nu / (nu + s), dw/dr = -2 r nu / (nu + s)^2
         a, b = mpmath.mpf(p0) / 2, mpmath.mpf(dim) / 2
-        w = p0 / (p0 + s)
+        w, w1 = p0 / (p0 + s), s / (p0 + s)  # w and 1 - w, each without cancellation
         i_w = mpmath.betainc(a, b, 0, w, regularized=True)
-        density = w ** (a - 1) * (1 - w) ** (b - 1) / mpmath.beta(a, b)
+        density = w ** (a - 1) * w1 ** (b - 1) / mpmath.beta(a, b)
         return float(mpmath.log(i_w)), float(density * (-2 * r * p0 / (p0 + s) ** 2) / i_w)
 
 
@@ -126,19 +134,6 @@ def _mp_log_density(family, r, dim, p0, p1):
             return float(mpmath.loggamma((p0 + dim) / 2) - mpmath.loggamma(mpmath.mpf(p0) / 2)
                          - dim / 2 * mpmath.log(p0 * mpmath.pi) - (p0 + dim) / 2 * mpmath.log1p(s / p0))
         return -math.inf
-
-
-def _radii(y64):
-    """(|y|^2, |y|) per row; where |y|^2 overflows, |y| by scaling with the row's largest entry."""
-    with np.errstate(over="ignore"):
-        s = np.sum(y64 * y64, axis=-1)
-    r = np.sqrt(s)
-    far = ~np.isfinite(s)
-    if far.any():
-        top = np.max(np.abs(y64[far]), axis=-1, keepdims=True)
-        with np.errstate(over="ignore"):
-            r[far] = top[:, 0] * np.sqrt(np.sum((y64[far] / top) ** 2, axis=-1))
-    return s, r
 
 
 def _log_density(family, s, dim, p0, p1):
@@ -225,10 +220,11 @@ class ReferenceBackend(Backend):
     def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
         check_finite(y, "z")
         y64 = np.asarray(y, dtype=np.float64)
-        s, r = _radii(y64)
+        s, r = radii(y64)  # r by scaling where s over- or underflows
         if what == "log_density":
             out = np.asarray(_log_density(family, s, dim, p0, p1), dtype=np.float64)
-            for i in np.flatnonzero(~np.isfinite(s)):
+            from_r = ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (family == R.GAMMA_RADIUS))
+            for i in np.flatnonzero(from_r):
                 out[i] = _mp_log_density(family, float(r[i]), dim, p0, p1)
             return out.astype(y.dtype), None
         log_sf, dlog = _log_sf_and_dlog(family, s, r, dim, p0, p1)

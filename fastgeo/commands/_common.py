@@ -30,12 +30,14 @@ positive_int = int_at_least(1)
 
 
 def thread_count(text):
-    """An argparse type for --threads: 1 to the number of CPUs here (torch and Numba would try
-    to start every thread asked for: 100000 of them exhaust the memory and crash)."""
-    cpus = os.cpu_count() or 1
+    """An argparse type for --threads: 1 to the number of CPUs this process may run on (torch
+    and Numba would try to start every thread asked for: 100000 of them exhaust the memory and
+    crash)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     value = int_at_least(1)(text)
     if value > cpus:
-        raise argparse.ArgumentTypeError(f"expected at most {cpus} (the CPUs of this machine), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected at most {cpus} (the CPUs this process may use), "
+                                         f"got {text!r}")
     return value
 n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
 
@@ -135,15 +137,23 @@ def writable_folder(path: str) -> str:
     return path
 
 
-def check_backend(backend: str):
-    """A UserError when an explicitly requested backend is not available here."""
-    if backend == "auto":
-        return
-    from ..backends import availability
+def check_backend(backend: str, device: str | None = None) -> str | None:
+    """A UserError when ``backend`` (or, for "auto", what the FASTGEO_BACKEND variable asks
+    for) is not a backend available here. With ``device`` ("cpu", "cuda:0"), the name of the
+    backend that will run for data there (the automatic choice resolved)."""
+    from .._arrays import ArrayKind
+    from .._config import requested_backend
+    from ..backends import BackendUnavailable, availability, select
 
-    why = availability().get(backend)
-    if why is not None:
-        raise UserError(f"--backend {backend}: not available here: {why}")
+    try:
+        name = requested_backend(backend)
+        if name != "auto" and availability().get(name) is not None:
+            raise BackendUnavailable(f"not available here: {availability()[name]}")
+        if device is not None:
+            return select(backend, ArrayKind("torch", device)).name
+    except (ValueError, BackendUnavailable) as err:
+        raise UserError(f"--backend {backend}: {' '.join(str(err).split())}") from None
+    return None
 
 
 class Stages:

@@ -195,23 +195,31 @@ def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
     latents, outputs = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
     per_point = (latents * dim + outputs * n_out) * itemsize
     results = 2 * len(args.methods) * n_pairs * args.n_points * (dim + n_out) * itemsize
+    solver = batch * args.n_points * per_point
     try:
-        require_bytes(kind_of(torch.empty(0, device=device)), batch * args.n_points * per_point,
-                      f"--n-points {args.n_points} with batches of {batch} pair(s)")
-        require_bytes(kind_of(torch.empty(0)), results,
-                      f"the results of {n_pairs} pair(s) x {len(args.methods)} method(s) x "
-                      f"{args.n_points} points")
+        if device.type == "cpu":  # the solver's batch and the results so far share the host's memory
+            require_bytes(kind_of(torch.empty(0)), solver + results,
+                          f"--n-points {args.n_points} for {n_pairs} pair(s) in batches of {batch}")
+        else:
+            require_bytes(kind_of(torch.empty(0, device=device)), solver,
+                          f"--n-points {args.n_points} with batches of {batch} pair(s)")
+            require_bytes(kind_of(torch.empty(0)), results,
+                          f"the results of {n_pairs} pair(s) x {len(args.methods)} method(s) x "
+                          f"{args.n_points} points")
     except MemoryError as err:
         raise UserError(f"{err}; use fewer --n-points, a smaller --batch-size or fewer pairs per "
                         "run") from None
 
 
-def check_endpoint_density(pairs, prior, backend):
+def check_endpoint_density(pairs, prior, backend, dtype):
+    """Every endpoint, rounded to the run's dtype as the solver will see it, must have ri > 0
+    (a float64 point just inside a ball's edge may round to one just outside in float32)."""
     import numpy as np
 
     from .. import log_ri
 
-    lr = np.asarray(log_ri(pairs.reshape(-1, pairs.shape[2]), prior, backend=backend)).reshape(len(pairs), 2)
+    z = pairs.reshape(-1, pairs.shape[2]).astype(str(dtype).replace("torch.", ""))
+    lr = np.asarray(log_ri(z, prior, backend=backend)).reshape(len(pairs), 2)
     zero = np.flatnonzero(np.isneginf(lr).any(axis=1))
     if len(zero):
         more = f" and {len(zero) - 5} more" if len(zero) > 5 else ""
@@ -221,9 +229,10 @@ def check_endpoint_density(pairs, prior, backend):
 
 # -- the run ----------------------------------------------------------------------------------------
 
-def settings_of(args, prior_canonical, pairs, dtype, device, alpha):
+def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     """Everything a saved batch's numbers depend on: a rerun resumes only with all of them
-    equal (the thread count changes the last bits of parallel sums only, and is left out)."""
+    equal (the backend as resolved, whether by --backend or FASTGEO_BACKEND; the thread count
+    changes the last bits of parallel sums only, and is left out)."""
     import numpy as np
 
     from ._generator import file_digest
@@ -234,7 +243,7 @@ def settings_of(args, prior_canonical, pairs, dtype, device, alpha):
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
             "max_iter": args.max_iter, "batch_size": args.batch_size,
-            "dtype": str(dtype).replace("torch.", ""), "backend": args.backend, "device": str(device)}
+            "dtype": str(dtype).replace("torch.", ""), "backend": backend, "device": str(device)}
 
 
 def open_run(out, settings):
@@ -248,8 +257,11 @@ def open_run(out, settings):
         try:
             with open(path) as fh:
                 old = json.load(fh)["settings"]
+            if not isinstance(old, dict):
+                raise TypeError("settings is not a mapping")
         except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{path} is not a fastgeo manifest; choose another --out or remove it") from None
+            raise UserError(f"{path} is not a fastgeo manifest (unreadable or damaged); choose another --out "
+                            "or remove it") from None
         if old != settings:
             diff = [f"{k}: {settings.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(old) | set(settings))
                     if old.get(k) != settings.get(k)]
@@ -327,11 +339,12 @@ def _run(args):
     out = writable_folder(args.out)
     generator = load_generator(args.generator)
     dtype, device = resolve_dtype_device(args, generator)
+    backend = check_backend(args.backend, "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}")
     out_shape, itemsize = check_generator(generator, pairs, dtype, device)
     check_memory(args, n, d, out_shape, itemsize, device)
-    check_endpoint_density(pairs, prior, args.backend)
+    check_endpoint_density(pairs, prior, args.backend, dtype)
     alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    settings = settings_of(args, prior_canonical, pairs, dtype, device, alpha)
+    settings = settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha)
     resumed = open_run(out, settings)
     os.makedirs(os.path.join(out, "batches"), exist_ok=True)
     for stale in glob.glob(os.path.join(out, "batches", ".tmp-*")):  # left by a killed write

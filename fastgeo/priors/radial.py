@@ -12,6 +12,7 @@ import numpy as np
 from scipy import special
 
 from ..kernels import families as F
+from ..kernels.families import TINY_S
 from .._device import matmul
 from .base import Prior, Radial, check_positive, check_vector, cholesky_spd
 
@@ -56,7 +57,9 @@ class RadialPrior(Prior):
         spec = self._spec
         y = self._whitened(np.asarray(z, dtype=np.float64))
         s, r = radii(y)
-        far = ~np.isfinite(s)  # finite rows whose |y|^2 overflows: log f from the radius
+        # finite rows whose |y|^2 overflowed (or, for the gamma radius, underflowed): log f
+        # from the radius, as the kernels do (kernels/radial.py: from_radius)
+        far = ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (spec.family == F.GAMMA_RADIUS))
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             lp = self._log_density_of_s(s)
         if far.any():
@@ -80,12 +83,13 @@ class RadialPrior(Prior):
 
 
 def radii(y):
-    """(|y|^2, |y|) of each row of a float64 array; where |y|^2 overflows (|y| > 1.34e154),
-    |y| by scaling with the row's largest entry (as kernels/rows.py does in the kernels)."""
-    with np.errstate(over="ignore"):
+    """(|y|^2, |y|) of each row of a float64 array; where |y|^2 overflows (|y| > 1.34e154) or
+    has lost its digits to underflow (s < TINY_S), |y| by scaling with the row's largest entry
+    (as kernels/rows.py does in the kernels)."""
+    with np.errstate(over="ignore", under="ignore"):
         s = np.einsum("ij,ij->i", y, y)
     r = np.sqrt(s)
-    far = ~np.isfinite(s) & np.isfinite(y).all(axis=1)
+    far = (~np.isfinite(s) | (s < TINY_S)) & np.isfinite(y).all(axis=1) & np.any(y != 0, axis=1)
     if far.any():
         top = np.max(np.abs(y[far]), axis=1, keepdims=True)
         with np.errstate(over="ignore"):
