@@ -53,7 +53,7 @@ __all__ = [
 # the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib).
 _LAZY = {"interpolate": "interpolation", "InterpolationResult": "interpolation",
          "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
-         "matched_linear_path": "baselines", "GeneratorError": "_path_problem"}
+         "matched_linear_path": "baselines", "GeneratorError": "_errors"}
 _LAZY_MODULES = ("models", "report")
 
 

@@ -24,14 +24,9 @@ import torch
 
 from ._arrays import kind_of
 from ._device import is_out_of_memory, require_bytes
+from ._errors import GeneratorError, one_line
 from .path import solver_energy_and_grads
 from .realism import log_ri_and_grad
-
-
-class GeneratorError(TypeError, ValueError):
-    """The user's generator raised, or broke its contract (:func:`check_output`): a mistake in
-    the generator, not in fastgeo. Both a TypeError and a ValueError, the types these checks
-    raised before it existed; an exception the generator raised is its ``__cause__``."""
 
 
 class PathProblem:
@@ -87,8 +82,8 @@ class PathProblem:
         ``latent_copies`` times as latents and ``output_copies`` times as decoded outputs, do
         not fit in the paths' device memory (a lower bound: the generator's own activations
         come on top), so that an impossible request fails at once instead of being killed."""
-        d = self.g0.new_empty(0).element_size()
-        need = n_paths * n_points * (latent_copies * self.dim + output_copies * math.prod(self.out_shape)) * d
+        need = path_bytes(n_paths, n_points, self.dim, math.prod(self.out_shape), self.g0.element_size(),
+                          latent_copies, output_copies)
         require_bytes(kind_of(self.g0), need, what)
 
     # -- generator ---------------------------------------------------------------------------
@@ -106,9 +101,7 @@ class PathProblem:
         except Exception as err:
             if is_out_of_memory(err):
                 raise
-            text = " ".join(str(err).split())
-            what = f"{type(err).__name__}: {text}" if text else type(err).__name__
-            raise GeneratorError(f"the generator raised {what} on a batch of shape {tuple(x.shape)} "
+            raise GeneratorError(f"the generator raised {one_line(err)} on a batch of shape {tuple(x.shape)} "
                                  f"(call {self.n_calls + 1})") from err
         self._sync()
         self.t_forward += time.perf_counter() - start
@@ -187,16 +180,21 @@ class Evaluation:
         except Exception as err:  # the generator's backward: its graph, its custom functions
             if is_out_of_memory(err):
                 raise
-            text = " ".join(str(err).split())
             shape = tuple(self._leaf.shape)
             raise GeneratorError(f"the generator's backward pass (the vector-Jacobian product) raised "
-                                 f"{type(err).__name__}: {text} on a batch of shape {shape}") from err
+                                 f"{one_line(err)} on a batch of shape {shape}") from err
         p._sync()
         p.t_vjp += time.perf_counter() - start
         p.n_vjp += a * k1
         self._out = self._d_decoded = None  # the graph is spent; the pooled buffer may be reused
         grad = torch.addcmul(vjp.view(a, k1, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
         return grad.masked_fill_(self.failed[:, None, None], 0.0)  # grad is a fresh tensor
+
+
+def path_bytes(n_paths, n_points, dim, n_out, itemsize, latent_copies, output_copies):
+    """Bytes of ``n_paths`` paths of ``n_points`` points held ``latent_copies`` times as latents
+    (``dim`` values a point) and ``output_copies`` times as decoded outputs (``n_out`` values)."""
+    return n_paths * n_points * (latent_copies * dim + output_copies * n_out) * itemsize
 
 
 def check_output(out, x, grad):

@@ -19,12 +19,8 @@ import importlib.util
 import os
 import sys
 
+from .._errors import one_line
 from . import UserError
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _import_file(path: str):
@@ -44,7 +40,7 @@ def _import_file(path: str):
         sys.modules.pop(name, None)
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
-        raise UserError(f"--generator: importing {path!r} failed: {_one_line(err)}") from None
+        raise UserError(f"--generator: importing {path!r} failed: {one_line(err)}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
@@ -61,7 +57,7 @@ def _import_module(name: str):
     except BaseException as err:
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
-        raise UserError(f"--generator: importing module {name!r} failed: {_one_line(err)}") from None
+        raise UserError(f"--generator: importing module {name!r} failed: {one_line(err)}") from None
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
@@ -96,7 +92,7 @@ def load(spec: str):
         try:
             obj = obj()
         except Exception as err:
-            raise UserError(f"--generator: calling the {what} {attr}() failed: {_one_line(err)}") from None
+            raise UserError(f"--generator: calling the {what} {attr}() failed: {one_line(err)}") from None
     if not callable(obj):
         raise UserError(f"--generator: {attr!r} is a {type(obj).__name__}, not a torch module or a function "
                         "(for a factory, write ATTR())")

@@ -163,10 +163,10 @@ def check_generator(generator, pairs, dtype, device):
         with torch.no_grad():
             out = generator(z)
     except Exception as err:
-        from ._generator import _one_line
+        from .._errors import one_line
 
         raise UserError(f"--generator failed on a ({1}, {d}) batch of the pairs' endpoints (is it a generator for "
-                        f"{d}-dimensional latents?): {_one_line(err)}") from None
+                        f"{d}-dimensional latents?): {one_line(err)}") from None
     if not isinstance(out, torch.Tensor):
         raise UserError(f"--generator returned a {type(out).__name__}, not a torch tensor")
     if out.ndim < 2 or out.shape[0] != 1:
@@ -188,14 +188,15 @@ def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
 
     from .._arrays import kind_of
     from .._device import require_bytes
+    from .._path_problem import path_bytes
     from ..interpolation import BASELINE_COPIES, solver_copies
 
     n_out = math.prod(out_shape)
     batch = min(args.batch_size, n_pairs)
-    latents, outputs = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
-    per_point = (latents * dim + outputs * n_out) * itemsize
-    results = 2 * len(args.methods) * n_pairs * args.n_points * (dim + n_out) * itemsize
-    solver = batch * args.n_points * per_point
+    copies = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
+    solver = path_bytes(batch, args.n_points, dim, n_out, itemsize, *copies)
+    joined = 2 * len(args.methods)  # every method's paths and outputs, held twice while joined
+    results = path_bytes(n_pairs, args.n_points, dim, n_out, itemsize, joined, joined)
     try:
         if device.type == "cpu":  # the solver's batch and the results so far share the host's memory
             require_bytes(kind_of(torch.empty(0)), solver + results,
@@ -282,6 +283,8 @@ def load_batch(path, start, stop, methods, n_points, dim):
     reading), or not the batch this run expects (pairs, methods, shapes)."""
     import numpy as np
 
+    from .._errors import one_line
+
     if not os.path.exists(path):
         return None, "missing"
     try:
@@ -294,7 +297,7 @@ def load_batch(path, start, stop, methods, n_points, dim):
                 if method in arrays:
                     arrays[method][name] = data[key]
     except Exception as err:  # any damage at all: the batch is recomputed, never trusted
-        return None, f"unreadable ({type(err).__name__}: {' '.join(str(err).split())})"
+        return None, f"unreadable ({one_line(err)})"
     missing = [m for m, a in arrays.items() if "latents" not in a]
     if missing:
         return None, f"it has no {', '.join(missing)} paths"
@@ -324,7 +327,7 @@ def _run(args):
     import torch
 
     from .. import compare
-    from .._path_problem import GeneratorError
+    from .._errors import GeneratorError
     from ..interpolation import DEFAULT_ALPHA
     from ._generator import load as load_generator
 
