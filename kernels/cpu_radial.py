@@ -20,7 +20,6 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_prefetch import prefetch_row, rows_ahead
-from .families import TINY_S
 from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
 from .signatures import reading
@@ -57,9 +56,7 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
             if not math.isfinite(y[i, j]):
                 out[i] = np.nan  # the caller turns this mark into a ValueError
                 return
-        _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
-        return
-    if s < TINY_S and from_radius(family, s):
+    if from_radius(family, s):
         _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
         return
     if what == WHAT_LOG_DENSITY:

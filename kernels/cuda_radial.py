@@ -34,7 +34,6 @@ import numpy as np
 from numba import cuda, float64
 
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
-from .families import TINY_S
 from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
 
@@ -56,7 +55,7 @@ def finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, 
     r is 0, and g (y_row / r) for a row whose s overflows (r = |y_row| by scaling, g the
     r-derivative; kernels/radial.py). g is NaN for a row holding NaN or inf, so that its
     gradient is marked too."""
-    if not math.isfinite(s) or (s < TINY_S and from_radius(family, s)):
+    if not math.isfinite(s) or from_radius(family, s):
         # s overflows only for huge finite entries; NaN/inf entries are the error case.
         if not math.isfinite(s) and row_has_nonfinite(y, row):
             out[row] = math.nan

@@ -21,8 +21,7 @@ from scipy import special, stats
 from .._arrays import check_finite, check_not_nan
 from .base import Backend
 from ..kernels import families as R
-from ..kernels.families import TINY_S
-from ..priors.radial import radii
+from ..priors.radial import from_radius_rows, radii
 
 
 def unavailable_reason():
@@ -223,8 +222,7 @@ class ReferenceBackend(Backend):
         s, r = radii(y64)  # r by scaling where s over- or underflows
         if what == "log_density":
             out = np.asarray(_log_density(family, s, dim, p0, p1), dtype=np.float64)
-            from_r = ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (family == R.GAMMA_RADIUS))
-            for i in np.flatnonzero(from_r):
+            for i in np.flatnonzero(from_radius_rows(family, s, r)):
                 out[i] = _mp_log_density(family, float(r[i]), dim, p0, p1)
             return out.astype(y.dtype), None
         log_sf, dlog = _log_sf_and_dlog(family, s, r, dim, p0, p1)

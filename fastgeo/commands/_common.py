@@ -27,6 +27,7 @@ def int_at_least(low: int, what: str = ""):
 
 
 positive_int = int_at_least(1)
+n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
 
 
 def thread_count(text):
@@ -34,12 +35,11 @@ def thread_count(text):
     and Numba would try to start every thread asked for: 100000 of them exhaust the memory and
     crash)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    value = int_at_least(1)(text)
+    value = positive_int(text)
     if value > cpus:
         raise argparse.ArgumentTypeError(f"expected at most {cpus} (the CPUs this process may use), "
                                          f"got {text!r}")
     return value
-n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
 
 
 def name_list(where: str, what: str):
@@ -147,8 +147,9 @@ def check_backend(backend: str, device: str | None = None) -> str | None:
 
     try:
         name = requested_backend(backend)
-        if name != "auto" and availability().get(name) is not None:
-            raise BackendUnavailable(f"not available here: {availability()[name]}")
+        why = availability().get(name) if name != "auto" else None
+        if why is not None:
+            raise BackendUnavailable(f"not available here: {why}")
         if device is not None:
             return select(backend, ArrayKind("torch", device)).name
     except (ValueError, BackendUnavailable) as err:

@@ -377,8 +377,6 @@ def _run(args):
                                               backend=args.backend, progress=progress)
             except GeneratorError as err:
                 raise UserError(f"--generator {args.generator}: {err} (pairs {s}..{e - 1})") from None
-            except MemoryError as err:
-                raise UserError(f"{err}; use fewer --n-points or a smaller --batch-size") from None
             arrays = {m: compare.result_arrays(r) for m, r in results.items()}
             save_batch(batch_path(out, i), s, e, arrays)
             batches.append(arrays)

@@ -57,9 +57,7 @@ class RadialPrior(Prior):
         spec = self._spec
         y = self._whitened(np.asarray(z, dtype=np.float64))
         s, r = radii(y)
-        # finite rows whose |y|^2 overflowed (or, for the gamma radius, underflowed): log f
-        # from the radius, as the kernels do (kernels/radial.py: from_radius)
-        far = ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (spec.family == F.GAMMA_RADIUS))
+        far = from_radius_rows(spec.family, s, r)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             lp = self._log_density_of_s(s)
         if far.any():
@@ -80,6 +78,12 @@ class RadialPrior(Prior):
 
     def _dlog_density_dr(self, r):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def from_radius_rows(family, s, r):
+    """The rows whose index and log-density come from the radius r, as in the kernels
+    (kernels/radial.py: from_radius): |y|^2 overflowed, or underflowed for the gamma radius."""
+    return ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (family == F.GAMMA_RADIUS))
 
 
 def radii(y):
