@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import torch
 
@@ -51,9 +52,11 @@ class PathProblem:
         self.device, self.dtype = z0.device, z0.dtype
         self.n_forward = 0  # generator forward points
         self.n_vjp = 0  # points whose vector-Jacobian product was taken
+        self.n_jvp = 0  # Jacobian-vector products (a point times a tangent) taken by forward mode
         self.n_calls = 0  # generator calls
         self.t_forward = 0.0
         self.t_vjp = 0.0
+        self.t_jvp = 0.0  # forward-mode Jacobians (Gauss-Newton directions)
         self.t_ri = 0.0  # fastgeo.log_ri_and_grad
         self.t_energy = 0.0  # the path energy (fastgeo.path.solver_energy_and_grads)
         b = z0.shape[0]
@@ -117,6 +120,75 @@ class PathProblem:
         self.t_ri += time.perf_counter() - start
         return out
 
+    def jacobian_products(self, x):
+        """(J_j^T J_j (A, K-1, D, D), J_j^T J_{j+1} (A, K-2, D, D)), float64, of the generator's
+        Jacobians J_j at the free points x (A, K-1, D) of A paths.
+
+        Forward mode: torch.func.jvp of the generator over the D basis tangents (vmapped), so
+        each point costs D Jacobian-vector products (counted in ``n_jvp``); whole paths are
+        taken in chunks that keep J within ``JACOBIAN_BYTES``. Raises ForwardModeError when
+        the generator cannot be differentiated in forward mode.
+        """
+        a, k1, d = x.shape
+        n_out = math.prod(self.out_shape)
+        per_path = k1 * n_out * d * (x.element_size() + 8)  # J as computed, and in float64
+        chunk = max(1, JACOBIAN_BYTES // max(per_path, 1))
+        basis = torch.eye(d, dtype=x.dtype, device=x.device)
+        jtj = torch.empty((a, k1, d, d), dtype=torch.float64, device=x.device)
+        jtj_next = torch.empty((a, max(k1 - 1, 0), d, d), dtype=torch.float64, device=x.device)
+        for start in range(0, a, chunk):
+            xs = x[start:start + chunk].detach().reshape(-1, d)
+            m = xs.shape[0]
+
+            def push(v, xs=xs):
+                return torch.func.jvp(self.generator, (xs,), (v.expand_as(xs),))[1]
+
+            self._sync()
+            begin = time.perf_counter()
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    # torch's own forward-mode decompositions use torch.jit.script on first use
+                    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+                    tangents = torch.func.vmap(push)(basis)  # (D, m, ...)
+            except Exception as err:
+                if is_out_of_memory(err):
+                    raise
+                raise ForwardModeError(f"forward-mode Jacobians of the generator (torch.func.jvp) failed: "
+                                       f"{one_line(err)}") from err
+            self._sync()
+            self.t_jvp += time.perf_counter() - begin
+            self.n_jvp += m * d
+            if tuple(tangents.shape) != (d, m, *self.out_shape):
+                raise ForwardModeError(f"forward-mode Jacobians of the generator have shape "
+                                       f"{tuple(tangents.shape)}, expected {(d, m, *self.out_shape)}")
+            jac = tangents.reshape(d, -1, k1, n_out).permute(1, 2, 3, 0).to(torch.float64)  # (p, K-1, N, D)
+            del tangents
+            stop = start + jac.shape[0]
+            jtj[start:stop] = jac.mT @ jac
+            if k1 > 1:
+                jtj_next[start:stop] = jac[:, :-1].mT @ jac[:, 1:]
+        return jtj, jtj_next
+
+    def log_ri_hessian(self, x):
+        """(grad log ri (A, K-1, D), its Hessian (A, K-1, D, D)), float64, at points x
+        (A, K-1, D): the Hessian by central differences of the gradient (step 1e-5 (1 +
+        max |x_j|)), symmetrised; entries that are not finite (a difference that left the
+        prior's support) count as 0."""
+        a, k1, d = x.shape
+        flat = x.detach().reshape(-1, d).to(torch.float64)
+        h = 1e-5 * (1.0 + flat.abs().amax(dim=1))
+        eye = torch.eye(d, dtype=torch.float64, device=x.device)
+        shift = h[:, None, None] * eye
+        both = torch.cat([(flat[:, None] + shift).reshape(-1, d), (flat[:, None] - shift).reshape(-1, d), flat])
+        _, grads = self.log_ri(both)
+        n = flat.shape[0]
+        plus, minus, grad = grads[:n * d], grads[n * d:2 * n * d], grads[2 * n * d:]
+        hess = ((plus - minus).reshape(n, d, d) / (2 * h[:, None, None])).mT  # row k: d grad / d x_k
+        hess = torch.where(torch.isfinite(hess), hess, 0.0)
+        hess = 0.5 * (hess + hess.mT)
+        grad = torch.where(torch.isfinite(grad), grad, 0.0)
+        return grad.reshape(a, k1, d), hess.reshape(a, k1, d, d)
+
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
         """Energies of paths ``idx`` (A,) whose free points are ``x`` (A, K-1, D).
@@ -149,6 +221,15 @@ class PathProblem:
         energy = torch.where(failed, float("inf"), energy)
         return Evaluation(self, leaf, out, decoded, l_full, grad_log_ri, energy, failed, d_decoded, d_log_ri,
                           weights)
+
+
+class ForwardModeError(GeneratorError):
+    """The generator cannot be differentiated in forward mode (torch.func.jvp): in-place
+    operations on its inputs, hooks, or operations without a forward-mode derivative."""
+
+
+#: the most bytes the Jacobians of one chunk of paths may take (PathProblem.jacobian_products)
+JACOBIAN_BYTES = 256 * 2 ** 20
 
 
 class Evaluation:

@@ -84,7 +84,8 @@ def result_arrays(result) -> dict:
 
     latents (B, K+1, D), decoded (B, K+1, ...), ri and log_ri (B, K+1), distances (B, K),
     energy and path_log_index (B,), seconds (the result's total time, a 0-d array); for
-    the optimal path also status (B,) strings, iterations (B,) and converged (B,).
+    the optimal path also status (B,) strings, iterations (B,), converged (B,) and gap (B,),
+    the solver's estimate of E - (the minimum's E).
     """
     out = {"latents": _np(result.path), "decoded": _np(result.decoded), "ri": _np(result.ri),
            "log_ri": _np(result.log_ri), "distances": _np(result.distances), "energy": _np(result.energy),
@@ -94,6 +95,7 @@ def result_arrays(result) -> dict:
         out["status"] = np.asarray(result.status, dtype=str)
         out["iterations"] = _np(result.iterations).astype(np.int64)
         out["converged"] = _np(result.converged).astype(bool)
+        out["gap"] = _np(result.gap).astype(np.float64)
     return out
 
 
@@ -118,6 +120,8 @@ def pair_metrics(arrays_by_method: dict, alpha: float, extras: dict | None = Non
             if "status" in arr:
                 row["status"] = str(arr["status"][b])
                 row["iterations"] = int(arr["iterations"][b])
+            if "gap" in arr:  # relative to E (absent from files written before it existed)
+                row["relative_gap"] = float(arr["gap"][b] / abs(arr["energy"][b])) if arr["energy"][b] else 0.0
         for name, fn in (extras or {}).items():
             values = np.asarray(fn(arr["decoded"]), dtype=np.float64)
             for b, row in enumerate(rows):
@@ -130,7 +134,7 @@ def pair_metrics(arrays_by_method: dict, alpha: float, extras: dict | None = Non
 def summarize(per_pair: list) -> dict:
     """{method: summary} over pairs: the mean of every numeric metric, and for the midpoints'
     smallest ri also the worst pair's (``worst_min_ri``, ``worst_min_log_ri``); for the
-    optimal path the count of each solver status."""
+    optimal path the count of each solver status and the largest estimated relative gap."""
     if not per_pair:
         return {}
     out = {}
@@ -145,8 +149,27 @@ def summarize(per_pair: list) -> dict:
         if "status" in rows[0]:
             statuses = [r["status"] for r in rows]
             summary["status"] = {s: statuses.count(s) for s in sorted(set(statuses))}
+        if "relative_gap" in rows[0]:
+            summary["largest_relative_gap"] = float(max(r["relative_gap"] for r in rows))
         out[method] = summary
     return out
+
+
+def solver_line(summary: dict) -> str | None:
+    """One line on how the optimal paths ended: how many converged, the other statuses, and
+    the largest estimated gap to the minimum relative to E (None without optimal paths)."""
+    status = summary.get("status")
+    if not status:
+        return None
+    n = sum(status.values())
+    parts = [f"{status.get('converged', 0)}/{n} paths converged"]
+    parts += [f"{v} {k}" for k, v in status.items() if k != "converged"]
+    line = "Solver: " + ", ".join(parts)
+    if "largest_relative_gap" in summary:
+        line += f"; largest estimated gap to the minimum {summary['largest_relative_gap']:.2g} of E"
+    if status.get("max_iter"):
+        line += " (max_iter: stopped at the iteration limit before the convergence test held; --max-iter raises it)"
+    return line + "."
 
 
 def format_ri(log_ri: float) -> str:

@@ -24,7 +24,7 @@ import torch
 
 from ._arrays import common_kind, kind_of
 from ._path_problem import PathProblem
-from ._solvers import CONVERGED, STATUS_NAMES, Solver
+from ._solver import CONVERGED, STATUS_NAMES, Solver
 from .path import energy_and_grads, path_log_index
 from .priors.base import Prior
 from .realism import METHODS as RI_METHODS
@@ -38,9 +38,10 @@ from .realism import check_alpha
 #: stretch without cost; alpha -> 0 drowns the realism term in log^2 alpha, leaving the
 #: shortest decoded path.
 DEFAULT_ALPHA = math.exp(-1.0)
-METHODS = ("lbfgs", "gd")
-DEFAULT_MAX_ITER = {"lbfgs": 500, "gd": 20000}
-DEFAULT_FTOL = {"lbfgs": 1e-7, "gd": 1e-9}
+METHODS = ("lbfgs-gn", "lbfgs", "gd")
+DEFAULT_METHOD = "lbfgs"
+DEFAULT_MAX_ITER = {"lbfgs-gn": 500, "lbfgs": 500, "gd": 20000}
+DEFAULT_FTOL = {"lbfgs-gn": 1e-6, "lbfgs": 1e-7, "gd": 1e-9}
 #: (latent, decoded-output) copies of every path that a baseline holds at once: the path;
 #: its decoded inner points and the whole decoded path
 BASELINE_COPIES = (1, 2)
@@ -51,7 +52,7 @@ def solver_copies(method, memory=10):
     lower bound (the generator's activations come on top): the iterate, its gradient,
     direction and trial point and, for L-BFGS, 2 x ``memory`` curvature pairs; the result's
     outputs, an evaluation's, and dE/dG."""
-    return 4 + (2 * memory if method == "lbfgs" else 0), 3
+    return 4 + (2 * memory if method != "gd" else 0), 3
 
 
 @dataclass
@@ -73,9 +74,18 @@ class InterpolationResult:
     forward_history, vjp_history : (B, T+1) how many times the path's K-1 free points had
         gone through the generator forward, and through a VJP, when ``energy_history`` was
         reached (times K-1 for points); rejected line-search trials count too.
+    jvp_history : (B, T+1) how many tangents had been pushed through each free point by
+        forward-mode Jacobian-vector products by then (D per Gauss-Newton direction; 0 for
+        methods that take none); the last entry includes the final convergence test's.
     path_log_index : (B,) log ri(path) ~ sum_i log rbar_i |G(x_{i+1}) - G(x_i)| (MATH.md 2).
-    converged : (B,) bool, True where the relative energy decrease fell below ``ftol`` twice
-        in a row (or the gradient below ``gtol``).
+    converged : (B,) bool, True where a first-order test held: the decrease the solver's
+        model predicts along the next direction was at most ``ftol`` |E| (for "lbfgs-gn" in
+        its Gauss-Newton phase: half the Gauss-Newton decrement g^T M^{-1} g; for "lbfgs" and
+        "gd" also after two relative decreases of at most ``ftol`` in a row), or every entry
+        of the gradient was at most ``gtol``.
+    gap : (B,) float64, an estimate of how far E is above the minimum the path was heading
+        for: the model's predicted decrease where it converged, else the larger of that and
+        a trend over the energy history (``fastgeo._solver.gaps``); NaN for baselines.
     status : per path (a tuple, or one string when unbatched): "converged", "max_iter",
         "nan" (the generator or the realism index returned NaN/inf on a trial path: the
         path stopped at its last finite iterate), "no_decrease" (the line search found no
@@ -85,13 +95,18 @@ class InterpolationResult:
     iterations : (B,) accepted iterations of each path.
     n_forward, n_vjp : generator forward points and vector-Jacobian-product points spent
         (endpoints and the final decode included); n_calls: generator calls.
+    n_jvp : Jacobian-vector products spent (a point times a tangent; forward mode), so that
+        generator cost compares across methods.
     timings : seconds spent in generator forwards ("generator_forward"), in VJPs
         ("generator_vjp"), in ``fastgeo.log_ri_and_grad`` ("realism_index"), in
         ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"); for the
         solver, "iterations" holds the same split for the iterations alone (without the set-up
-        and the final results), their number of "rounds" (generator calls), and "per_round":
+        and the final results), their number of "rounds" (generator calls), "per_round":
         a (rounds, 5) numpy array of [forward, VJP, realism index, path energy, total] seconds
-        of each round. On a GPU they are exact only with ``synchronize=True``.
+        of each round, and "seconds_history": a (B, T+1) numpy array, the seconds since the
+        iterations began when each path reached each iterate of ``energy_history``.
+        "generator_jvp": seconds in forward-mode Jacobians. On a GPU they are exact only with
+        ``synchronize=True``.
     """
 
     path: Any
@@ -103,12 +118,15 @@ class InterpolationResult:
     energy_history: Any
     forward_history: Any
     vjp_history: Any
+    jvp_history: Any
     path_log_index: Any
     converged: Any
+    gap: Any
     status: Any
     iterations: Any
     n_forward: int
     n_vjp: int
+    n_jvp: int
     n_calls: int
     method: str
     alpha: float
@@ -125,7 +143,7 @@ class InterpolationResult:
             else self.path_log_index.exp()
 
 
-def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method="lbfgs", *, init=None,
+def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method=DEFAULT_METHOD, *, init=None,
                 max_iter=None, ftol=None, gtol=0.0, memory=10, lr=None, precondition=True, progress=None,
                 backend="auto", ri_method="auto", synchronize=False) -> InterpolationResult:
     """ri-optimal interpolation between latent points (paper eq. 3; MATH.md 3).
@@ -139,7 +157,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     iteration decodes every free point of every active path in one generator call and
     takes one vector-Jacobian product (a single backward) for J^T dE/dG; the realism term
     adds dE/dl_j * grad log ri(x_j). A path leaves the batch, and stops costing generator
-    calls, once (E_prev - E) <= ftol * E in two consecutive iterations (or max |dE/dx| <= gtol).
+    calls, once it has converged (a first-order test, see ``converged`` in
+    :class:`InterpolationResult`) or made ``max_iter`` iterations.
 
     Parameters
     ----------
@@ -153,19 +172,31 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     alpha : scale of the realism index in (0, 1); default 1/e (see ``DEFAULT_ALPHA``: every
         segment keeps at least its squared decoded length as cost, w >= 1).
     method : "lbfgs" (default): per-path L-BFGS preconditioned by the weighted path
-        Laplacian, Armijo line search; "gd": the paper's gradient descent, fixed step 1/L
-        (halved when a step would raise the energy) or ``lr``.
+        Laplacian, Armijo line search; cheap iterations, but on generators whose gain differs
+        by orders of magnitude between latent directions it stops well short of the minimum
+        (docs/solver-diagnosis.md: 5-11% above it after the default 500 iterations on the
+        normal demo model; ``gap`` estimates how far).
+        "lbfgs-gn": L-BFGS until a path stalls or has made 300 iterations, then Gauss-Newton
+        steps with the matrix-weighted path Laplacian (blocks w_i J^T J from forward-mode
+        Jacobians, plus the realism term's convex part; MATH.md 3.1) and Levenberg-Marquardt
+        damping, until the decrease the Gauss-Newton model predicts is at most ``ftol`` |E|:
+        reaches the minimum (to 1e-6 on the normal and semicircle demo models), at D
+        forward-mode products per point and iteration. A generator without forward-mode
+        derivatives gets a warning and L-BFGS only.
+        "gd": the paper's gradient descent, fixed step 1/L (halved when a step would raise the
+        energy) or ``lr``.
     init : optional starting path (B, n_points, D) (or (n_points, D)); its end points must
         equal z0 and z1.
-    max_iter : accepted iterations per path (default 500 for lbfgs, 20000 for gd).
-    ftol : relative energy decrease per iteration that, twice in a row, counts as converged
-        (default 1e-7 for lbfgs, 1e-9 for gd, whose steps decrease E slowly long before the
-        minimum).
+    max_iter : accepted iterations per path (default 500 for lbfgs-gn and lbfgs, 20000 for gd).
+    ftol : the convergence tolerance, relative to E (default 1e-6 for lbfgs-gn, 1e-7 for
+        lbfgs, 1e-9 for gd, whose steps decrease E slowly long before the minimum): the
+        largest predicted decrease along the next direction (and, for lbfgs and gd, the
+        largest decrease of each of the last two iterations) of a converged path.
     gtol : a path also counts as converged once every entry of dE/dx is at most gtol in
         absolute value (default 0: only ``ftol`` decides; E's scale depends on the generator).
     memory : L-BFGS curvature pairs kept per path.
     lr : gd step size (default: 1/L from the path Laplacian, see above).
-    precondition : lbfgs only; False uses the plain L-BFGS initial Hessian gamma I (for
+    precondition : lbfgs (and lbfgs-gn's first phase) only; False uses the plain L-BFGS initial Hessian gamma I (for
         comparisons: it needs many times more iterations on long paths).
     progress : show a tqdm bar of solver rounds; default (None) shows it only when stderr is
         a terminal, so scripts, logs and tests stay quiet.
@@ -218,7 +249,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     decoded = out.decoded
     status = tuple(STATUS_NAMES[int(s)] for s in out.status.tolist())
     result = _assemble(setup, problem, path, decoded, out.log_ri, out.history, out.forward_history,
-                       out.vjp_history, out.status == CONVERGED, status, out.iterations, method, start)
+                       out.vjp_history, out.jvp_history, out.status == CONVERGED, out.gap, status, out.iterations,
+                       method, start)
     result.timings["iterations"] = out.round_timings
     return result
 
@@ -342,8 +374,9 @@ def _finish_baseline(setup, problem, path, method, start, status="baseline"):
     converged = torch.full((b,), status == "converged", dtype=torch.bool, device=path.device)
     iterations = torch.zeros(b, dtype=torch.int64, device=path.device)
     counts = torch.zeros((b, 1), dtype=torch.int64, device=path.device)
-    return _assemble(setup, problem, path, decoded, log_ri, energy[:, None], counts + 1, counts, converged,
-                     (status,) * b, iterations, method, start)
+    gap = torch.full((b,), float("nan"), dtype=torch.float64, device=path.device)
+    return _assemble(setup, problem, path, decoded, log_ri, energy[:, None], counts + 1, counts, counts, converged,
+                     gap, (status,) * b, iterations, method, start)
 
 
 def _energy(decoded, log_ri, alpha, backend):
@@ -357,8 +390,8 @@ def _energy(decoded, log_ri, alpha, backend):
     return torch.where(zero, torch.full_like(e, float("inf")), e)
 
 
-def _assemble(setup, problem, path, decoded, log_ri, history, forward_history, vjp_history, converged, status,
-              iterations, method, start):
+def _assemble(setup, problem, path, decoded, log_ri, history, forward_history, vjp_history, jvp_history, converged,
+              gap, status, iterations, method, start):
     b = path.shape[0]
     with torch.no_grad():
         distances = torch.linalg.vector_norm((decoded[:, 1:] - decoded[:, :-1]).flatten(2), dim=2)
@@ -377,14 +410,16 @@ def _assemble(setup, problem, path, decoded, log_ri, history, forward_history, v
             pli = torch.zeros(0, dtype=torch.float64, device=path.device)
     energy = history[:, -1].clone()
     timings = {"generator_forward": problem.t_forward, "generator_vjp": problem.t_vjp,
-               "realism_index": problem.t_ri, "path_energy": problem.t_energy,
+               "generator_jvp": problem.t_jvp, "realism_index": problem.t_ri, "path_energy": problem.t_energy,
                "total": time.perf_counter() - start}
     out = dict(path=path, decoded=decoded, log_ri=log_ri, ri=log_ri.exp(), distances=distances, energy=energy,
                energy_history=history, forward_history=forward_history, vjp_history=vjp_history,
+               jvp_history=jvp_history, gap=gap,
                path_log_index=pli, converged=converged, iterations=iterations)
     out = {k: _deliver(v, setup) for k, v in out.items()}
     return InterpolationResult(**out, status=status if setup.batched else status[0],
-                               n_forward=problem.n_forward, n_vjp=problem.n_vjp, n_calls=problem.n_calls,
+                               n_forward=problem.n_forward, n_vjp=problem.n_vjp, n_jvp=problem.n_jvp,
+                               n_calls=problem.n_calls,
                                method=method, alpha=setup.alpha, timings=timings)
 
 

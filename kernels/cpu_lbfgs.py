@@ -1,4 +1,4 @@
-"""CPU kernels of the L-BFGS path solver (fastgeo/_lbfgs.py, fastgeo/_solvers.py).
+"""CPU kernels of the L-BFGS path solver (fastgeo/_solver/lbfgs.py, fastgeo/_solver/directions.py).
 
 Two routes share the scalar recursions here. On a GPU the solver reads the pair memory in
 batched torch products and runs only the two-loop recursion's m x m arithmetic on the host
@@ -237,7 +237,7 @@ def path_laplacian_inverse_into(w, out):
     (L_w^{-1})_ij = rho_min(i,j) sigma_max(i,j) / R, with the resistances rho_i (from the
     first point to point i), sigma_j (from point j to the last) and R = rho_K, formed in
     units of the smallest weight's resistance so that neither tiny nor huge weights overflow
-    (see fastgeo._lbfgs.path_laplacian_inverse). The GPU route applies it as a dense product."""
+    (see fastgeo._solver.lbfgs.path_laplacian_inverse). The GPU route applies it as a dense product."""
     nb, k = w.shape
     k1 = k - 1
     rho = np.empty(k)

@@ -17,6 +17,9 @@ import fastgeo
 from fastgeo._path_problem import PathProblem
 from fastgeo.priors import Gaussian, StandardNormal, UniformBox, semicircle
 
+#: the solver methods each solver property is checked for
+SOLVERS = ["lbfgs", "lbfgs-gn"]
+
 
 def mlp(rng, d, n, hidden=16, dtype=torch.float64):
     """A fixed random tanh MLP R^d -> R^n with weights drawn from ``rng``."""
@@ -85,7 +88,8 @@ def test_gradient_matches_autograd_and_finite_differences(rng, prior_name):
 
 # -- Observation 1: linear injective generator, uniform prior on a box --------------------------
 
-def test_observation1_linear_generator_uniform_box_gives_linear_path(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_observation1_linear_generator_uniform_box_gives_linear_path(rng, method):
     d, n, b, k = 4, 7, 3, 11
     a = torch.from_numpy(rng.standard_normal((n, d)))
     gen = lambda x: x @ a.T  # noqa: E731 - injective with probability one
@@ -94,7 +98,7 @@ def test_observation1_linear_generator_uniform_box_gives_linear_path(rng):
     z1 = torch.from_numpy(rng.uniform(-0.9, 0.9, (b, d)))
     linear = fastgeo.linear_path(gen, z0, z1, box, n_points=k + 1)
 
-    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1)
+    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, method=method)
     assert res.status == ("converged",) * b
     torch.testing.assert_close(res.path, linear.path, rtol=0, atol=1e-10)
 
@@ -102,14 +106,15 @@ def test_observation1_linear_generator_uniform_box_gives_linear_path(rng):
     init = linear.path.clone()
     init[:, 1:-1] += 0.1 * torch.from_numpy(rng.standard_normal((b, k - 1, d)))
     init = init.clamp(-1 + 1e-3, 1 - 1e-3)  # strictly inside: the edge has a test of its own
-    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14)
+    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14, method=method)
     assert all(s in ("converged", "no_decrease") for s in res.status)
     assert (res.energy_history[:, 0] > linear.energy * (1 + 1e-3)).all()  # the start was off
     torch.testing.assert_close(res.path, linear.path, rtol=0, atol=1e-8)
     torch.testing.assert_close(res.energy, linear.energy, rtol=1e-12, atol=0)
 
 
-def test_start_on_the_support_edge_is_never_reported_converged_short_of_the_minimum(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_start_on_the_support_edge_is_never_reported_converged_short_of_the_minimum(rng, method):
     # Observation 1's set-up from a start with points on the faces of the box: steps that
     # push them out have E = inf. A path must reach the minimum (the linear path) or say that
     # it stopped short ("stalled" / "no_decrease"); "converged" at a higher energy is a lie.
@@ -124,7 +129,7 @@ def test_start_on_the_support_edge_is_never_reported_converged_short_of_the_mini
     init[:, 1:-1] += 0.5 * torch.from_numpy(rng.standard_normal((b, k - 1, d)))
     init[:, k // 2, 0] = 1.0  # every path has a point on a face
     init = init.clamp(-1, 1)
-    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14)
+    res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14, method=method)
     assert torch.isfinite(res.energy).all()
     assert (res.energy < res.energy_history[:, 0]).all()
     for status, e, e_min in zip(res.status, res.energy.tolist(), linear.energy.tolist()):
@@ -137,7 +142,8 @@ def test_start_on_the_support_edge_is_never_reported_converged_short_of_the_mini
 
 # -- alpha -> 0: decoded geodesics ------------------------------------------------------------
 
-def test_tiny_alpha_gives_great_circles_on_the_sphere(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_tiny_alpha_gives_great_circles_on_the_sphere(rng, method):
     k = 24
     prior = Gaussian([0.8, 0.0], np.eye(2))
     # endpoints in the northern half, far apart in longitude: the linear path in angles runs
@@ -145,7 +151,7 @@ def test_tiny_alpha_gives_great_circles_on_the_sphere(rng):
     theta = rng.uniform(0.5, 1.0, (2, 2))
     z0 = torch.from_numpy(np.stack([theta[0], rng.uniform(-1.3, -0.8, 2)], axis=1))
     z1 = torch.from_numpy(np.stack([theta[1], rng.uniform(0.8, 1.3, 2)], axis=1))
-    res = fastgeo.interpolate(sphere, z0, z1, prior, n_points=k + 1, alpha=1e-300)
+    res = fastgeo.interpolate(sphere, z0, z1, prior, n_points=k + 1, alpha=1e-300, method=method)
     linear = fastgeo.linear_path(sphere, z0, z1, prior, n_points=k + 1, alpha=1e-300)
     assert res.status == ("converged",) * 2
 
@@ -165,10 +171,11 @@ def test_tiny_alpha_gives_great_circles_on_the_sphere(rng):
 
 # -- the semicircle prior --------------------------------------------------------------------
 
-def test_semicircle_2d_optimal_path_stays_realistic():
+@pytest.mark.parametrize("method", SOLVERS)
+def test_semicircle_2d_optimal_path_stays_realistic(method):
     prior = semicircle(2)
     z0, z1 = np.array([4.0, 7.0]), np.array([4.0, -7.0])
-    res = fastgeo.interpolate(identity, z0, z1, prior, n_points=22)
+    res = fastgeo.interpolate(identity, z0, z1, prior, n_points=22, method=method)
     linear = fastgeo.linear_path(identity, z0, z1, prior, n_points=22)
     assert res.status == "converged"
     assert linear.ri.min() < 1e-3  # MATH.md 1.3: about 2e-4 in the limit of many points
@@ -178,13 +185,14 @@ def test_semicircle_2d_optimal_path_stays_realistic():
     assert isinstance(res.path, np.ndarray) and res.path.shape == (22, 2)
 
 
-def test_semicircle_20d_horn_to_horn_raises_path_index(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_semicircle_20d_horn_to_horn_raises_path_index(rng, method):
     prior = semicircle(20)
     b = 3
     e = rng.standard_normal((2, b, 20))
     z0 = prior.means[0] + e[0] @ prior._chols[0].T  # samples of the first horn
     z1 = prior.means[2] + e[1] @ prior._chols[2].T  # and of the third
-    res = fastgeo.interpolate(identity, z0, z1, prior, n_points=16)
+    res = fastgeo.interpolate(identity, z0, z1, prior, n_points=16, method=method)
     linear = fastgeo.linear_path(identity, z0, z1, prior, n_points=16)
     assert all(s == "converged" for s in res.status)
     assert (res.path_log_index > linear.path_log_index).all()
@@ -351,7 +359,8 @@ class NaNAfter:
         return out
 
 
-def test_nan_from_generator_flags_only_that_path(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_nan_from_generator_flags_only_that_path(rng, method):
     # Under a uniform prior and a generator that ignores the third coordinate, that coordinate
     # has zero gradient and never moves: it tags path 1 (+5) against the others (-5).
     gen = mlp(rng, 2, 4)
@@ -361,14 +370,14 @@ def test_nan_from_generator_flags_only_that_path(rng):
     z0[:, 2] = z1[:, 2] = -5.0
     z0[1, 2] = z1[1, 2] = 5.0
     gen = NaNAfter(gen, calls=10**9)
-    clean = fastgeo.interpolate(gen, z0, z1, prior, n_points=8)
+    clean = fastgeo.interpolate(gen, z0, z1, prior, n_points=8, method=method)
     assert int(clean.iterations[1]) >= 2
     # break the generator right after path 1's iteration t: one call decodes the endpoints,
     # then every call evaluates all active paths, so path 1 has been evaluated
     # forward_history[1, t] times by then
     t = int(clean.iterations[1]) // 2
     flaky = NaNAfter(gen.base, calls=1 + int(clean.forward_history[1, t]))
-    res = fastgeo.interpolate(flaky, z0, z1, prior, n_points=8)
+    res = fastgeo.interpolate(flaky, z0, z1, prior, n_points=8, method=method)
     assert res.status[1] == "nan" and not bool(res.converged[1])
     assert res.status[0] == res.status[2] == "converged"
     assert int(res.iterations[1]) == t
@@ -404,11 +413,12 @@ def test_zero_density_endpoints_raise():
         fastgeo.linear_path(identity, np.array([0.0, 3.0]), np.array([0.5, 0.5]), box)
 
 
-def test_box_is_never_left(rng):
+@pytest.mark.parametrize("method", SOLVERS)
+def test_box_is_never_left(rng, method):
     # trial steps that leave the support have infinite energy and are backtracked
     box = UniformBox([-1.0, -1.0], [1.0, 1.0])
     init = np.array([[-0.9, -0.9], [-0.2, 0.99], [0.5, 0.99], [0.9, 0.9]])
-    res = fastgeo.interpolate(identity, init[0], init[-1], box, n_points=4, init=init)
+    res = fastgeo.interpolate(identity, init[0], init[-1], box, n_points=4, init=init, method=method)
     assert np.isfinite(res.energy) and (np.abs(res.path) <= 1).all()
     np.testing.assert_allclose(res.path, np.linspace(init[0], init[-1], 4), atol=1e-6)
 
@@ -529,7 +539,7 @@ def test_default_alpha_trades_realism_against_even_steps():
 def test_copy_rows_moves_the_rows_it_is_given(rng, max_runs):
     """The solver's row copy (runs of consecutive rows as slice copies, or one index_copy_
     past max_runs) equals index assignment, into a non-contiguous view as the solver uses."""
-    from fastgeo._solvers import copy_rows
+    from fastgeo._solver import copy_rows
 
     for _ in range(50):
         n = int(rng.integers(1, 10))

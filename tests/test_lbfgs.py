@@ -1,4 +1,4 @@
-"""The L-BFGS pair memory's two-loop recursion (fastgeo/_lbfgs.py) against the inverse
+"""The L-BFGS pair memory's two-loop recursion (fastgeo/_solver/lbfgs.py) against the inverse
 Hessian built densely from its definition, the BFGS update of H0 = gamma P by each stored
 pair, oldest first:
 
@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from fastgeo._lbfgs import PairMemory, to_host
+from fastgeo._solver.lbfgs import PairMemory, to_host
+from fastgeo.backends.cpu import CPUBackend
+
+CPU = CPUBackend()  # the compiled route's kernels
 
 
 def dense_direction(pairs, P, g, gamma):
@@ -85,7 +88,7 @@ def test_two_loop_matches_the_dense_bfgs_inverse(rng, m, updates, dtype, precond
 
 @pytest.mark.parametrize("k", [2, 3, 17, 51])
 def test_path_laplacian_inverse_inverts_the_chain_laplacian(rng, k):
-    from fastgeo._lbfgs import path_laplacian_inverse
+    from fastgeo._solver.lbfgs import path_laplacian_inverse
 
     w = np.exp(rng.uniform(-3, 3, (5, k)))
     w[1] *= 1e250  # huge and tiny weights: the resistances are formed in relative units
@@ -144,7 +147,7 @@ def test_compiled_step_matches_the_dense_bfgs_inverse(rng, m, updates, dtype, pr
         strided_x.copy_(x_new[order])
         s_stored = (x_new - x[rows]).reshape(len(rows), n).double().numpy()
         y_stored = (g_new - grad[rows]).reshape(len(rows), n).double().numpy()
-        gmax = mem.accept(rows, src, x, grad, strided_x, g_new[order])
+        gmax = mem.accept(CPU, rows, src, x, grad, strided_x, g_new[order])
         np.testing.assert_array_equal(x[rows].numpy(), x_new.numpy())
         np.testing.assert_array_equal(grad[rows].numpy(), g_new.numpy())
         want_gmax = g_new.abs().reshape(len(rows), -1).amax(dim=1).double().numpy()
@@ -156,7 +159,7 @@ def test_compiled_step_matches_the_dense_bfgs_inverse(rng, m, updates, dtype, pr
     first = 0.7
     gamma_in = np.where(mem.n_pairs == 0, first, np.nan)
     out = torch.full((b, k1, d), 5.0, dtype=dtype)
-    gamma, slope = mem.directions(np.arange(b), grad, w, preconditioned, gamma_in, out)
+    gamma, slope = mem.directions(CPU, np.arange(b), grad, w, preconditioned, gamma_in, out)
     tol = 1e-10 if dtype == torch.float64 else 1e-4
     for r in range(b):
         g_r = grad[r].double().numpy().ravel()
@@ -176,7 +179,7 @@ def test_compiled_direction_reports_a_missing_scale(rng):
     grad = torch.from_numpy(rng.standard_normal((b, k1, d)))
     w = np.exp(rng.uniform(-1, 1, (b, k1 + 1)))
     out = torch.full((b, k1, d), 5.0, dtype=torch.float64)
-    gamma, slope = mem.directions(np.array([0, 2]), grad, w, True, np.array([np.nan, 0.5]), out)
+    gamma, slope = mem.directions(CPU, np.array([0, 2]), grad, w, True, np.array([np.nan, 0.5]), out)
     assert np.isnan(gamma[0]) and np.isnan(slope[0])
     assert (out[0] == 5.0).all() and (out[1] == 5.0).all()
     want = -0.5 * np.linalg.solve(chain_laplacian(w[2]), grad[2].numpy())  # p = -gamma L_w^{-1} g
@@ -192,7 +195,6 @@ def test_the_cpu_and_gpu_routes_of_the_solver_agree(rng, monkeypatch, preconditi
     work on subsets) and the memory of 4 pairs wraps. The compiled kernels' thread-pool
     versions give the same bits as their serial ones."""
     import fastgeo
-    from fastgeo import _solvers
     from fastgeo.backends import cpu as cpu_backend
     from fastgeo.priors import StandardNormal
 
@@ -208,7 +210,7 @@ def test_the_cpu_and_gpu_routes_of_the_solver_agree(rng, monkeypatch, preconditi
     compiled = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), **kw)
     monkeypatch.setattr(cpu_backend, "runs_parallel", lambda size: True)
     threaded = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), **kw)
-    monkeypatch.setattr(_solvers, "compiled_lbfgs", lambda device: False)
+    monkeypatch.setattr(cpu_backend.CPUBackend, "compiled_lbfgs", False)
     torch_route = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), **kw)
     assert torch.equal(threaded.path, compiled.path) and torch.equal(threaded.energy, compiled.energy)
     assert compiled.iterations.min() > 5

@@ -20,6 +20,9 @@ class BackendUnavailable(RuntimeError):
 class Backend:
     name = "base"
     devices = ("cpu",)  # "cpu" and/or "cuda"
+    #: whether the L-BFGS path solver forms its directions in this backend's compiled kernels
+    #: (:meth:`lbfgs_accept`, :meth:`lbfgs_directions`) rather than in batched torch products
+    compiled_lbfgs = False
 
     def check_device(self, kind) -> None:
         on = "cuda" if kind.is_cuda else "cpu"
@@ -82,6 +85,16 @@ class Backend:
         Same inputs as :meth:`path_energy`; returns (B,) in G3's dtype; a segment with
         d_i = 0 contributes 0, one between two points of l = -inf that moves gives -inf.
         """
+        raise NotImplementedError
+
+    # -- the L-BFGS path solver's step, compiled (only where ``compiled_lbfgs``) ----------
+    def lbfgs_accept(self, memory, rows, src, x, grad, x_new, g_new):
+        """Make rows ``src`` of (x_new, g_new) the iterates of paths ``rows`` (see
+        :meth:`fastgeo._solver.lbfgs.PairMemory.accept`); returns max |g_new| per path."""
+        raise NotImplementedError
+
+    def lbfgs_directions(self, memory, rows, g, weights, precondition, gamma, out):
+        """-H g into out[rows] (see :meth:`fastgeo._solver.lbfgs.PairMemory.directions`)."""
         raise NotImplementedError
 
     # -- the solver's form of the path energy (fastgeo.interpolate) ----------------------

@@ -86,6 +86,8 @@ def raise_if_marked(out, x, name="z"):
 class CPUBackend(Backend):
     name = "cpu"
     devices = ("cpu",)
+    # one pass per path keeps its curvature pairs in cache (kernels/cpu_lbfgs.py)
+    compiled_lbfgs = True
 
     def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
         from ..kernels import cpu_radial
@@ -194,3 +196,37 @@ class CPUBackend(Backend):
         path_log_index_reduce(d, l, out)
         with np.errstate(over="ignore"):
             return out.astype(G3.dtype)
+
+    def lbfgs_accept(self, memory, rows, src, x, grad, x_new, g_new):
+        from ..kernels.cpu_lbfgs import accept_iterates, accept_iterates_serial
+
+        gmax = np.empty(len(rows))
+        kernel = pick(accept_iterates, accept_iterates_serial, len(rows) * memory.S[0].numel())
+        kernel(_int64(rows), _int64(src), _rows_view(x), _rows_view(grad), _rows_copy(x_new), _rows_copy(g_new),
+               memory.S.numpy(), memory.Y.numpy(), memory.rho, memory.gram, memory.sg, memory.head,
+               memory.n_pairs, memory.curvature, gmax)
+        return gmax
+
+    def lbfgs_directions(self, memory, rows, g, weights, precondition, gamma, out):
+        from ..kernels.cpu_lbfgs import lbfgs_directions, lbfgs_directions_serial
+
+        gamma_used, slope = np.empty(len(rows)), np.empty(len(rows))
+        kernel = pick(lbfgs_directions, lbfgs_directions_serial, len(rows) * memory.S[0].numel())
+        kernel(_int64(rows), _rows_view(g), memory.S.numpy(), memory.Y.numpy(), weights, bool(precondition),
+               np.ascontiguousarray(gamma, dtype=np.float64), memory.rho, memory.gram, memory.sg, memory.head,
+               memory.n_pairs, _rows_view(out), gamma_used, slope)
+        return gamma_used, slope
+
+
+def _int64(rows):
+    return np.ascontiguousarray(rows, dtype=np.int64)
+
+
+def _rows_view(t):
+    """A (B, n) numpy view of a C-contiguous CPU tensor (B, ...) (the kernels write through it)."""
+    return t.detach().view(t.shape[0], -1).numpy()
+
+
+def _rows_copy(t):
+    """(B, n) numpy rows of a CPU tensor (B, ...), a copy only if its layout needs one."""
+    return t.detach().reshape(t.shape[0], -1).contiguous().numpy()

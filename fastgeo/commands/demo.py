@@ -198,9 +198,9 @@ def findings(summary, per_pair, yardstick) -> list:
     if "digit_distance" in lin and yardstick is not None:
         lines.append(f"Decoded midpoints to the nearest real digit: linear {lin['digit_distance']:.3g}, ri-optimal "
                      f"{opt['digit_distance']:.3g} (decoded prior samples: {yardstick:.3g}).")
-    status = opt.get("status", {})
-    if status and set(status) != {"converged"}:
-        lines.append("Solver: " + ", ".join(f"{k} {v}" for k, v in status.items())
-                     + " (max_iter: paths stopped at the iteration limit before the convergence test held; "
-                       "--max-iter raises it).")
+    from .. import compare
+
+    solver = compare.solver_line(opt)
+    if solver:
+        lines.append(solver)
     return lines

@@ -406,6 +406,9 @@ def _run(args):
     print(f"{n} pair(s), {args.n_points - 2} midpoints, alpha = {alpha:.3g}, prior {prior_canonical}; "
           "means over pairs\n")
     print(compare.table(summary))
+    solver = compare.solver_line(summary.get("optimal", {}))
+    if solver:
+        print("\n" + solver)
     print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
     return 0
 

@@ -1,5 +1,5 @@
 """The L-BFGS parts of the path solver: curvature-pair memory, two-loop recursion, and the
-path-Laplacian initial inverse Hessian (MATH.md 3; see :mod:`fastgeo._solvers`).
+path-Laplacian initial inverse Hessian (MATH.md 3; see :mod:`fastgeo._solver`).
 
 The large arrays (the pairs s, y of every path, the Laplacian inverses) are torch tensors on
 the paths' device; the small per-path numbers (rho = 1 / s^T y, the products s_i^T y_j of a
@@ -57,7 +57,7 @@ def path_laplacian_inverse(w):
     (sums and products of positive terms: no cancellation). The resistances are formed in
     units of the largest one, so that neither tiny nor huge weights overflow.
     """
-    from .kernels.cpu_lbfgs import path_laplacian_inverse_into
+    from ..kernels.cpu_lbfgs import path_laplacian_inverse_into
 
     w = np.ascontiguousarray(w, dtype=np.float64)
     out = np.empty((w.shape[0], w.shape[1] - 1, w.shape[1] - 1))
@@ -120,6 +120,7 @@ class PairMemory:
         self.head = np.zeros(b, dtype=np.int64)
         self.n_pairs = np.zeros(b, dtype=np.int64)
         self.sg = np.zeros((b, m))
+        self.curvature = CURVATURE
 
     def forget(self, rows):
         self.n_pairs[rows] = 0
@@ -182,7 +183,7 @@ class PairMemory:
         the rows where ``mask`` is set) where a path has no pair or that ratio is not a
         positive number. Returns (p (A, n) tensor, slope (A,) float64 numpy).
         """
-        from .kernels.cpu_lbfgs import two_loop_first, two_loop_second
+        from ..kernels.cpu_lbfgs import two_loop_first, two_loop_second
 
         m = self.m
         a_rows = len(rows)
@@ -223,47 +224,23 @@ class PairMemory:
         return p, -(gamma * ghq + c_dot_sg)
 
     # -- the CPU route: the whole step compiled, one path at a time (kernels/cpu_lbfgs.py) ------
-    def accept(self, rows, src, x, grad, x_new, g_new):
+    def accept(self, backend, rows, src, x, grad, x_new, g_new):
         """Make x_new[src[r]] (gradient g_new[src[r]]) the iterate of path rows[r]: store the
         curvature pair it makes with the path's current x, grad (where s^T y is positive),
         bring the products S^T g up to date, and copy the point and gradient into x, grad
-        (the solver's CPU tensors (B, ...), written in place). Returns max |g_new| per path."""
-        from .backends.cpu import pick
-        from .kernels.cpu_lbfgs import accept_iterates, accept_iterates_serial
+        (the solver's CPU tensors (B, ...), written in place), in ``backend``'s compiled
+        kernels (``backend.compiled_lbfgs``). Returns max |g_new| per path."""
+        return backend.lbfgs_accept(self, rows, src, x, grad, x_new, g_new)
 
-        gmax = np.empty(len(rows))
-        kernel = pick(accept_iterates, accept_iterates_serial, len(rows) * self.S[0].numel())
-        kernel(_int64(rows), _int64(src), _rows_view(x), _rows_view(grad), _rows_copy(x_new),
-               _rows_copy(g_new), self.S.numpy(), self.Y.numpy(), self.rho, self.gram, self.sg, self.head,
-               self.n_pairs, CURVATURE, gmax)
-        return gmax
-
-    def directions(self, rows, g, weights, precondition, gamma, out):
+    def directions(self, backend, rows, g, weights, precondition, gamma, out):
         """p = -H g into out[rows] (the solver's CPU tensor (B, ...), written in place) for
         gradients g (B, ...), with H0 = gamma L_w^{-1} (``weights`` (B, K) the Laplacian's w)
-        or gamma I; gamma (n,) where given, NaN for s^T y / y^T P y of the newest pair.
-        Returns (gamma used, slope g^T p), both NaN for the paths where gamma was to come
-        from pairs that give none (their out rows are untouched)."""
-        from .backends.cpu import pick
-        from .kernels.cpu_lbfgs import lbfgs_directions, lbfgs_directions_serial
-
-        gamma_used, slope = np.empty(len(rows)), np.empty(len(rows))
-        kernel = pick(lbfgs_directions, lbfgs_directions_serial, len(rows) * self.S[0].numel())
-        kernel(_int64(rows), _rows_view(g), self.S.numpy(), self.Y.numpy(), weights, bool(precondition),
-               np.ascontiguousarray(gamma, dtype=np.float64), self.rho, self.gram, self.sg, self.head,
-               self.n_pairs, _rows_view(out), gamma_used, slope)
-        return gamma_used, slope
+        or gamma I; gamma (n,) where given, NaN for s^T y / y^T P y of the newest pair, in
+        ``backend``'s compiled kernels. Returns (gamma used, slope g^T p), both NaN for the
+        paths where gamma was to come from pairs that give none (their out rows are
+        untouched)."""
+        return backend.lbfgs_directions(self, rows, g, weights, precondition, gamma, out)
 
 
 def _int64(rows):
     return np.ascontiguousarray(rows, dtype=np.int64)
-
-
-def _rows_view(t):
-    """A (B, n) numpy view of a C-contiguous CPU tensor (B, ...) (the kernels write through it)."""
-    return t.detach().view(t.shape[0], -1).numpy()
-
-
-def _rows_copy(t):
-    """(B, n) numpy rows of a CPU tensor (B, ...), a copy only if its layout needs one."""
-    return t.detach().reshape(t.shape[0], -1).contiguous().numpy()

@@ -1,42 +1,22 @@
-"""Per-path minimisers of the path energy: preconditioned L-BFGS and plain gradient descent.
+"""The round loop of the path solver: B independent paths minimised in lock-step.
 
-Both run B independent problems in lock-step *rounds*: in every round each active path
-proposes one trial point (a new step, or a shorter one after a rejected trial), all trials
-are decoded in one generator call, and each path accepts or rejects its own. Only accepted
-paths need a gradient, so the backward pass runs once per round and only if some path
-accepted. A path leaves the batch when it converges (relative energy decrease <= ftol in
-two consecutive iterations, or every gradient entry <= gtol in absolute value), reaches
-max_iter, fails (NaN from the generator), cannot decrease its energy any more, or stalls at
-the edge of the prior's support (see ``Solver._freeze_outside``).
+In every round each active path proposes one trial point (a new step along a fresh
+direction, or a shorter one after a rejected trial), all trials are decoded in one generator
+call, and each path accepts or rejects its own. Only accepted paths need a gradient, so the
+backward pass runs once per round and only if some path accepted. A path leaves the batch
+when it converges (see :meth:`Solver._converged`), reaches max_iter, fails (NaN from the
+generator), cannot decrease its energy any more, or stalls at the edge of the prior's support
+(see ``Solver._freeze_outside``).
+
+The loop owns the batching, the statuses, the histories, the decoded-output cache, the
+timings and the progress bar; what a step is comes from two parts chosen by method and
+backend: a direction strategy (:mod:`fastgeo._solver.directions`) and a step rule
+(:mod:`fastgeo._solver.steps`).
 
 The points, gradients, directions and curvature pairs are tensors on the paths' device; the
-per-path numbers (energies, steps, slopes, counters, statuses, L-BFGS coefficients) are
-float64 numpy arrays on the host, where a round's bookkeeping costs microseconds instead of
-a torch dispatch per tiny operation. On a GPU an L-BFGS iteration fetches them from the
-device in three small transfers: the trial energies, the accepted iterate's products with the
-pair memory, and the two-loop recursion's products (host-to-device copies are asynchronous).
-On the CPU, accepting an iterate (its curvature pair and products) and forming the next
-direction are two compiled kernels (kernels/cpu_lbfgs.py) that work through the pair memory
-in place, one path at a time, so each path's pairs come from memory once per pass and stay
-in cache for the passes that follow (``compiled_lbfgs``).
-
-L-BFGS (``"lbfgs"``) uses the two-loop recursion with a *path-Laplacian* initial inverse
-Hessian. Freezing the weights w_i and treating the generator as a local scaling by c
-(J^T J ~ c I), the energy sum_i w_i |G(x_{i+1}) - G(x_i)|^2 has the Hessian
-2 c (L_w kron I_D), where L_w is the (K-1) x (K-1) tridiagonal weighted Laplacian of the chain
-(diag w_{j-1} + w_j, off-diagonal -w_j). It carries the K^2 ill-conditioning of a chain of
-points that makes gradient descent slow. The weights it is formed with are kept and taken
-anew only when the path's weights have moved (``fastgeo._lbfgs.PathLaplacianInverse``); on a
-GPU its inverse is then formed in closed form (the chain's Green's function) and applied as
-a dense product, on the CPU it is applied by a tridiagonal solve.
-The scale comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
-the first pair, from the path's average gain c = E / sum_i w_i |x_{i+1} - x_i|^2). The
-line search is Armijo backtracking with quadratic interpolation, trying the unit step first.
-
-Gradient descent (``"gd"``) is the paper's method: x <- x - lr grad E with a fixed step per
-path. Unless ``lr`` is given, the step is 1/lambda, lambda = 4 c max_j (w_{j-1} + w_j) the
-Gershgorin bound on the quadratic model's largest eigenvalue (the standard 1/L step), and
-it is halved, and the step retried, whenever the energy would increase.
+per-path numbers (energies, steps, slopes, counters, statuses) are float64 numpy arrays on
+the host, where a round's bookkeeping costs microseconds instead of a torch dispatch per tiny
+operation.
 """
 from __future__ import annotations
 
@@ -46,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._lbfgs import TINY, PairMemory, PathLaplacianInverse, index_on, to_device, to_host
+from . import directions, gaps, steps
+from .lbfgs import index_on, to_device, to_host
 
 ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE, STALLED = range(6)
 STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", FAILED: "nan",
@@ -54,7 +35,6 @@ STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", 
 # a path whose steps stay negligible because its line searches keep running into the edge of
 # the prior's support (E = inf beyond it) stops as "stalled" after this many in a row
 MAX_STALLS = 3
-ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
 
 
@@ -67,32 +47,11 @@ class SolveOutput:
     history: torch.Tensor  # (B, T+1) float64, energy after each accepted iteration, forward-filled
     forward_history: torch.Tensor  # (B, T+1) int64, path evaluations spent by then
     vjp_history: torch.Tensor  # (B, T+1) int64, path VJPs spent by then
+    jvp_history: torch.Tensor  # (B, T+1) int64, tangents pushed through each free point by then
     iterations: torch.Tensor  # (B,) int64
     status: torch.Tensor  # (B,) int64 status codes
+    gap: torch.Tensor  # (B,) float64 estimate of E - (the minimum's E), see gaps.estimate
     round_timings: dict  # seconds spent in the iterations (after the first evaluation), by part
-
-
-def preconditioner_weights(weights):
-    """The segment weights w (n, K) of the path energy (numpy), made usable for L_w: a zero
-    weight (alpha -> 1 where ri = 1) would make L_w singular, an infinite one (log ri below
-    -1e154) would overflow it; keep them definite and finite."""
-    w = np.minimum(weights, 1e300)
-    return w + 1e-9 * w.max(axis=1, keepdims=True) + TINY
-
-
-def path_gain(solver, rows, index, w):
-    """The average gain c (n,) of paths ``rows`` (numpy) with preconditioner weights w.
-
-    c = E / sum_i w_i |x_{i+1} - x_i|^2 is the scale for which 2 c (L_w kron I) is the
-    energy's Hessian when G is a scaled isometry with constant ri. Needed only for a path's
-    first step (or after a failed curvature estimate): one device-to-host transfer then.
-    """
-    s = solver
-    full = torch.cat([s.z0[index][:, None], s.x[index], s.z1[index][:, None]], dim=1).to(torch.float64)
-    dx2 = to_host((full[:, 1:] - full[:, :-1]).square().sum(dim=2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = s.energy[rows] / (w * dx2).sum(axis=1)
-    return np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
 
 
 # a GPU copies scattered rows in one index_copy_ rather than in more than this many copies
@@ -118,18 +77,6 @@ def copy_rows(dst, dst_rows, src, src_rows, max_runs=None):
         dst[d:d + n].copy_(src[s:s + n])
 
 
-def compiled_lbfgs(device):
-    """Whether L-BFGS on ``device`` accepts iterates and forms directions in compiled kernels
-    (kernels/cpu_lbfgs.py: on the CPU, where one pass per path keeps its pairs in cache)
-    rather than in batched torch products (on a GPU). Tests run both routes on the CPU."""
-    return device.type == "cpu"
-
-
-def gershgorin(w, gain):
-    """An upper bound on the largest eigenvalue of 2 c L_w (row sums of |entries|)."""
-    return 4.0 * gain * (w[:, :-1] + w[:, 1:]).max(axis=1)
-
-
 class Solver:
     """State of B independent paths and the round loop shared by both methods.
 
@@ -147,8 +94,6 @@ class Solver:
         self.max_iter = max_iter
         self.ftol = ftol
         self.gtol = gtol
-        self.lr_fixed = lr
-        self.precondition = precondition
         self.progress = progress
         b, k1, d = x0.shape
         self.shape = (b, k1, d)
@@ -165,14 +110,13 @@ class Solver:
         self.small_steps = np.zeros(b, dtype=np.int64)  # consecutive decreases <= ftol
         self.hit_wall = np.zeros(b, dtype=bool)  # a trial of the current line search had E = inf
         self.stalls = np.zeros(b, dtype=np.int64)  # consecutive negligible steps stopped by the wall
-        self.compiled = method == "lbfgs" and compiled_lbfgs(self.device)
-        if method == "lbfgs":
-            self.pairs = PairMemory(b, memory, k1, d, x0.dtype, self.device)
-            self.laplacian = PathLaplacianInverse(b, k1, x0.dtype, self.device, dense=not self.compiled)
-        else:
-            self.lr = np.full(b, np.nan if lr is None else float(lr))
+        # the decrease the direction's model predicts at its first trial step, relative to |E|
+        self.predicted = np.full(b, np.nan)
+        self.n_jvp = np.zeros(b, dtype=np.int64)  # tangents pushed through each free point
+        self.directions = directions.choose(method, self, memory, precondition)
+        self.steps = steps.Halving(self, lr) if method == "gd" else steps.Armijo(self)
 
-    def _index(self, rows):
+    def index(self, rows):
         """Numpy row numbers as an index of the device tensors: a slice when they are all rows
         (rows are sorted and unique), so that reads are views and writes plain copies."""
         return slice(None) if len(rows) == self.shape[0] else index_on(rows, self.device)
@@ -202,6 +146,9 @@ class Solver:
         self.n_vjp = np.ones(b, dtype=np.int64)
         self.forward_history = np.zeros((b, columns), dtype=np.int64)
         self.vjp_history = np.zeros_like(self.forward_history)
+        self.jvp_history = np.zeros_like(self.forward_history)
+        # seconds since the iterations began, when each accepted iterate was reached
+        self.seconds_history = np.zeros((b, columns))
         self.forward_history[:, 0] = 1
         self.vjp_history[:, 0] = 1
         # Decoded outputs are not copied every round (that would be a pass over the largest
@@ -228,6 +175,8 @@ class Solver:
         bar = _progress_bar(self.progress, self.max_iter, self.method)
         p = self.problem
         before = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
+        self._t0 = before[-1]
+        self._jvp0 = p.t_jvp
         per_round = []
         try:
             while True:
@@ -252,22 +201,31 @@ class Solver:
         self.round_timings["rounds"] = self._round_id
         # (generator forward, VJP, realism index, path energy, total) seconds of each round
         self.round_timings["per_round"] = np.array(per_round, dtype=np.float64).reshape(-1, 5)
+        self.round_timings["generator_jvp"] = p.t_jvp - self._jvp0
+        # the Jacobians of a final convergence test come after the last accepted iterate
+        self.jvp_history[everyone, self.iterations] = self.n_jvp
         t = int(self.iterations.max()) if b else 0
         # forward-fill: a path that stopped keeps its final energy
         last = np.minimum(np.arange(t + 1)[None, :], self.iterations[:, None])
-        history, fwd, vjp = (np.take_along_axis(h[:, : t + 1], last, axis=1)
-                             for h in (self.history, self.forward_history, self.vjp_history))
+        history, fwd, vjp, jvp, seconds = (
+            np.take_along_axis(h[:, : t + 1], last, axis=1) for h in
+            (self.history, self.forward_history, self.vjp_history, self.jvp_history, self.seconds_history))
+        # (B, T+1): seconds since the iterations began when each path reached each iterate
+        self.round_timings["seconds_history"] = seconds
+        gap = gaps.estimate(self.history, self.iterations, self.predicted * np.abs(self.energy),
+                            self.status == CONVERGED)
 
         def out(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
         return SolveOutput(self.x, self.decoded_path, self.log_ri, out(self.energy), out(history), out(fwd),
-                           out(vjp),
-                           out(self.iterations), out(self.status), self.round_timings)
+                           out(vjp), out(jvp), out(self.iterations), out(self.status), out(gap),
+                           self.round_timings)
 
     def _grow_histories(self):
         columns = min(2 * self.history.shape[1], self.max_iter + 1)
-        for name, fill in (("history", np.nan), ("forward_history", 0), ("vjp_history", 0)):
+        for name, fill in (("history", np.nan), ("forward_history", 0), ("vjp_history", 0), ("jvp_history", 0),
+                           ("seconds_history", 0.0)):
             old = getattr(self, name)
             new = np.full((old.shape[0], columns), fill, dtype=old.dtype)
             new[:, : old.shape[1]] = old
@@ -290,6 +248,16 @@ class Solver:
             if not users:
                 del self._kept[r]
 
+    def current_decoded(self, rows):
+        """The decoded outputs (n, K-1, ...) of the current iterates of paths ``rows`` (a copy)."""
+        out = self.decoded.new_empty((len(rows), *self.decoded.shape[1:]))
+        source = self._source_round[rows]
+        for r in np.unique(source):
+            mine = np.flatnonzero(source == r)
+            src, src_rows = (self.decoded, rows[mine]) if r < 0 else (self._kept[r], self._source_row[rows[mine]])
+            out[index_on(mine, self.device)] = src[index_on(src_rows, self.device)]
+        return out
+
     def _copy_out(self, rows):
         """Copy the decoded outputs of ``rows`` into ``self.decoded``; they point there after."""
         source = self._source_round[rows]
@@ -304,7 +272,10 @@ class Solver:
         fresh = active[self.new_direction[active]]
         if fresh.size:
             self._start_line_search(fresh)
-        index = self._index(active)
+            active = active[self.status[active] == ACTIVE]
+            if not active.size:
+                return
+        index = self.index(active)
         step = self.step[active]
         trial = torch.addcmul(self.x[index], to_device(step, self.x)[:, None, None], self.direction[index])
         ev = self.problem.evaluate(None if isinstance(index, slice) else index, trial)
@@ -314,10 +285,7 @@ class Solver:
         energy, failed, weights = host[:, 0], host[:, 1].astype(bool), host[:, 2:]
         self.n_forward[active] += 1
         e_old = self.energy[active]
-        if self.method == "gd":
-            ok = energy <= e_old
-        else:
-            ok = energy <= e_old + ARMIJO * step * self.slope[active]
+        ok = self.steps.accepts(energy, e_old, step, self.slope[active])
         ok &= np.isfinite(energy) & ~failed
         self.status[active[failed]] = FAILED
         if ok.any():
@@ -343,7 +311,7 @@ class Solver:
         """
         at = np.flatnonzero(wall)
         rows = active[at]
-        index = self._index(rows)
+        index = self.index(rows)
         inside = ~torch.isneginf(ev.log_ri[index_on(at, self.device)][:, 1:-1])
         p = self.direction[index] * inside[:, :, None].to(self.direction.dtype)
         slope, froze = to_host(torch.stack([torch.linalg.vecdot(p.flatten(1), self.grad[index].flatten(1)),
@@ -366,28 +334,9 @@ class Solver:
         took = np.flatnonzero(ok)
         rows, e_new, e_old = active[took], energy[took], e_old[took]
         if took.size < active.size:
-            sel = index_on(took, self.device)
-            log_ri = log_ri[sel]
-        index = self._index(rows)
-        if self.compiled:  # stores the pair and copies the point and gradient in one pass
-            gmax = self.pairs.accept(rows, took, self.x, self.grad, trial, grad)
-        else:
-            if took.size < active.size:
-                grad, trial = grad[sel], trial[sel]
-            # the per-path numbers of the new iterate, in one transfer: max |dE/dx| (and the
-            # products of the new curvature pair and gradient with the pair memory)
-            flat = grad.reshape(rows.size, -1)
-            stats = flat.abs().amax(dim=1).to(torch.float64)[:, None]
-            if self.method == "lbfgs":
-                s = (trial - self.x[index]).reshape(rows.size, -1)
-                y = flat - self.grad[index].reshape(rows.size, -1)
-                stats = torch.cat([stats, self.pairs.products(index, s, y, flat)], dim=1)
-            stats = to_host(stats)
-            gmax = stats[:, 0]
-            if self.method == "lbfgs":
-                self.pairs.remember(rows, s, y, stats[:, 1:])
-            self.x[index] = trial
-            self.grad[index] = grad
+            log_ri = log_ri[index_on(took, self.device)]
+        index = self.index(rows)
+        gmax = self.directions.accept(rows, took, trial, grad)
         self.log_ri[index] = log_ri
         self.weights[rows] = weights[took]
         self.energy[rows] = e_new
@@ -401,6 +350,8 @@ class Solver:
         self.history[rows, it] = e_new
         self.forward_history[rows, it] = self.n_forward[rows]
         self.vjp_history[rows, it] = self.n_vjp[rows]
+        self.jvp_history[rows, it] = self.n_jvp[rows]
+        self.seconds_history[rows, it] = time.perf_counter() - self._t0
         self.new_direction[rows] = True
         # one small decrease can be a short step of a poor direction: it takes two in a row
         small = (e_old - e_new) <= self.ftol * np.abs(e_new)
@@ -412,124 +363,45 @@ class Solver:
         self.stalls[rows] = np.where(walled, self.stalls[rows] + 1, 0)
         small &= ~walled
         self.small_steps[rows] = np.where(small, self.small_steps[rows] + 1, 0)
-        done = (self.small_steps[rows] >= 2) | (gmax <= self.gtol)
+        # every |dE/dx| <= gtol is first-order optimality itself; the other tests (and the
+        # iteration limit) are taken at the next fresh direction, see _start_line_search
+        done = gmax <= self.gtol
         self.status[rows[done]] = CONVERGED
         if walled.any():
             stalled = rows[~done & (self.stalls[rows] >= MAX_STALLS)]
             self.status[stalled] = STALLED
-            done[np.isin(rows, stalled)] = True
-        self.status[rows[~done & (it >= self.max_iter)]] = MAX_ITER
 
     def _backtrack(self, rows, e_trial):
-        t = self.step[rows]
         self.backtracks[rows] += 1
-        if self.method == "gd":
-            self.lr[rows] *= 0.5
-            self.step[rows] = self.lr[rows]
-        else:
-            # minimiser of the quadratic through E(0), E'(0) and E(t), kept in [0.1 t, 0.5 t]
-            slope = self.slope[rows]
-            curv = e_trial - self.energy[rows] - slope * t
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                t_quad = -slope * t * t / (2 * curv)
-            t_quad = np.where(np.isfinite(t_quad), t_quad, 0.5 * t)
-            self.step[rows] = np.minimum(np.maximum(t_quad, 0.1 * t), 0.5 * t)
+        self.step[rows] = self.steps.shorter(rows, e_trial)
         stuck = rows[self.backtracks[rows] > MAX_BACKTRACKS]
-        if stuck.size and self.method == "lbfgs":
-            # with curvature memory, forget it and retry along the preconditioned gradient;
-            # without, there is no decrease left to find
-            had_memory = self.pairs.n_pairs[stuck] > 0
-            self.pairs.forget(stuck[had_memory])
-            self.new_direction[stuck[had_memory]] = True
-            stuck = stuck[~had_memory]
+        if stuck.size:
+            retry = self.directions.restart(stuck)
+            self.new_direction[stuck[retry]] = True
+            stuck = stuck[~retry]
         self.status[stuck] = NO_DECREASE
 
     # -- directions ----------------------------------------------------------------------------
     def _start_line_search(self, rows):
+        """Fresh directions for paths ``rows``, and the tests that need one: a path whose
+        model predicts a decrease of at most ftol |E| along it (and that the direction
+        strategy's test accepts, :meth:`Direction.converged`) has converged; a path that has
+        made max_iter iterations stops there. Returns the rows that go on to a trial."""
         self.backtracks[rows] = 0
         self.hit_wall[rows] = False
-        index = self._index(rows)
-        g = self.grad[index]
-        if self.method == "gd":
-            if self.lr_fixed is None:
-                unset = rows[np.isnan(self.lr[rows])]
-                if unset.size:
-                    w = preconditioner_weights(self.weights[unset])
-                    self.lr[unset] = 1.0 / gershgorin(w, path_gain(self, unset, self._index(unset), w))
-            self.direction[index] = -g
-            self.step[rows] = self.lr[rows]
-            slope = -to_host(torch.linalg.vecdot(g.flatten(1), g.flatten(1)))
-        else:
-            slope = self._lbfgs_direction(rows)
-            uphill = ~(slope < 0)
-            if uphill.any():  # not a descent direction (stale curvature): restart from the gradient
-                self.pairs.forget(rows[uphill])
-                slope[uphill] = self._lbfgs_direction(rows[uphill])
-            self.step[rows] = 1.0
+        slope = self.directions.start(rows)
         self.slope[rows] = slope
+        self.step[rows] = self.steps.first(rows)
         self.new_direction[rows] = False
-
-    def _lbfgs_direction(self, rows):
-        """-H g of paths ``rows`` into ``self.direction``, H the L-BFGS inverse Hessian with
-        H0 = gamma L_w^{-1} (or gamma I unpreconditioned); returns the slopes g^T (-H g).
-
-        gamma (see :meth:`PairMemory.direction`) comes from the newest pair; before the first
-        pair (or where that gives no positive number) it is the quadratic model's own scale
-        1 / (2 c) (or 1 / lambda_max unpreconditioned).
-        """
-        w = preconditioner_weights(self.weights[rows])
-        if self.compiled:
-            return self._compiled_direction(rows, w)
-        # When at least half of the paths need a direction, it is formed for all of them and
-        # the others' discarded: that reads the pair memory in place instead of gathering it.
-        b = self.shape[0]
-        everyone = len(rows) < b <= 2 * len(rows)
-        p, slope = self._direction(np.arange(b) if everyone else rows, rows, w)
-        if everyone:
-            p, slope = p[index_on(rows, self.device)], slope[rows]
-        self.direction[self._index(rows)] = p
-        return slope
-
-    def _compiled_direction(self, rows, w):
-        """:meth:`_lbfgs_direction` on the CPU: one kernel call (kernels/cpu_lbfgs.py) writes
-        the directions in place; a second one, for the paths whose pairs give no scale."""
-        if self.precondition:
-            self.laplacian.refresh(rows, w)
-        gamma = np.full(len(rows), np.nan)  # NaN: from the newest pair
-        first = self.pairs.n_pairs[rows] == 0
-        if first.any():
-            gamma[first] = self._first_scale(rows[first], w[first])
-        common = (self.grad, self.laplacian.weights, self.precondition)
-        gamma, slope = self.pairs.directions(rows, *common, gamma, self.direction)
-        unscaled = np.isnan(gamma)
-        if unscaled.any():
-            again = self._first_scale(rows[unscaled], w[unscaled])
-            _, slope[unscaled] = self.pairs.directions(rows[unscaled], *common, again, self.direction)
-        return slope
-
-    def _first_scale(self, rows, w):
-        gain = path_gain(self, rows, self._index(rows), w)
-        return 0.5 / gain if self.precondition else 1.0 / gershgorin(w, gain)
-
-    def _direction(self, rows, fresh, fresh_w):
-        """(-H g, slope) for paths ``rows`` by torch products (the GPU route); ``fresh`` (a
-        subset, weights ``fresh_w``) get their preconditioner refreshed."""
-        index = self._index(rows)
-        a_rows, (_, k1, d) = len(rows), self.shape
-        g = self.grad[index].reshape(a_rows, k1 * d)
-        if self.precondition:
-            self.laplacian.refresh(fresh, fresh_w)
-
-        def apply_h0(q, y):
-            if not self.precondition:
-                return q, y
-            hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
-            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
-
-        w = fresh_w if len(fresh) == a_rows else preconditioner_weights(self.weights[rows])  # for first_scale
-        p, slope = self.pairs.direction(rows, index, g, apply_h0,
-                                        lambda mask: self._first_scale(rows[mask], w[mask]))
-        return p.view(a_rows, k1, d), slope
+        # the quadratic model's decrease at the first trial step t along p: -t g^T p / 2 for a
+        # (quasi-)Newton step t = 1 and for a gradient step t = 1/L alike
+        with np.errstate(divide="ignore", invalid="ignore"):
+            predicted = np.maximum(-0.5 * self.step[rows] * slope, 0.0) / np.abs(self.energy[rows])
+        self.predicted[rows] = np.where(np.isfinite(predicted), predicted, np.inf)
+        done = self.directions.converged(rows, self.predicted[rows], self.small_steps[rows] >= 2)
+        self.status[rows[done]] = CONVERGED
+        self.status[rows[~done & (self.iterations[rows] >= self.max_iter)]] = MAX_ITER
+        return rows[self.status[rows] == ACTIVE]
 
 
 def _update_bar(bar, solver, active):

@@ -1,0 +1,339 @@
+"""Search directions: the interchangeable part of the path solver.
+
+A direction strategy forms each path's next search direction p into ``solver.direction``
+(:meth:`Direction.start`, returning the slopes g^T p), takes in the iterates the line search
+accepted (:meth:`Direction.accept`, which also writes them into ``solver.x`` and
+``solver.grad``), and says which paths whose line search failed may retry from a fresh start
+(:meth:`Direction.restart`). :func:`choose` picks one by method and backend:
+
+- ``"gd"``: :class:`SteepestDescent`, p = -g (the paper's method);
+- ``"lbfgs"``: L-BFGS with the path-Laplacian initial inverse Hessian H0 = gamma L_w^{-1}
+  (kron I_D), two routes of the same recursion (fastgeo._solver.lbfgs): :class:`LBFGS` in
+  batched torch products (GPUs, and backends without compiled kernels) and
+  :class:`CompiledLBFGS`, whose accepted iterates and directions are compiled kernels of the
+  backend (``Backend.compiled_lbfgs``: the CPU's, one pass per path with its pairs in cache).
+
+The scale gamma comes from the latest curvature pair, gamma = s^T y / y^T L_w^{-1} y (before
+the first pair, from the path's average gain c: gamma = 1 / (2 c), see
+:mod:`fastgeo._solver.scales`). The weights L_w is formed with are kept and taken anew only
+when the path's weights have moved (:class:`~fastgeo._solver.lbfgs.PathLaplacianInverse`).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .. import backends
+from .._arrays import kind_of
+from .._path_problem import ForwardModeError
+from .lbfgs import PairMemory, PathLaplacianInverse, index_on, to_host
+from .scales import gershgorin, path_gain, preconditioner_weights
+
+
+#: L-BFGS iterations of "lbfgs-gn" before its Gauss-Newton phase (unless a path stalls first)
+SWITCH_AFTER = 300
+
+
+def choose(method, solver, memory=10, precondition=True):
+    """The direction strategy of ``method`` for the paths of ``solver``, on the backend that
+    runs its problem (``solver.problem.backend``) for tensors like ``solver.x``."""
+    if method == "gd":
+        return SteepestDescent(solver)
+    backend = backends.select(solver.problem.backend, kind_of(solver.x))
+    cls = CompiledLBFGS if backend.compiled_lbfgs else LBFGS
+    lbfgs = cls(solver, memory, precondition, backend)
+    return LBFGSThenGaussNewton(solver, lbfgs, SWITCH_AFTER) if method == "lbfgs-gn" else lbfgs
+
+
+class Direction:
+    """The interface (see the module docstring); ``solver`` is the round loop."""
+
+    def __init__(self, solver):
+        self.solver = solver
+
+    def start(self, rows):
+        """Write the directions of paths ``rows`` into solver.direction; return g^T p (n,)."""
+        raise NotImplementedError
+
+    def accept(self, rows, took, trial, grad):
+        """Make trial[took] (gradients grad[took]; ``trial`` and ``grad`` hold a row per path
+        of the round) the iterates of paths ``rows``; return max |g| of each new iterate."""
+        raise NotImplementedError
+
+    def restart(self, rows):
+        """Paths ``rows`` found no decrease along their direction: the mask of those that may
+        retry along a fresh one (the others stop)."""
+        return np.zeros(len(rows), dtype=bool)
+
+    def converged(self, rows, predicted, stalled):
+        """The first-order test of paths ``rows`` at their fresh directions: ``predicted`` is
+        the decrease their model predicts, relative to |E|, ``stalled`` whether their last two
+        decreases were each at most ftol |E|. By default both must hold: a stalled energy
+        alone is no sign of a minimum."""
+        return stalled & (predicted <= self.solver.ftol)
+
+    def _taken(self, took, trial, grad):
+        """The rows ``took`` of the round's trial points and gradients (views if all rows)."""
+        if len(took) < len(trial):
+            sel = index_on(took, self.solver.device)
+            return trial[sel], grad[sel]
+        return trial, grad
+
+    def _copy_accepted(self, rows, took, trial, grad):
+        """The plain accept: max |g| in one transfer, then the point and gradient copied."""
+        s = self.solver
+        trial, grad = self._taken(took, trial, grad)
+        index = s.index(rows)
+        gmax = to_host(grad.reshape(len(rows), -1).abs().amax(dim=1))
+        s.x[index] = trial
+        s.grad[index] = grad
+        return gmax
+
+
+class SteepestDescent(Direction):
+    """p = -g: the paper's gradient descent (with the :class:`~fastgeo._solver.steps.Halving`
+    step rule)."""
+
+    def start(self, rows):
+        s = self.solver
+        g = s.grad[s.index(rows)]
+        s.direction[s.index(rows)] = -g
+        return -to_host(torch.linalg.vecdot(g.flatten(1), g.flatten(1)))
+
+    def accept(self, rows, took, trial, grad):
+        return self._copy_accepted(rows, took, trial, grad)
+
+
+class LBFGS(Direction):
+    """L-BFGS directions -H g by batched torch products (the route GPUs take)."""
+
+    dense_laplacian = True  # L_w^{-1} formed and applied as a matrix (else solved with L_w)
+
+    def __init__(self, solver, memory, precondition, backend):
+        super().__init__(solver)
+        b, k1, d = solver.shape
+        self.backend = backend
+        self.precondition = precondition
+        self.pairs = PairMemory(b, memory, k1, d, solver.x.dtype, solver.device)
+        self.laplacian = PathLaplacianInverse(b, k1, solver.x.dtype, solver.device, dense=self.dense_laplacian)
+
+    def start(self, rows):
+        slope = self._directions(rows)
+        uphill = ~(slope < 0)
+        if uphill.any():  # not a descent direction (stale curvature): restart from the gradient
+            self.pairs.forget(rows[uphill])
+            slope[uphill] = self._directions(rows[uphill])
+        return slope
+
+    def restart(self, rows):
+        # with curvature memory, forget it and retry along the preconditioned gradient;
+        # without, there is no decrease left to find
+        had_memory = self.pairs.n_pairs[rows] > 0
+        self.pairs.forget(rows[had_memory])
+        return had_memory
+
+    def first_scale(self, rows, w):
+        """gamma where no curvature pair gives one: 1 / (2 c) for H0 = gamma L_w^{-1}, or
+        1 / lambda_max for H0 = gamma I."""
+        gain = path_gain(self.solver, rows, w)
+        return 0.5 / gain if self.precondition else 1.0 / gershgorin(w, gain)
+
+    def accept(self, rows, took, trial, grad):
+        s = self.solver
+        trial, grad = self._taken(took, trial, grad)
+        index = s.index(rows)
+        # the per-path numbers of the new iterate, in one transfer: max |dE/dx| and the
+        # products of the new curvature pair and gradient with the pair memory
+        flat = grad.reshape(rows.size, -1)
+        ds = (trial - s.x[index]).reshape(rows.size, -1)
+        dy = flat - s.grad[index].reshape(rows.size, -1)
+        stats = torch.cat([flat.abs().amax(dim=1).to(torch.float64)[:, None],
+                           self.pairs.products(index, ds, dy, flat)], dim=1)
+        stats = to_host(stats)
+        self.pairs.remember(rows, ds, dy, stats[:, 1:])
+        s.x[index] = trial
+        s.grad[index] = grad
+        return stats[:, 0]
+
+    def _directions(self, rows):
+        """-H g of paths ``rows`` into solver.direction; returns the slopes g^T (-H g).
+
+        When at least half of the paths need a direction, it is formed for all of them and
+        the others' discarded: that reads the pair memory in place instead of gathering it.
+        """
+        s = self.solver
+        w = preconditioner_weights(s.weights[rows])
+        b = s.shape[0]
+        everyone = len(rows) < b <= 2 * len(rows)
+        p, slope = self._torch_direction(np.arange(b) if everyone else rows, rows, w)
+        if everyone:
+            p, slope = p[index_on(rows, s.device)], slope[rows]
+        s.direction[s.index(rows)] = p
+        return slope
+
+    def _torch_direction(self, rows, fresh, fresh_w):
+        """(-H g, slope) for paths ``rows`` by torch products; ``fresh`` (a subset, weights
+        ``fresh_w``) get their preconditioner refreshed."""
+        s = self.solver
+        index = s.index(rows)
+        a_rows, (_, k1, d) = len(rows), s.shape
+        g = s.grad[index].reshape(a_rows, k1 * d)
+        if self.precondition:
+            self.laplacian.refresh(fresh, fresh_w)
+
+        def apply_h0(q, y):
+            if not self.precondition:
+                return q, y
+            hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
+            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
+
+        w = fresh_w if len(fresh) == a_rows else preconditioner_weights(s.weights[rows])  # for first_scale
+        p, slope = self.pairs.direction(rows, index, g, apply_h0, lambda mask: self.first_scale(rows[mask], w[mask]))
+        return p.view(a_rows, k1, d), slope
+
+
+class CompiledLBFGS(LBFGS):
+    """The same L-BFGS in the backend's compiled kernels (kernels/cpu_lbfgs.py): accepting
+    an iterate (its curvature pair and products) and forming the next direction are one call
+    each, working through the pair memory in place one path at a time, so each path's pairs
+    come from memory once per pass and stay in cache for the passes that follow."""
+
+    dense_laplacian = False
+
+    def accept(self, rows, took, trial, grad):
+        s = self.solver
+        return self.pairs.accept(self.backend, rows, took, s.x, s.grad, trial, grad)
+
+    def _directions(self, rows):
+        s = self.solver
+        w = preconditioner_weights(s.weights[rows])
+        if self.precondition:
+            self.laplacian.refresh(rows, w)
+        gamma = np.full(len(rows), np.nan)  # NaN: from the newest pair
+        first = self.pairs.n_pairs[rows] == 0
+        if first.any():
+            gamma[first] = self.first_scale(rows[first], w[first])
+        common = (s.grad, self.laplacian.weights, self.precondition)
+        gamma, slope = self.pairs.directions(self.backend, rows, *common, gamma, s.direction)
+        unscaled = np.isnan(gamma)
+        if unscaled.any():
+            again = self.first_scale(rows[unscaled], w[unscaled])
+            _, slope[unscaled] = self.pairs.directions(self.backend, rows[unscaled], *common, again, s.direction)
+        return slope
+
+
+#: Levenberg-Marquardt damping of the Gauss-Newton system, relative to the mean diagonal of each block
+GN_DAMPING = 1e-6
+
+class GaussNewton(Direction):
+    """Gauss-Newton directions p = -(M + R + lambda I)^{-1} g with the matrix-weighted path
+    Laplacian M (blocks from J^T J) and the realism term's convex part R
+    (:mod:`fastgeo._solver.metric`); lambda_j = GN_DAMPING times the mean diagonal entry of
+    block j of M + R, raised where the system will not factor. Each direction takes the generator's
+    Jacobian at every free point (D forward-mode products a point, counted as JVPs) and a
+    block-tridiagonal solve of (K-1) D^3 operations a path.
+
+    Its slope is minus the Gauss-Newton decrement g^T (M + R + lambda I)^{-1} g: half of it
+    is the decrease the Gauss-Newton model predicts, the solver's first-order test.
+    (Reusing a path's Jacobians for a few directions was measured slower: it cost more
+    iterations than it saved; docs/solver-diagnosis.md.)"""
+
+    def __init__(self, solver):
+        super().__init__(solver)
+        # Levenberg-Marquardt's adaptive factor on GN_DAMPING: raised after a step the line
+        # search had to shorten, lowered after a full one
+        self.boost = np.ones(solver.shape[0])
+
+    def start(self, rows):
+        from .metric import gauss_newton_blocks, realism_blocks, realism_derivatives, solve_block_tridiagonal
+
+        s = self.solver
+        problem = s.problem
+        index = s.index(rows)
+        x, g = s.x[index], s.grad[index]
+        jtj, jtj_next = problem.jacobian_products(x)
+        s.n_jvp[rows] += s.shape[2]
+        full = torch.cat([problem.g0[index][:, None], s.current_decoded(rows), problem.g1[index][:, None]], dim=1)
+        full = full.flatten(2).to(torch.float64)
+        dist2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
+        d_l, d2_l = realism_derivatives(s.log_ri[index], dist2, s.alpha)
+        grad_l, hess_l = problem.log_ri_hessian(x)
+        weights = torch.from_numpy(np.minimum(s.weights[rows], 1e300)).to(s.device)
+        diag, off = gauss_newton_blocks(jtj, jtj_next, weights, realism_blocks(d_l, d2_l, grad_l, hess_l))
+        # Marquardt's damping, point by point: the generator's gain may differ by orders of
+        # magnitude along a path (near the origin of the Kilcher model's log-radius map)
+        scale = diag.diagonal(dim1=-2, dim2=-1).mean(dim=2)
+        boost = torch.from_numpy(self.boost[rows]).to(s.device)[:, None]
+        damping = GN_DAMPING * boost * scale + torch.finfo(torch.float64).tiny
+        p, _ = solve_block_tridiagonal(diag, off, -g.to(torch.float64), damping)
+        s.direction[index] = p.to(s.x.dtype)
+        return to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1).to(torch.float64)))
+
+    def accept(self, rows, took, trial, grad):
+        full = self.solver.step[rows] >= 1.0
+        self.boost[rows] = np.clip(np.where(full, self.boost[rows] / 4, self.boost[rows] * 8), 1.0, BOOST_MAX)
+        return self._copy_accepted(rows, took, trial, grad)
+
+
+#: the largest factor on GN_DAMPING
+BOOST_MAX = 1e6
+
+
+class LBFGSThenGaussNewton(Direction):
+    """L-BFGS (the cheap iterations that shape the path) until a path stalls (two small
+    relative decreases) or has made ``switch_after`` iterations, then Gauss-Newton (which
+    finishes the slow part, the directions of small generator gain, in tens of iterations;
+    docs/solver-diagnosis.md). A path converges only in the Gauss-Newton phase, when the
+    decrease the Gauss-Newton model predicts is at most ftol |E|.
+
+    Where the generator has no forward-mode derivatives, a warning says so and every path
+    stays with L-BFGS (whose convergence test then applies)."""
+
+    def __init__(self, solver, lbfgs, switch_after):
+        super().__init__(solver)
+        self.lbfgs = lbfgs
+        self.gauss_newton = GaussNewton(solver)
+        self.switch_after = switch_after
+        self.in_gauss_newton = np.zeros(solver.shape[0], dtype=bool)
+        self.available = True
+
+    def start(self, rows):
+        s = self.solver
+        if self.available:
+            ready = (s.small_steps[rows] >= 2) | (s.iterations[rows] >= self.switch_after)
+            self.in_gauss_newton[rows[ready]] = True
+        late = self.in_gauss_newton[rows]
+        slope = np.empty(len(rows))
+        if late.any():
+            try:
+                slope[late] = self.gauss_newton.start(rows[late])
+            except ForwardModeError as err:
+                warnings.warn(f"method 'lbfgs-gn' continues with L-BFGS only: {err}", UserWarning, stacklevel=2)
+                self.available = False
+                self.in_gauss_newton[:] = False
+                late[:] = False
+        if (~late).any():
+            slope[~late] = self.lbfgs.start(rows[~late])
+        return slope
+
+    def converged(self, rows, predicted, stalled):
+        if not self.available:
+            return super().converged(rows, predicted, stalled)
+        return self.in_gauss_newton[rows] & (predicted <= self.solver.ftol)
+
+    def restart(self, rows):
+        retry = np.zeros(len(rows), dtype=bool)
+        early = ~self.in_gauss_newton[rows]
+        retry[early] = self.lbfgs.restart(rows[early])
+        return retry
+
+    def accept(self, rows, took, trial, grad):
+        late = self.in_gauss_newton[rows]
+        gmax = np.empty(len(rows))
+        if (~late).any():
+            gmax[~late] = self.lbfgs.accept(rows[~late], took[~late], trial, grad)
+        if late.any():
+            gmax[late] = self.gauss_newton.accept(rows[late], took[late], trial, grad)
+        return gmax

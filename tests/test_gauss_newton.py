@@ -1,0 +1,202 @@
+"""The Gauss-Newton phase of the "lbfgs-gn" solver: its linear algebra against dense
+float64 constructions from torch.autograd, its bad-input behaviour, and its bookkeeping."""
+import math
+
+import pytest
+import torch
+
+import fastgeo
+from fastgeo._path_problem import PathProblem
+from fastgeo._solver.metric import (gauss_newton_blocks, realism_blocks, realism_derivatives,
+                                    solve_block_tridiagonal)
+from fastgeo.priors import StandardNormal
+
+
+def dense(diag, off):
+    n, m, d, _ = diag.shape
+    out = torch.zeros((n, m * d, m * d), dtype=diag.dtype)
+    for j in range(m):
+        out[:, j * d:(j + 1) * d, j * d:(j + 1) * d] = diag[:, j]
+        if j < m - 1:
+            out[:, j * d:(j + 1) * d, (j + 1) * d:(j + 2) * d] = off[:, j]
+            out[:, (j + 1) * d:(j + 2) * d, j * d:(j + 1) * d] = off[:, j].mT
+    return out
+
+
+def random_blocks(rng, n, m, d, rank):
+    """A positive semi-definite block tridiagonal matrix sum_i (A_i e_i - B_i e_{i+1})^T (...)
+    of rank-``rank`` blocks (rank < d: singular)."""
+    a = torch.from_numpy(rng.standard_normal((n, m + 1, rank, d)))
+    diag = torch.zeros((n, m, d, d), dtype=torch.float64)
+    off = torch.zeros((n, max(m - 1, 0), d, d), dtype=torch.float64)
+    for i in range(m + 1):  # segment i joins free points i-1 and i
+        if i >= 1:
+            diag[:, i - 1] += a[:, i].mT @ a[:, i]
+        if i < m:
+            diag[:, i] += a[:, i].mT @ a[:, i]
+        if 1 <= i < m:
+            off[:, i - 1] -= a[:, i].mT @ a[:, i]
+    return diag, off
+
+
+@pytest.mark.parametrize("m,d", [(1, 1), (2, 3), (7, 5), (12, 2)])
+def test_block_tridiagonal_solve_matches_a_dense_solve(rng, m, d):
+    n = 3
+    diag, off = random_blocks(rng, n, m, d, rank=d)
+    rhs = torch.from_numpy(rng.standard_normal((n, m, d)))
+    damping = torch.from_numpy(rng.uniform(0.0, 1e-3, (n, m)))
+    x, used = solve_block_tridiagonal(diag, off, rhs, damping)
+    assert torch.equal(used, damping)
+    big = dense(diag, off) + torch.diag_embed(damping.repeat_interleave(d, dim=1))
+    want = torch.linalg.solve(big, rhs.reshape(n, -1, 1)).reshape(n, m, d)
+    torch.testing.assert_close(x, want, rtol=1e-9, atol=1e-9 * want.abs().max())
+
+
+def test_singular_and_indefinite_systems_are_damped_never_nan(rng):
+    """Rank-deficient blocks with no damping (singular), a block with a negative eigenvalue
+    (indefinite), and a healthy path: the first two get damping raised until they factor, and
+    the answer solves the damped system; the healthy path keeps its damping."""
+    n, m, d = 3, 6, 4
+    diag, off = random_blocks(rng, n, m, d, rank=1)
+    diag[2] += torch.eye(d, dtype=torch.float64)  # healthy
+    diag[1, 3] -= 50 * torch.eye(d, dtype=torch.float64)  # indefinite
+    rhs = torch.from_numpy(rng.standard_normal((n, m, d)))
+    damping = torch.zeros((n, m), dtype=torch.float64)
+    x, used = solve_block_tridiagonal(diag, off, rhs, damping)
+    assert torch.isfinite(x).all()
+    assert (used[:2] > 0).all() and (used[2] == 0).all()
+    big = dense(diag, off) + torch.diag_embed(used.repeat_interleave(d, dim=1))
+    assert (torch.linalg.eigvalsh(big) > 0).all()
+    # backward error: the damped singular systems are ill-conditioned, the solve stable
+    residual = (big @ x.reshape(n, -1, 1)).reshape(n, -1) - rhs.reshape(n, -1)
+    size = torch.linalg.matrix_norm(big, ord=2) * x.reshape(n, -1).norm(dim=1)
+    assert (residual.norm(dim=1) <= 1e-12 * size).all()
+
+
+def _mlp(rng, d, hidden, out, dtype=torch.float64):
+    w1 = torch.from_numpy(rng.standard_normal((hidden, d)) / math.sqrt(d)).to(dtype)
+    w2 = torch.from_numpy(rng.standard_normal((out, hidden)) / math.sqrt(hidden)).to(dtype)
+
+    def gen(z):
+        return (torch.tanh(z @ w1.T) @ w2.T).reshape(z.shape[0], 1, out)  # an extra output axis
+
+    return gen
+
+
+def test_gauss_newton_matrix_matches_autograd_jacobians(rng):
+    """The blocks from forward-mode Jacobian products against 2 sum_i w_i D_i^T D_i, D_i the
+    Jacobian of G(x_{i+1}) - G(x_i) with respect to all free points (torch.autograd)."""
+    d, k, b = 3, 6, 2
+    gen = _mlp(rng, d, 7, 5)
+    z0, z1 = (torch.from_numpy(rng.standard_normal((b, d))) for _ in range(2))
+    problem = PathProblem(gen, z0, z1, StandardNormal(d), 0.3)
+    x = torch.from_numpy(rng.standard_normal((b, k - 1, d)))
+    jtj, jtj_next = problem.jacobian_products(x)
+    assert problem.n_jvp == b * (k - 1) * d
+    w = torch.from_numpy(rng.uniform(0.5, 2.0, (b, k)))
+    diag, off = gauss_newton_blocks(jtj, jtj_next, w, torch.zeros_like(jtj))
+    for p in range(b):
+        def diffs(free, p=p):
+            full = torch.cat([z0[p:p + 1], free.reshape(k - 1, d), z1[p:p + 1]])
+            out = gen(full).reshape(k + 1, -1)
+            return out[1:] - out[:-1]  # (K, N)
+
+        jac = torch.autograd.functional.jacobian(diffs, x[p].reshape(-1))  # (K, N, (K-1) D)
+        want = 2 * torch.einsum("i,inp,inq->pq", w[p], jac, jac)
+        torch.testing.assert_close(dense(diag[p:p + 1], off[p:p + 1])[0], want, rtol=1e-10, atol=1e-12)
+
+
+def test_realism_derivatives_match_autograd(rng):
+    """dE/dl and d^2E/dl^2 of the free points against autograd of E as a function of l."""
+    b, k, alpha = 3, 7, 0.37
+    l = torch.from_numpy(rng.uniform(-6, 0, (b, k + 1)))
+    dist2 = torch.from_numpy(rng.uniform(0.1, 2.0, (b, k)))
+
+    def energy(lp):
+        log_a = math.log(alpha) + torch.logaddexp(lp[:-1], lp[1:]) - math.log(2)
+        return (log_a ** 2 * dist2[p]).sum()
+
+    d_l, d2_l = realism_derivatives(l, dist2, alpha)
+    for p in range(b):
+        grad = torch.autograd.functional.jacobian(energy, l[p])
+        hess = torch.autograd.functional.hessian(energy, l[p])
+        torch.testing.assert_close(d_l[p], grad[1:-1], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(d2_l[p], hess.diagonal()[1:-1], rtol=1e-12, atol=1e-12)
+
+
+def test_log_ri_hessian_matches_the_closed_form(rng):
+    """For N(0, I_D), log ri(z) = log Q(D/2, |z|^2/2) (the chi-square tail): its Hessian from
+    differences of the gradient against torch autograd of the closed form."""
+    d = 6
+    prior = StandardNormal(d)
+    z0 = torch.from_numpy(rng.standard_normal((1, d)))
+    problem = PathProblem(lambda z: z[:, None] * 1.0, z0, -z0, prior, 0.3)
+    x = torch.from_numpy(rng.standard_normal((1, 4, d)) * rng.uniform(0.5, 2.0))
+    grad, hess = problem.log_ri_hessian(x)
+
+    def log_ri(z):
+        return torch.log(torch.special.gammaincc(torch.tensor(d / 2, dtype=z.dtype), z.square().sum() / 2))
+
+    for j in range(4):
+        want_h = torch.autograd.functional.hessian(log_ri, x[0, j])
+        want_g = torch.autograd.functional.jacobian(log_ri, x[0, j])
+        torch.testing.assert_close(grad[0, j], want_g, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(hess[0, j], want_h, rtol=1e-5, atol=1e-6 * want_h.abs().max())
+
+
+def test_realism_blocks_are_positive_semidefinite(rng):
+    n, d = 5, 4
+    d_l = torch.from_numpy(rng.standard_normal((1, n)))
+    d2_l = torch.from_numpy(rng.standard_normal((1, n)))
+    grad_l = torch.from_numpy(rng.standard_normal((1, n, d)))
+    h = torch.from_numpy(rng.standard_normal((1, n, d, d)))
+    r = realism_blocks(d_l, d2_l, grad_l, h + h.mT)
+    assert (torch.linalg.eigvalsh(r) > -1e-12).all()
+
+
+class _NoForwardMode(torch.autograd.Function):
+    """tanh with a backward but no forward-mode derivative (jvp)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        out = torch.tanh(z)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out ** 2)
+
+
+def test_a_generator_without_forward_mode_falls_back_to_lbfgs_with_a_warning(rng):
+    d = 3
+    z0, z1 = (torch.from_numpy(rng.standard_normal((2, d)) * 2) for _ in range(2))
+
+    def gen(z):
+        return _NoForwardMode.apply(z)[:, None] * 1.5
+
+    with pytest.warns(UserWarning, match="lbfgs-gn.*L-BFGS only.*forward-mode"):
+        res = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=8, method="lbfgs-gn", max_iter=400,
+                                  progress=False)
+    plain = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=8, method="lbfgs", max_iter=400,
+                                progress=False)
+    assert res.n_jvp == 0 and torch.isfinite(res.energy).all()
+    torch.testing.assert_close(res.energy, plain.energy, rtol=1e-6, atol=0)
+
+
+def test_lbfgs_gn_converges_by_its_first_order_test_and_counts_jvps(rng):
+    """Curved generator, active realism term: every path converges in the Gauss-Newton phase
+    (predicted decrease <= ftol |E|), to an energy that long L-BFGS runs agree with, and
+    jvp_history counts D tangents a point per Gauss-Newton direction."""
+    d, k = 3, 9
+    gen = _mlp(rng, d, 16, 8)
+    z0, z1 = (torch.from_numpy(rng.standard_normal((4, d)) * 1.5) for _ in range(2))
+    res = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=k, method="lbfgs-gn", progress=False)
+    assert res.status == ("converged",) * 4
+    assert (res.gap <= 1e-6 * res.energy).all()
+    assert res.n_jvp == (k - 2) * int(res.jvp_history[:, -1].sum()) > 0
+    assert (res.jvp_history[:, -1] % d == 0).all()
+    long = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=k, method="lbfgs", ftol=0,
+                               max_iter=3000, progress=False)
+    assert (res.energy <= long.energy * (1 + 1e-6)).all()
