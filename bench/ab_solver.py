@@ -1,0 +1,84 @@
+"""A/B of two source trees' default solver (L-BFGS), interleaved, on the normal demo model.
+
+Each round runs every tree once in a fresh process (the tree's own fastgeo via PYTHONPATH),
+alternating which goes first; a process solves the first ``--pairs`` pairs of
+``far_pairs(prior, 16, seed=0)`` (52 points, float32, one thread, default settings) once to
+warm up and ``--repeats`` times timed, keeping the minimum, and reports the energies (the two
+trees must agree: the split of the solver into parts changed no arithmetic).
+
+    git worktree add /tmp/base <commit>
+    python bench/ab_solver.py --tree base=/tmp/base --tree new=. --json bench/results/<name>.json
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import describe_machine  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+import numpy as np, torch
+import fastgeo
+from fastgeo import models
+from fastgeo.endpoints import far_pairs
+torch.set_num_threads(1)
+pairs, repeats = int(sys.argv[1]), int(sys.argv[2])
+m = models.load("normal")
+z0, z1, _ = far_pairs(m.prior, 16, seed=0)
+z0, z1 = torch.from_numpy(z0[:pairs]).float(), torch.from_numpy(z1[:pairs]).float()
+def solve():
+    return fastgeo.interpolate(m.generator, z0, z1, m.prior, n_points=52, method="lbfgs", progress=False)
+res = solve()
+times = []
+for _ in range(repeats):
+    t = time.perf_counter(); res = solve(); times.append(time.perf_counter() - t)
+print(json.dumps({"seconds": min(times), "energy": res.energy.double().tolist(),
+                  "iterations": res.iterations.tolist()}))
+"""
+
+
+def run_tree(path, pairs, repeats):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(path), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats)], capture_output=True, text=True,
+                          env=env, cwd=os.path.abspath(path), timeout=1800)
+    if proc.returncode:
+        raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    trees = [t.split("=", 1) for t in args.tree]
+    rounds = []
+    for r in range(args.rounds):
+        order = trees if r % 2 == 0 else trees[::-1]
+        row = {name: run_tree(path, args.pairs, args.repeats) for name, path in order}
+        rounds.append(row)
+        print(r, {name: round(v["seconds"], 3) for name, v in row.items()}, flush=True)
+    names = [n for n, _ in trees]
+    summary = {n: {"min_s": min(r[n]["seconds"] for r in rounds), "max_s": max(r[n]["seconds"] for r in rounds)}
+               for n in names}
+    a, b = names[0], names[-1]
+    summary["ratio_of_minima"] = summary[b]["min_s"] / summary[a]["min_s"]
+    summary["per_round_ratios"] = [r[b]["seconds"] / r[a]["seconds"] for r in rounds]
+    summary["same_energies"] = all(r[a]["energy"] == r[b]["energy"] for r in rounds)
+    summary["max_relative_energy_difference"] = max(
+        abs(x - y) / abs(x) for r in rounds for x, y in zip(r[a]["energy"], r[b]["energy"]))
+    out = {"machine": describe_machine(), "trees": dict(trees), "pairs": args.pairs, "rounds": rounds,
+           "summary": summary}
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
