@@ -89,6 +89,16 @@ class PathProblem:
                           latent_copies, output_copies)
         require_bytes(kind_of(self.g0), need, what)
 
+    def require_gauss_newton_memory(self, n_paths, n_free, what):
+        """A MemoryError naming ``what`` when the Gauss-Newton phase of ``n_paths`` paths of
+        ``n_free`` free points cannot fit: its float64 D x D blocks a point, GN_BLOCK_COPIES of
+        them alive at once (J^T J, J_j^T J_{j+1}, the realism Hessian and term, the system's
+        blocks, their Cholesky factors), and one chunk of Jacobians."""
+        n_out = math.prod(self.out_shape)
+        per_path = n_free * self.dim * self.dim * 8 * GN_BLOCK_COPIES
+        jacobians = min(JACOBIAN_BYTES, n_paths * n_free * n_out * self.dim * (self.g0.element_size() + 8))
+        require_bytes(kind_of(self.g0), n_paths * per_path + jacobians, what)
+
     # -- generator ---------------------------------------------------------------------------
     def _sync(self):
         if self.synchronize:
@@ -230,6 +240,8 @@ class ForwardModeError(GeneratorError):
 
 #: the most bytes the Jacobians of one chunk of paths may take (PathProblem.jacobian_products)
 JACOBIAN_BYTES = 256 * 2 ** 20
+#: float64 D x D blocks a free point that a Gauss-Newton direction holds at once, at most
+GN_BLOCK_COPIES = 10
 
 
 class Evaluation:

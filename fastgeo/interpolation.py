@@ -237,6 +237,9 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     if k >= 2 and b:
         problem.require_memory(b, k + 1, *solver_copies(method, memory),
                                f"interpolate of {b} path(s) of {k + 1} points")
+        if method == "lbfgs-gn":
+            problem.require_gauss_newton_memory(b, k - 1, f"the Gauss-Newton phase of {b} path(s) of {k + 1} "
+                                                f"points in {problem.dim} dimensions")
     x0 = _initial_path(setup, init, k)
     if k < 2 or b == 0:  # nothing to optimise
         path = torch.cat([z0t[:, None], x0, z1t[:, None]], dim=1)

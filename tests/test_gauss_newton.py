@@ -200,3 +200,21 @@ def test_lbfgs_gn_converges_by_its_first_order_test_and_counts_jvps(rng):
     long = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=k, method="lbfgs", ftol=0,
                                max_iter=3000, progress=False)
     assert (res.energy <= long.energy * (1 + 1e-6)).all()
+
+
+def test_a_gauss_newton_phase_that_cannot_fit_is_refused_up_front():
+    """Its D x D blocks a point are what outgrows memory in high dimensions: a MemoryError
+    naming the phase before any iteration, where L-BFGS alone fits."""
+    d = 200_000
+    z0 = torch.zeros((1, d), dtype=torch.float64)
+    z0[0, 0] = 1.0
+    z1 = -z0
+
+    def gen(z):
+        return z[:, :4] * 2.0
+
+    with pytest.raises(MemoryError, match="Gauss-Newton phase of 1 path.*needs at least"):
+        fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=5, method="lbfgs-gn", progress=False)
+    res = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=5, method="lbfgs", max_iter=2,
+                              progress=False)
+    assert torch.isfinite(res.energy).all()
