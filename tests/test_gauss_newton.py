@@ -2,6 +2,7 @@
 float64 constructions from torch.autograd, its bad-input behaviour, and its bookkeeping."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -187,8 +188,8 @@ def test_a_generator_without_forward_mode_falls_back_to_lbfgs_with_a_warning(rng
 
 def test_lbfgs_gn_converges_by_its_first_order_test_and_counts_jvps(rng):
     """Curved generator, active realism term: every path converges in the Gauss-Newton phase
-    (predicted decrease <= ftol |E|), to an energy that long L-BFGS runs agree with, and
-    jvp_history counts D tangents a point per Gauss-Newton direction."""
+    (predicted decrease <= ftol |E|, which is also its gap estimate), and jvp_history counts
+    D tangents a point per Gauss-Newton direction."""
     d, k = 3, 9
     gen = _mlp(rng, d, 16, 8)
     z0, z1 = (torch.from_numpy(rng.standard_normal((4, d)) * 1.5) for _ in range(2))
@@ -197,9 +198,32 @@ def test_lbfgs_gn_converges_by_its_first_order_test_and_counts_jvps(rng):
     assert (res.gap <= 1e-6 * res.energy).all()
     assert res.n_jvp == (k - 2) * int(res.jvp_history[:, -1].sum()) > 0
     assert (res.jvp_history[:, -1] % d == 0).all()
-    long = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=k, method="lbfgs", ftol=0,
-                               max_iter=3000, progress=False)
-    assert (res.energy <= long.energy * (1 + 1e-6)).all()
+
+
+def test_run_long_enough_lbfgs_gn_and_lbfgs_reach_the_same_energy(rng):
+    """On the sphere with a Gaussian prior (curved generator, active realism term, one minimum
+    near the start: random MLPs can fold, and then methods may settle in different minima),
+    both methods run to a tight tolerance agree to 1e-6; with its default tolerance lbfgs-gn
+    stops within 1e-4 (its test bounds the model's predicted decrease, and the Gauss-Newton
+    model understates what is left by up to about 20x: docs/solver-diagnosis.md)."""
+    from fastgeo.priors import Gaussian
+
+    def sphere(angles):  # (theta, phi) -> the unit sphere in R^3
+        th, ph = angles[:, 0], angles[:, 1]
+        return torch.stack([th.sin() * ph.cos(), th.sin() * ph.sin(), th.cos()], dim=1)
+
+    k, b = 7, 3
+    prior = Gaussian([1.2, 0.0], np.eye(2))
+    theta = rng.uniform(0.6, 1.4, (2, b))
+    z0 = torch.from_numpy(np.stack([theta[0], rng.uniform(-1.3, -0.8, b)], axis=1))
+    z1 = torch.from_numpy(np.stack([theta[1], rng.uniform(0.8, 1.3, b)], axis=1))
+    kw = dict(n_points=k + 1, progress=False)
+    tight = fastgeo.interpolate(sphere, z0, z1, prior, method="lbfgs-gn", ftol=1e-13, max_iter=3000, **kw)
+    plain = fastgeo.interpolate(sphere, z0, z1, prior, method="lbfgs", ftol=1e-13, max_iter=3000, **kw)
+    default = fastgeo.interpolate(sphere, z0, z1, prior, method="lbfgs-gn", **kw)
+    torch.testing.assert_close(tight.energy, plain.energy, rtol=1e-6, atol=0)
+    assert (default.energy <= plain.energy * (1 + 1e-4)).all()
+    assert default.status == ("converged",) * b
 
 
 def test_a_gauss_newton_phase_that_cannot_fit_is_refused_up_front():
