@@ -224,16 +224,20 @@ class CompiledLBFGS(LBFGS):
         return slope
 
 
-#: Levenberg-Marquardt damping of the Gauss-Newton system, relative to the mean diagonal of each block
+#: Levenberg-Marquardt damping of the Gauss-Newton system, relative to each block's mean diagonal
 GN_DAMPING = 1e-6
+#: the largest factor on GN_DAMPING
+BOOST_MAX = 1e6
+
 
 class GaussNewton(Direction):
     """Gauss-Newton directions p = -(M + R + lambda I)^{-1} g with the matrix-weighted path
     Laplacian M (blocks from J^T J) and the realism term's convex part R
     (:mod:`fastgeo._solver.metric`); lambda_j = GN_DAMPING times the mean diagonal entry of
-    block j of M + R, raised where the system will not factor. Each direction takes the generator's
-    Jacobian at every free point (D forward-mode products a point, counted as JVPs) and a
-    block-tridiagonal solve of (K-1) D^3 operations a path.
+    block j of M + R, times an adaptive factor (x8 after a step the line search shortened, /4
+    after a full one, within [1, BOOST_MAX]), raised where the system will not factor. Each
+    direction takes the generator's Jacobian at every free point (D forward-mode products a
+    point, counted as JVPs) and a block-tridiagonal solve of (K-1) D^3 operations a path.
 
     Its slope is minus the Gauss-Newton decrement g^T (M + R + lambda I)^{-1} g: half of it
     is the decrease the Gauss-Newton model predicts, the solver's first-order test.
@@ -242,8 +246,7 @@ class GaussNewton(Direction):
 
     def __init__(self, solver):
         super().__init__(solver)
-        # Levenberg-Marquardt's adaptive factor on GN_DAMPING: raised after a step the line
-        # search had to shorten, lowered after a full one
+        # the adaptive factor on GN_DAMPING: a shortened step says the model was trusted too far
         self.boost = np.ones(solver.shape[0])
 
     def start(self, rows):
@@ -275,10 +278,6 @@ class GaussNewton(Direction):
         full = self.solver.step[rows] >= 1.0
         self.boost[rows] = np.clip(np.where(full, self.boost[rows] / 4, self.boost[rows] * 8), 1.0, BOOST_MAX)
         return self._copy_accepted(rows, took, trial, grad)
-
-
-#: the largest factor on GN_DAMPING
-BOOST_MAX = 1e6
 
 
 class LBFGSThenGaussNewton(Direction):
