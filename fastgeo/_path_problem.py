@@ -94,9 +94,8 @@ class PathProblem:
         ``n_free`` free points cannot fit: its float64 D x D blocks a point, GN_BLOCK_COPIES of
         them alive at once (J^T J, J_j^T J_{j+1}, the realism Hessian and term, the system's
         blocks, their Cholesky factors), and one chunk of Jacobians."""
-        n_out = math.prod(self.out_shape)
         per_path = n_free * self.dim * self.dim * 8 * GN_BLOCK_COPIES
-        jacobians = min(JACOBIAN_BYTES, n_paths * n_free * n_out * self.dim * (self.g0.element_size() + 8))
+        jacobians = min(JACOBIAN_BYTES, n_paths * self._jacobian_bytes(n_free, self.g0.element_size()))
         require_bytes(kind_of(self.g0), n_paths * per_path + jacobians, what)
 
     # -- generator ---------------------------------------------------------------------------
@@ -141,8 +140,7 @@ class PathProblem:
         """
         a, k1, d = x.shape
         n_out = math.prod(self.out_shape)
-        per_path = k1 * n_out * d * (x.element_size() + 8)  # J as computed, and in float64
-        chunk = max(1, JACOBIAN_BYTES // max(per_path, 1))
+        chunk = max(1, JACOBIAN_BYTES // max(self._jacobian_bytes(k1, x.element_size()), 1))
         basis = torch.eye(d, dtype=x.dtype, device=x.device)
         jtj = torch.empty((a, k1, d, d), dtype=torch.float64, device=x.device)
         jtj_next = torch.empty((a, max(k1 - 1, 0), d, d), dtype=torch.float64, device=x.device)
@@ -179,6 +177,10 @@ class PathProblem:
                 jtj_next[start:stop] = jac[:, :-1].mT @ jac[:, 1:]
         return jtj, jtj_next
 
+    def _jacobian_bytes(self, n_free, itemsize):
+        """Bytes of one path's Jacobians (n_free points) as computed, and again in float64."""
+        return n_free * math.prod(self.out_shape) * self.dim * (itemsize + 8)
+
     def log_ri_hessian(self, x):
         """(grad log ri (A, K-1, D), its Hessian (A, K-1, D, D)), float64, at points x
         (A, K-1, D): the Hessian by central differences of the gradient (step 1e-5 (1 +
@@ -193,7 +195,7 @@ class PathProblem:
         _, grads = self.log_ri(both)
         n = flat.shape[0]
         plus, minus, grad = grads[:n * d], grads[n * d:2 * n * d], grads[2 * n * d:]
-        hess = ((plus - minus).reshape(n, d, d) / (2 * h[:, None, None])).mT  # row k: d grad / d x_k
+        hess = (plus - minus).reshape(n, d, d) / (2 * h[:, None, None])  # row k: d grad / d x_k
         hess = torch.where(torch.isfinite(hess), hess, 0.0)
         hess = 0.5 * (hess + hess.mT)
         grad = torch.where(torch.isfinite(grad), grad, 0.0)

@@ -29,6 +29,7 @@ from .. import backends
 from .._arrays import kind_of
 from .._path_problem import ForwardModeError
 from .lbfgs import PairMemory, PathLaplacianInverse, index_on, to_host
+from .metric import gauss_newton_blocks, realism_blocks, realism_derivatives, solve_block_tridiagonal
 from .scales import gershgorin, path_gain, preconditioner_weights
 
 
@@ -98,8 +99,9 @@ class SteepestDescent(Direction):
 
     def start(self, rows):
         s = self.solver
-        g = s.grad[s.index(rows)]
-        s.direction[s.index(rows)] = -g
+        index = s.index(rows)
+        g = s.grad[index]
+        s.direction[index] = -g
         return -to_host(torch.linalg.vecdot(g.flatten(1), g.flatten(1)))
 
     def accept(self, rows, took, trial, grad):
@@ -250,8 +252,6 @@ class GaussNewton(Direction):
         self.boost = np.ones(solver.shape[0])
 
     def start(self, rows):
-        from .metric import gauss_newton_blocks, realism_blocks, realism_derivatives, solve_block_tridiagonal
-
         s = self.solver
         problem = s.problem
         index = s.index(rows)

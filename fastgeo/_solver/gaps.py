@@ -27,7 +27,7 @@ def trend(history, iterations):
     accepted iterations; 0 where there are fewer than MIN_ITERATIONS."""
     t = np.asarray(iterations, dtype=np.int64)
     rows = np.arange(len(t))
-    e_t, e_half, e_quarter = (history[rows, np.maximum(t // k, 0)] for k in (1, 2, 4))
+    e_t, e_half, e_quarter = (history[rows, t // k] for k in (1, 2, 4))
     with np.errstate(divide="ignore", invalid="ignore"):  # a failed path's energies are inf
         d1 = np.maximum(e_half - e_t, 0.0)
         d0 = np.maximum(e_quarter - e_half, 0.0)

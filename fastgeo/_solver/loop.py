@@ -4,7 +4,7 @@ In every round each active path proposes one trial point (a new step along a fre
 direction, or a shorter one after a rejected trial), all trials are decoded in one generator
 call, and each path accepts or rejects its own. Only accepted paths need a gradient, so the
 backward pass runs once per round and only if some path accepted. A path leaves the batch
-when it converges (see :meth:`Solver._converged`), reaches max_iter, fails (NaN from the
+when it converges (see :meth:`Solver._start_line_search`), reaches max_iter, fails (NaN from the
 generator), cannot decrease its energy any more, or stalls at the edge of the prior's support
 (see ``Solver._freeze_outside``).
 
@@ -176,7 +176,7 @@ class Solver:
         p = self.problem
         before = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
         self._t0 = before[-1]
-        self._jvp0 = p.t_jvp
+        jvp0 = p.t_jvp
         per_round = []
         try:
             while True:
@@ -201,7 +201,7 @@ class Solver:
         self.round_timings["rounds"] = self._round_id
         # (generator forward, VJP, realism index, path energy, total) seconds of each round
         self.round_timings["per_round"] = np.array(per_round, dtype=np.float64).reshape(-1, 5)
-        self.round_timings["generator_jvp"] = p.t_jvp - self._jvp0
+        self.round_timings["generator_jvp"] = p.t_jvp - jvp0
         # the Jacobians of a final convergence test come after the last accepted iterate
         self.jvp_history[everyone, self.iterations] = self.n_jvp
         t = int(self.iterations.max()) if b else 0
@@ -386,7 +386,7 @@ class Solver:
         """Fresh directions for paths ``rows``, and the tests that need one: a path whose
         model predicts a decrease of at most ftol |E| along it (and that the direction
         strategy's test accepts, :meth:`Direction.converged`) has converged; a path that has
-        made max_iter iterations stops there. Returns the rows that go on to a trial."""
+        made max_iter iterations stops there."""
         self.backtracks[rows] = 0
         self.hit_wall[rows] = False
         slope = self.directions.start(rows)
@@ -401,7 +401,6 @@ class Solver:
         done = self.directions.converged(rows, self.predicted[rows], self.small_steps[rows] >= 2)
         self.status[rows[done]] = CONVERGED
         self.status[rows[~done & (self.iterations[rows] >= self.max_iter)]] = MAX_ITER
-        return rows[self.status[rows] == ACTIVE]
 
 
 def _update_bar(bar, solver, active):
