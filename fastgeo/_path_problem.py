@@ -24,7 +24,7 @@ import warnings
 import torch
 
 from ._arrays import kind_of
-from ._device import is_out_of_memory, require_bytes
+from ._arrays import is_out_of_memory, require_bytes
 from ._errors import GeneratorError, one_line
 from .path import solver_energy_and_grads
 from .realism import log_ri_and_grad

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         print(f"fastgeo {args.command}: error: {err}", file=sys.stderr)
         return 1
     except Exception as err:
-        from ._device import is_out_of_memory
+        from ._arrays import is_out_of_memory
 
         # fastgeo's own estimate before allocating, or an allocation refused by numpy, torch
         # (a RuntimeError), CuPy or Numba: the run asked for more than the machine has

@@ -215,7 +215,7 @@ class KDE:
     def from_prior(cls, prior, n=5000, seed=0):
         """Draw ``n`` samples of ``prior`` with ``seed`` and build the KDE of their log-density."""
         w = prior.sample(n, seed=seed)
-        lp, _ = prior._log_prob_np(w, need_grad=False)
+        lp, _ = prior.log_density(w)
         lp = np.asarray(lp, dtype=np.float64)
         if not np.all(np.isfinite(lp)):
             raise ValueError(f"{prior!r}: log_prob of its own samples is not finite everywhere")
@@ -225,7 +225,7 @@ class KDE:
     def _evaluate(self, x, what, backend="auto", need_grad=False):
         from . import backends
 
-        from ._device import empty, numpy_dtype
+        from ._arrays import empty, numpy_dtype
 
         arr, kind = as_array(x, "x")
         be = backends.select(backend, kind)

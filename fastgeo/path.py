@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from ._lazy import LazyAutogradFunction
-from . import _device, backends
+from . import _arrays, backends
 from ._arrays import LOG_RI_ERROR, as_array, common_kind, is_torch
 from .realism import check_alpha
 
@@ -71,9 +71,9 @@ def _log_ri_rows(l, check=True):
     GPU arrays stay on their device; the CUDA backend checks them in its kernels (without
     another synchronisation) and raises the same error, so ``check=False`` skips it there.
     """
-    l64 = _device.contiguous_float64(l)
+    l64 = _arrays.contiguous_float64(l)
     if check or isinstance(l64, np.ndarray):
-        found = _device.first_true(_device.isnan(l64) | (l64 == math.inf), l64)
+        found = _arrays.first_true(_arrays.isnan(l64) | (l64 == math.inf), l64)
         if found is not None:
             raise ValueError(LOG_RI_ERROR.format(index=found[0], value=found[1]))
     return l64
@@ -96,21 +96,21 @@ def _energy_core(decoded, log_ri, alpha, backend, need_grad_decoded):
     log_alpha = math.log(check_alpha(alpha, upper_inclusive=False))
     kind, g, l = _check_path_arrays(decoded, log_ri)
     be = backends.select(backend, kind)
-    g_dtype, l_dtype = _device.numpy_dtype(g), _device.numpy_dtype(l)
+    g_dtype, l_dtype = _arrays.numpy_dtype(g), _arrays.numpy_dtype(l)
     if g.shape[0] == 0:
-        energy, grad_g = _device.empty(kind, (0,), g_dtype), _device.empty(kind, g.shape, g_dtype)
-        grad_l = _device.empty(kind, l.shape, l_dtype)
+        energy, grad_g = _arrays.empty(kind, (0,), g_dtype), _arrays.empty(kind, g.shape, g_dtype)
+        grad_l = _arrays.empty(kind, l.shape, l_dtype)
     else:
         l64 = _log_ri_rows(l, check=not kind.is_cuda)
         try:
             energy, grad_g, grad_l = be.path_energy(_decoded_rows(g), l64, log_alpha, need_grad_decoded)
         except ValueError:
-            _device.check_finite(g, "decoded")  # name the offending entry in decoded's own shape
+            _arrays.check_finite(g, "decoded")  # name the offending entry in decoded's own shape
             raise
         if grad_g is not None:
             grad_g = grad_g.reshape(g.shape)
         with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
-            grad_l = _device.astype(grad_l, l_dtype)
+            grad_l = _arrays.astype(grad_l, l_dtype)
     grad_g = kind.wrap(grad_g) if need_grad_decoded else None
     return kind.wrap(energy), grad_g, kind.wrap(grad_l)
 
@@ -183,16 +183,16 @@ def solver_energy_and_grads(g0, g_free, g_end, log_ri, alpha, backend="auto", ne
     n = math.prod(f.shape[2:])
     k = f.shape[1] + 1
     if nb == 0:
-        energy, log_a = _device.empty(kind, (0,), np.float64), _device.empty(kind, (0, k), np.float64)
-        grad, dl = _device.empty(kind, f.shape, _device.numpy_dtype(f)), _device.empty(kind, l.shape, np.float64)
+        energy, log_a = _arrays.empty(kind, (0,), np.float64), _arrays.empty(kind, (0, k), np.float64)
+        grad, dl = _arrays.empty(kind, f.shape, _arrays.numpy_dtype(f)), _arrays.empty(kind, l.shape, np.float64)
     else:
         energy, grad, dl, log_a = be.path_energy_ends(
-            _device.contiguous(a.reshape(nb, n)), _device.contiguous(f.reshape(nb, k - 1, n)),
-            _device.contiguous(z.reshape(nb, n)), _device.contiguous_float64(l), log_alpha, need_grad_decoded)
+            _arrays.contiguous(a.reshape(nb, n)), _arrays.contiguous(f.reshape(nb, k - 1, n)),
+            _arrays.contiguous(z.reshape(nb, n)), _arrays.contiguous_float64(l), log_alpha, need_grad_decoded)
         if grad is not None:
             grad = grad.reshape(f.shape)
         with np.errstate(over="ignore"):  # beyond float32's range is -inf in float32
-            dl = _device.astype(dl, _device.numpy_dtype(l))
+            dl = _arrays.astype(dl, _arrays.numpy_dtype(l))
     with np.errstate(over="ignore"):  # |log a| > 1e154: an infinite weight
         weights = log_a * log_a
     grad = kind.wrap(grad) if need_grad_decoded else None
@@ -297,12 +297,12 @@ def path_log_index(decoded, log_ri, backend="auto"):
     kind, g, l = _check_path_arrays(decoded, log_ri)
     be = backends.select(backend, kind)
     if g.shape[0] == 0:
-        return kind.wrap(_device.empty(kind, (0,), _device.numpy_dtype(g)))
+        return kind.wrap(_arrays.empty(kind, (0,), _arrays.numpy_dtype(g)))
     l64 = _log_ri_rows(l, check=not kind.is_cuda)
     try:
         return kind.wrap(be.path_log_index(_decoded_rows(g), l64))
     except ValueError:
-        _device.check_finite(g, "decoded")
+        _arrays.check_finite(g, "decoded")
         raise
 
 
@@ -311,7 +311,7 @@ def _torch_path_log_index(decoded, log_ri):
     import torch
 
     _, g, l = _check_path_arrays(decoded, log_ri)
-    _device.check_finite(g, "decoded")
+    _arrays.check_finite(g, "decoded")
     _log_ri_rows(l)
     step = torch.linalg.vector_norm((decoded[:, 1:] - decoded[:, :-1]).flatten(2).to(torch.float64), dim=2)
     l64 = log_ri.to(torch.float64)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import fastgeo
-from fastgeo import _arrays, backends, priors, realism
+from array_standins import TorchPosingAsCuda, use_array_library
+from fastgeo import _arrays, _evaluator, backends, priors, realism
 from fastgeo._arrays import ArrayKind
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.base import Backend
@@ -133,15 +134,16 @@ def test_unsupported_dtype_names_the_fix():
 
 
 def test_what_still_does_not_run_on_gpu_inputs():
-    realism._check_gpu_support(realism.index_spec(priors.semicircle(2)), "log_ri", True)  # supported
-    realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", False)  # supported
+    request = _evaluator.Request.make
+    _evaluator._check_gpu_support(request(priors.semicircle(2), "log_ri", need_grad=True))  # supported
+    _evaluator._check_gpu_support(request(priors.StandardNormal(3), "log_density"))  # supported
     with pytest.raises(NotImplementedError, match="gradient of log_prob.*not run on GPU inputs yet"):
-        realism._check_gpu_support(priors.StandardNormal(3).index(), "log_density", True)
+        _evaluator._check_gpu_support(request(priors.StandardNormal(3), "log_density", need_grad=True))
     # the KDE estimator needs the prior's log-density on the GPU: mixtures and Custom have one
     gpu = ArrayKind("torch", "cuda:0")
     for prior in (priors.StandardNormal(3), priors.UniformBox(-np.ones(3), np.ones(3))):
         with pytest.raises(NotImplementedError, match=r"needs its log-density on the GPU.*\.cpu\(\)"):
-            prior._log_prob_array(torch.zeros(2, 3), False, gpu)
+            prior.log_density(torch.zeros(2, 3), False, gpu)
 
 
 def test_what_codes_agree_with_the_cpu_kernels():
@@ -204,13 +206,7 @@ class TorchCPUasCUDA(Backend):
 def torch_as_gpu(monkeypatch):
     """torch CPU tensors are reported as living on cuda:0, and the 'cuda' backend is the
     stand-in above: the GPU code path of the realism functions runs, with torch operations."""
-    real_kind_of = _arrays.kind_of
-
-    def kind_of(x):
-        kind = real_kind_of(x)
-        return ArrayKind("torch", "cuda:0", x.device) if kind.library == "torch" else kind
-
-    monkeypatch.setattr(_arrays, "kind_of", kind_of)
+    use_array_library(monkeypatch, TorchPosingAsCuda())
     fake = TorchCPUasCUDA()
     monkeypatch.setitem(backends._instances, "cuda", fake)
     return fake
@@ -257,9 +253,7 @@ def test_prior_constants_move_once_per_device(rng, torch_as_gpu):
     z = torch.from_numpy(rng.standard_normal((5, 4)))
     fastgeo.log_ri(z, prior)
     fastgeo.log_ri(z, prior)
-    from fastgeo import _device
-
-    cached = _device._constants[spec]
+    cached = _arrays.memory._constants[spec]
     assert len(cached) == 1
     (loc, w), = cached.values()
     assert isinstance(w, torch.Tensor) and w.dtype == torch.float64
@@ -324,14 +318,12 @@ def test_kde_and_path_inputs_that_the_gpu_route_refuses(rng, torch_as_gpu):
 
 def test_path_energy_on_two_gpus_raises(rng, monkeypatch):
     """decoded on cuda:0 and log_ri on cuda:1: named, never moved."""
-    real_kind_of = _arrays.kind_of
+    class TwoGPUs(TorchPosingAsCuda):
+        def kind(self, x):
+            dev = "cuda:1" if x.dtype == torch.float64 and x.ndim == 2 else "cuda:0"
+            return ArrayKind("torch", dev, x.device)
 
-    def kind_of(x):
-        kind = real_kind_of(x)
-        dev = "cuda:1" if kind.library == "torch" and x.dtype == torch.float64 and x.ndim == 2 else "cuda:0"
-        return ArrayKind("torch", dev, x.device) if kind.library == "torch" else kind
-
-    monkeypatch.setattr(_arrays, "kind_of", kind_of)
+    use_array_library(monkeypatch, TwoGPUs())
     with pytest.raises(ValueError, match="cuda:0 but log_ri is on cuda:1"):
         fastgeo.energy_and_grads(torch.zeros(2, 4, 3), torch.zeros(2, 4, dtype=torch.float64), 0.5)
 
@@ -345,7 +337,7 @@ def test_chunked_results_equal_one_call(rng, monkeypatch, rows):
     prior = gaussian_priors(rng, d)[0]
     box = priors.UniformBox(-np.ones(d), np.ones(d))
     expected = [realism.evaluate(z, p, w, 0.5, "cpu", need_grad=True) for p in (prior, box) for w in ("log_ri", "ri")]
-    monkeypatch.setattr(realism, "_chunk_rows", lambda *a: rows)
+    monkeypatch.setattr(_evaluator, "chunk_rows", lambda *a: rows)
     got = [realism.evaluate(z, p, w, 0.5, "cpu", need_grad=True) for p in (prior, box) for w in ("log_ri", "ri")]
     for i, ((e_out, e_grad), (g_out, g_grad)) in enumerate(zip(expected, got)):
         if i < 2:  # whitened: BLAS may round the matrix product differently for fewer rows
@@ -359,7 +351,7 @@ def test_chunked_results_equal_one_call(rng, monkeypatch, rows):
 def test_chunked_error_names_the_global_index(rng, monkeypatch):
     z = rng.standard_normal((40, 3))
     z[33, 1] = np.inf
-    monkeypatch.setattr(realism, "_chunk_rows", lambda *a: 8)
+    monkeypatch.setattr(_evaluator, "chunk_rows", lambda *a: 8)
     with pytest.raises(ValueError, match=r"first at index \(33, 1\): inf"):
         fastgeo.log_ri(z, priors.StandardNormal(3), backend="cpu")
 
@@ -397,19 +389,17 @@ def test_out_of_memory_halves_the_chunk(rng, monkeypatch):
 
 
 def test_chunk_rows_fit_the_free_memory(monkeypatch):
-    from fastgeo import _device
-
-    z = np.zeros((1000, 10), dtype=np.float32)
+    z = np.ones((1000, 10), dtype=np.float32)
     spec = priors.StandardNormal(10).index()
-    monkeypatch.setattr(realism, "free_bytes", lambda kind: 2 * 44 * 100)  # room for 100 rows
-    assert realism._chunk_rows(GPU, z, spec, False) == 100
-    monkeypatch.setattr(realism, "free_bytes", lambda kind: None)
-    assert realism._chunk_rows(GPU, z, spec, False) == 1000
-    assert _device.free_bytes(ArrayKind("numpy", "cpu")) is None
+    monkeypatch.setattr(_evaluator, "free_bytes", lambda kind: 2 * 44 * 100)  # room for 100 rows
+    assert _evaluator.chunk_rows(GPU, z, spec, False) == 100
+    monkeypatch.setattr(_evaluator, "free_bytes", lambda kind: None)
+    assert _evaluator.chunk_rows(GPU, z, spec, False) == 1000
+    assert _arrays.free_bytes(ArrayKind("numpy", "cpu")) is None
 
 
 def test_is_out_of_memory():
-    from fastgeo._device import is_out_of_memory
+    from fastgeo._arrays import is_out_of_memory
 
     class OutOfMemoryError(RuntimeError):
         pass

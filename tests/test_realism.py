@@ -381,7 +381,7 @@ def test_custom_prior_gradient_needs_a_gradient_source(rng):
     mix = semicircle(dim)
 
     def log_prob_numpy(z):
-        return mix._log_prob_np(z, False)[0]
+        return mix.log_density(z)[0]
 
     custom = Custom(log_prob_numpy, lambda n, r: mix.sample(n, seed=r), dim, kde_samples=500)
     z = mix.sample(4, seed=rng)
@@ -389,7 +389,7 @@ def test_custom_prior_gradient_needs_a_gradient_source(rng):
     with pytest.raises(NotImplementedError, match="grad_log_prob"):
         fastgeo.grad_log_ri(z, custom)
     with_grad = Custom(log_prob_numpy, lambda n, r: mix.sample(n, seed=r), dim,
-                       grad_log_prob=lambda z: mix._log_prob_np(z, True)[1], kde_samples=500)
+                       grad_log_prob=lambda z: mix.log_density(z, True)[1], kde_samples=500)
     g = fastgeo.grad_log_ri(z, with_grad)
     assert g.shape == z.shape and np.all(np.isfinite(g))
 

@@ -8,7 +8,8 @@ in inputs by raising ValueError, never by returning NaN.
 from __future__ import annotations
 
 import math
-import sys
+
+from .._arrays import contiguous, namespace
 
 WHATS = ("log_ri", "ri", "log_density")
 
@@ -126,7 +127,7 @@ class Backend:
         CuPy arrays and on torch tensors; on this default, a squared difference beyond
         float64 from finite outputs raises ValueError.
         """
-        xp = array_namespace(Gfree)
+        xp = namespace(Gfree)
         nb = Gfree.shape[0]
         G = xp.concatenate([G0[:, None], Gfree, GK[:, None]], axis=1)
         broken = ~xp.isfinite(G.reshape(nb, -1)).all(axis=1) | (xp.isnan(l) | xp.isposinf(l)).any(axis=1)
@@ -140,23 +141,8 @@ class Backend:
         grad = grad[:, 1:-1] if need_grads else None
         energy, grad, dl = finish_path_energy_ends(xp, energy, grad, dl, broken, zero)
         if grad is not None:
-            grad = xp.ascontiguousarray(grad) if xp is not sys.modules.get("torch") else grad.contiguous()
+            grad = contiguous(grad)
         return energy, grad, dl, log_a
-
-
-def array_namespace(x):
-    """numpy, cupy or torch: the module whose functions operate on x (their shared subset
-    -- concatenate, where, isfinite, isnan, isposinf, isneginf, logaddexp, asarray -- is what
-    the generic backend code uses)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(x, torch.Tensor):
-        return torch
-    cupy = sys.modules.get("cupy")
-    if cupy is not None and isinstance(x, cupy.ndarray):
-        return cupy
-    import numpy
-
-    return numpy
 
 
 def finish_path_energy_ends(xp, energy, grad, dl, broken, zero):

@@ -13,16 +13,15 @@ accepted too; that is how the kernels are tested without a GPU.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
-import sys
-import weakref
 
 import numpy as np
 
 from .. import _arrays
-from .._device import first_true, isfinite, isnan, on_device
+from .._arrays import isfinite, isnan
 from .base import Backend
 
 _WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
@@ -94,136 +93,55 @@ def make():
     return CUDABackend()
 
 
-# -- the input's library: allocation, stream, device ---------------------------------------
+# -- one call's arrays: allocation, stream, device, Numba views ---------------------------------
 
-class _Arrays:
-    """What the backend needs from an array library, for the arrays of one call."""
+class _Launch:
+    """What a kernel launch needs from the library of the arrays of one call (fastgeo._arrays):
+    outputs allocated by that library on its device, the caller's current stream, and
+    zero-copy Numba views."""
 
     def __init__(self, like):
         self.like = like
+        self.lib = _arrays.library_of(like)
+        self.kind = self.lib.kind(like)
 
-    def device(self):  # a context manager selecting the input's device for Numba
+    def device(self):
+        """A context manager selecting the input's device for Numba."""
         from numba import cuda
 
-        return cuda.gpus[self.device_index()]
+        index = self.lib.device_index(self.kind)
+        return contextlib.nullcontext() if index is None else cuda.gpus[index]
 
     def stream(self):
         """The caller's current stream, as a Numba stream (0: the legacy default stream)."""
         from numba import cuda
 
-        handle = self.stream_handle()
+        handle = self.lib.stream_handle(self.like)
         return 0 if handle == 0 else cuda.external_stream(handle)
 
     def view(self, a):
-        """A zero-copy Numba view; sync=False: ordering comes from using the same stream."""
-        from numba import cuda
+        return self.lib.numba_view(a)
 
-        return cuda.as_cuda_array(a, sync=False)
+    def empty(self, shape, dtype=None):
+        return self.lib.empty(self.kind, shape, self.lib.dtype(self.like) if dtype is None else dtype)
+
+    def flag(self, n=1):
+        """n int32 flags set to 0, for the kernels to raise."""
+        return self.lib.zeros(self.kind, (n,), np.int32)
+
+    def read_flags(self, flag):
+        return self.lib.to_host(flag).tolist()  # waits for the stream the kernel ran on
 
     def first_where(self, predicate, x):
         """(index, value) of the first entry of x where ``predicate`` (elementwise, any array
         library) holds, or None; for error messages (it synchronises)."""
-        return first_true(predicate(x), x)
+        if self.lib.xp is None:  # Numba arrays have no operations: look on the host
+            x = self.lib.to_host(x)
+        return _arrays.first_true(predicate(x), x)
 
     def constants(self, owner, names):
         """``owner``'s host arrays ``names`` on this device: copied once, then cached."""
-        return on_device(owner, _arrays.kind_of(self.like), *names)
-
-
-class _Torch(_Arrays):
-    def device_index(self):
-        return self.like.device.index
-
-    def stream_handle(self):
-        return sys.modules["torch"].cuda.current_stream(self.like.device).cuda_stream
-
-    def empty(self, shape, dtype=None):
-        torch = sys.modules["torch"]
-        dtype = self.like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
-        return torch.empty(shape, dtype=dtype, device=self.like.device)
-
-    def flag(self, n=1):
-        return sys.modules["torch"].zeros(n, dtype=sys.modules["torch"].int32, device=self.like.device)
-
-    def read_flags(self, flag):
-        return flag.tolist()  # waits for the stream the kernel ran on
-
-    def view(self, a):
-        return super().view(a.detach())
-
-
-class _CuPy(_Arrays):
-    def device_index(self):
-        return self.like.device.id
-
-    def stream_handle(self):
-        return sys.modules["cupy"].cuda.get_current_stream(self.device_index()).ptr
-
-    def empty(self, shape, dtype=None):
-        cupy = sys.modules["cupy"]
-        with cupy.cuda.Device(self.device_index()):
-            return cupy.empty(shape, dtype=self.like.dtype if dtype is None else dtype)
-
-    def flag(self, n=1):
-        cupy = sys.modules["cupy"]
-        with cupy.cuda.Device(self.device_index()):
-            return cupy.zeros(n, dtype=np.int32)
-
-    def read_flags(self, flag):
-        with sys.modules["cupy"].cuda.Device(self.device_index()):
-            return flag.get().tolist()  # waits for the current stream
-
-
-class _Numba(_Arrays):
-    """Numba device arrays (and the simulator's): Numba allocates, default stream."""
-
-    def device(self):
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    def stream_handle(self):
-        return 0
-
-    _constants: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-
-    def empty(self, shape, dtype=None):
-        from numba import cuda
-
-        return cuda.device_array(shape, dtype=self.like.dtype if dtype is None else dtype)
-
-    def flag(self, n=1):
-        from numba import cuda
-
-        return cuda.to_device(np.zeros(n, dtype=np.int32))
-
-    def view(self, a):
-        return a
-
-    def read_flags(self, flag):
-        return flag.copy_to_host().tolist()
-
-    def first_where(self, predicate, x):
-        host = x.copy_to_host()
-        return first_true(predicate(host), host)
-
-    def constants(self, owner, names):
-        from numba import cuda
-
-        cached = _Numba._constants.setdefault(owner, {})
-        if names not in cached:
-            cached[names] = tuple(cuda.to_device(np.ascontiguousarray(getattr(owner, a))) for a in names)
-        return cached[names]
-
-
-def arrays_of(x) -> _Arrays:
-    from .._arrays import is_cupy, is_torch
-
-    if is_torch(x):
-        return _Torch(x)
-    if is_cupy(x):
-        return _CuPy(x)
-    return _Numba(x)
+        return _arrays.on_device(owner, self.kind, *names)
 
 
 def nonfinite(x):
@@ -250,7 +168,7 @@ class CUDABackend(Backend):
     def radial(self, y, family, dim, p0, p1, log_alpha, what, need_grad):
         from ..kernels.cuda_radial import radial_index
 
-        arrays = arrays_of(y)
+        arrays = _Launch(y)
         m, d = y.shape
         out = arrays.empty((m,))
         grad = arrays.empty((m if need_grad else 0, d))
@@ -265,7 +183,7 @@ class CUDABackend(Backend):
     def box(self, z, low, high, log_alpha, what):
         from ..kernels.cuda_box import box_index
 
-        arrays = arrays_of(z)
+        arrays = _Launch(z)
         out = arrays.empty((z.shape[0],))
         bad = arrays.flag()
         with arrays.device():
@@ -281,7 +199,7 @@ class CUDABackend(Backend):
         from ..kernels.cuda_kde import MAX_QUERIES, kde_query
 
         t = kde.table
-        arrays = arrays_of(x)
+        arrays = _Launch(x)
         m = x.shape[0]
         vals, cnts, cum, coef, flags = arrays.constants(t, KDE_TABLE)
         out = arrays.empty((m,))
@@ -325,7 +243,7 @@ class CUDABackend(Backend):
     def path_energy(self, G3, l, log_alpha, need_grads):
         from ..kernels import cuda_path
 
-        arrays = arrays_of(G3)
+        arrays = _Launch(G3)
         nb, k1, n = G3.shape
         ntiles = cuda_path.tiles_for(n)
         log_a = arrays.empty((nb, k1 - 1), np.float64)
@@ -344,7 +262,7 @@ class CUDABackend(Backend):
     def path_log_index(self, G3, l):
         from ..kernels import cuda_path
 
-        arrays = arrays_of(G3)
+        arrays = _Launch(G3)
         nb, k1, n = G3.shape
         d_part = arrays.empty((nb, cuda_path.tiles_for(n), k1 - 1), np.float64)
         out = arrays.empty((nb,))

@@ -187,7 +187,7 @@ def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
     import torch
 
     from .._arrays import kind_of
-    from .._device import require_bytes
+    from .._arrays import require_bytes
     from .._path_problem import path_bytes
     from ..interpolation import BASELINE_COPIES, solver_copies
 

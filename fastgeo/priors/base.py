@@ -1,7 +1,8 @@
-"""The prior base class and the three ways a realism index is computed (MATH.md 1).
+"""The prior base class: the contract every prior keeps (MATH.md 1).
 
-A prior answers two questions: what is its density (``log_prob``, ``sample``) and how is
-its realism index computed. The second answer is a small *index spec*:
+A prior answers two questions: what is its density (``sample``, ``log_prob`` and, on arrays,
+:meth:`Prior.log_density`) and how is its realism index computed: ``index()`` returns a
+small *index spec* (:mod:`fastgeo._specs`):
 
 - :class:`Radial`: the density is a decreasing function of s = |W (z - loc)|^2, so ri is a
   closed-form survival function of s (MATH.md 1.1); one row-norm kernel for all families.
@@ -12,44 +13,23 @@ Every prior also has a KDE (``prior.kde``), so estimators can be compared with e
 """
 from __future__ import annotations
 
+import abc
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import ArrayKind
+from .._evaluator import evaluate
+from .._specs import NO_KDE, Estimated, Indicator, Radial
+from ..kde import KDE
+
 DEFAULT_KDE_SAMPLES = 5000
 DEFAULT_KDE_SEED = 0
-NO_KDE = ("{prior!r} has no KDE estimate of its realism index: a uniform prior's log-density takes one "
-          "value on its support, so the KDE of log f has zero bandwidth; its index is the indicator of the "
-          "support, computed exactly by method='auto' or 'exact'")
+#: the kind of a numpy array on the CPU: :meth:`Prior.log_density`'s default
+CPU = ArrayKind("numpy", "cpu")
 
-
-@dataclass(frozen=True, eq=False)
-class Radial:
-    """ri(z) = S(s), s = |W (z - loc)|^2; see fastgeo.kernels.families for the codes."""
-
-    family: int
-    dim: int
-    p0: float = 0.0
-    p1: float = 0.0
-    loc: np.ndarray | None = None
-    whiten: np.ndarray | None = None  # lower-triangular W = L^{-1}, Sigma = L L^T
-    log_det_whiten: float = 0.0
-
-
-@dataclass(frozen=True, eq=False)
-class Indicator:
-    """ri(z) = 1 on the closed box [low, high], 0 outside."""
-
-    low: np.ndarray
-    high: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class Estimated:
-    """ri(z) ~ G_W(log f(z)), the KDE estimator of MATH.md 1.3."""
-
-    prior: "Prior"
+__all__ = ["CPU", "DEFAULT_KDE_SAMPLES", "DEFAULT_KDE_SEED", "NO_KDE", "Estimated", "Indicator", "Prior", "Radial",
+           "check_count", "check_dim", "check_positive", "check_vector", "cholesky_spd"]
 
 
 # -- parameter checks ----------------------------------------------------------------------
@@ -100,11 +80,19 @@ def check_count(n, name: str = "n") -> int:
     return int(n)
 
 
-class Prior:
+class Prior(abc.ABC):
     """A latent prior: ``dim``, ``sample(n, seed)``, ``log_prob(z)`` and its realism index.
 
-    Subclasses implement ``_sample(n, rng)`` and either ``index()`` returning a closed form
-    (:class:`Radial` or :class:`Indicator`) or ``_log_prob_np`` for the KDE estimator.
+    The contract of a subclass:
+
+    - ``_sample(n, rng)``: n samples, shape (n, dim), from a numpy Generator;
+    - :meth:`log_density`: float64 log f (and grad log f) of the rows of a 2-D array, in
+      that array's library on its device; the KDE estimator and the density's gradient
+      read it;
+    - :meth:`index`: a closed form (:class:`Radial`, :class:`Indicator`) where one exists;
+      by default :class:`Estimated`, the KDE of :meth:`log_density`;
+    - :meth:`log_density_bytes_per_row`, where :meth:`log_density` needs more device memory
+      per row than the default says (it sizes the GPU's chunks).
     """
 
     #: the paper's erf approximation (eq. 1) is offered for these priors only
@@ -133,43 +121,34 @@ class Prior:
         return out
 
     def log_prob(self, z, backend="auto"):
-        """log f(z) for z of shape (..., dim); same array type, dtype and device as z."""
-        from ..realism import evaluate
-
+        """log f(z) for z of shape (..., dim); same array type, dtype and device as z
+        (differentiable for torch tensors that require grad)."""
         return evaluate(z, self, what="log_density", backend=backend)
 
-    def _sample(self, n, rng):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _sample(self, n, rng):
+        """n samples of shape (n, dim) drawn with the numpy Generator ``rng``."""
 
-    def _log_prob_np(self, z, need_grad):
-        """float64 log f and (optionally) grad log f of a 2-D float64 numpy array.
+    @abc.abstractmethod
+    def log_density(self, z, need_grad=False, kind=CPU):
+        """(log f, grad log f or None) of the rows of a 2-D array z of ``kind``: float64
+        arrays of shapes (M,) and (M, D), computed in z's own library on its device.
 
-        Used by the KDE estimator. Closed-form priors get it from their index spec.
+        Called with validated, finite rows (the evaluator checks them). On the CPU z is a
+        numpy array. A prior without a GPU log-density raises NotImplementedError for GPU
+        kinds (:meth:`_no_gpu_density` says so).
         """
-        from ..realism import evaluate
 
-        lp = evaluate(z, self, what="log_density", backend="cpu")
-        if not need_grad:
-            return lp, None
-        raise NotImplementedError(f"{type(self).__name__} has a closed-form index; use its gradient")
+    def log_density_bytes_per_row(self, need_grad) -> int:
+        """Device memory that :meth:`log_density` needs per row of z, at most (for chunking)."""
+        return 8 * self.dim * (4 if need_grad else 2)
 
-    def _log_prob_array(self, z, need_grad, kind):
-        """float64 log f and (optionally) grad log f of a 2-D array z of ``kind`` (the KDE
-        estimator's input), computed in z's own library on its device.
-
-        On the CPU this is :meth:`_log_prob_np`. Priors with a GPU log-density override it
-        (GaussianMixture, Custom); the others raise NotImplementedError for GPU inputs.
-        """
-        if not kind.is_cuda:
-            return self._log_prob_np(z, need_grad)
-        raise NotImplementedError(
+    def _no_gpu_density(self, kind):
+        """The NotImplementedError of a prior whose log-density runs on the CPU only."""
+        return NotImplementedError(
             f"the KDE estimate of the realism index of {self!r} (method='kde') needs its log-density on "
             f"the GPU, which {type(self).__name__} does not provide; use its closed-form index (method="
             "'auto' or 'exact'), or move z to the CPU with .cpu() / cupy.asnumpy")
-
-    def _log_prob_bytes_per_row(self, need_grad) -> int:
-        """Device memory that :meth:`_log_prob_array` needs per row of z, at most (for chunking)."""
-        return 8 * self.dim * (4 if need_grad else 2)
 
     # -- realism index ----------------------------------------------------------------------
     def index(self):
@@ -182,8 +161,6 @@ class Prior:
         if not self.has_kde:
             raise ValueError(NO_KDE.format(prior=self))
         if self._kde is None:
-            from ..kde import KDE
-
             self._kde = KDE.from_prior(self, n=self.kde_samples, seed=self.kde_seed)
         return self._kde
 

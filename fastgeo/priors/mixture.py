@@ -9,12 +9,8 @@ import math
 
 import numpy as np
 
-from .. import _arrays, _device
-from .._arrays import ArrayKind
-from .base import Prior, check_dim, cholesky_spd, check_vector
-
-_NUMPY = ArrayKind("numpy", "cpu")
-
+from .. import _arrays
+from .base import CPU, Prior, check_dim, cholesky_spd, check_vector
 
 class GaussianMixture(Prior):
     """sum_k weights[k] N(means[k], covs[k]); ri by the KDE of log f (MATH.md 1.3)."""
@@ -49,28 +45,25 @@ class GaussianMixture(Prior):
         e = rng.standard_normal((n, self.dim))
         return self.means[comp] + np.einsum("nij,nj->ni", self._chols[comp], e)
 
-    def _log_prob_np(self, z, need_grad):
-        return self._log_prob_array(np.asarray(z, dtype=np.float64), need_grad, _NUMPY)
-
-    def _log_prob_array(self, z, need_grad, kind):
+    def log_density(self, z, need_grad=False, kind=CPU):
         """log f = logsumexp_k (log w_k + log N_k(z)) and grad log f = -sum_k resp_k W_k^T y_k,
         with y_k = W_k (z - mu_k) and resp_k the posterior component probabilities, in z's
         library on its device (float64; the parameters are copied to a device once)."""
-        whiten, means, log_norm = _device.on_device(self, kind, "_whiten", "means", "_log_norm")
-        z = _device.astype(z, np.float64)
+        whiten, means, log_norm = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm")
+        z = _arrays.astype(z, np.float64)
         # y[k, m] = W_k (z_m - mu_k): rows times W_k^T
-        y = _device.matmul(z[None, :, :] - means[:, None, :], _device.swap_last(whiten))
-        log_comp = log_norm[:, None] - 0.5 * _device.total(y * y, axis=2)
-        lp = _device.log_sum_exp(log_comp, axis=0)
+        y = _arrays.matmul(z[None, :, :] - means[:, None, :], _arrays.swap_last(whiten))
+        log_comp = log_norm[:, None] - 0.5 * _arrays.total(y * y, axis=2)
+        lp = _arrays.log_sum_exp(log_comp, axis=0)
         if not need_grad:
             return lp, None
         # resp_k; 0 where every component underflowed (lp = -inf: z beyond float64's reach)
-        resp = _device.exp(log_comp - _device.where(_device.isfinite(lp), lp, 0.0)[None, :])
+        resp = _arrays.exp(log_comp - _arrays.where(_arrays.isfinite(lp), lp, 0.0)[None, :])
         # W_k^T y_k for each row is the row y_k W_k
-        grad = -_device.total(resp[:, :, None] * _device.matmul(y, whiten), axis=0)
+        grad = -_arrays.total(resp[:, :, None] * _arrays.matmul(y, whiten), axis=0)
         return lp, grad
 
-    def _log_prob_bytes_per_row(self, need_grad):
+    def log_density_bytes_per_row(self, need_grad):
         k = self.weights.shape[0]
         return 8 * (self.dim * (1 + k * (4 if need_grad else 2)) + 3 * k)
 
@@ -133,7 +126,11 @@ class Custom(Prior):
     def _sample(self, n, rng):
         return self._sample_fn(n, rng) if self._sample_takes_rng else self._sample_fn(n)
 
-    def _log_prob_np(self, z, need_grad):
+    def log_density(self, z, need_grad=False, kind=CPU):
+        """log_prob(z) (and grad_log_prob(z), or torch autograd through log_prob), checked:
+        shapes, no NaN in log f, a finite gradient wherever log f is finite."""
+        if kind.is_cuda:
+            return self._log_density_on_device(z, need_grad, kind)
         z = np.ascontiguousarray(z, dtype=np.float64)
         lp = np.asarray(self._log_prob_fn(z), dtype=np.float64)
         if lp.shape != z.shape[:1]:
@@ -151,10 +148,8 @@ class Custom(Prior):
             raise ValueError(f"gradient of Custom log_prob has shape {grad.shape}, expected {z.shape}")
         return lp, _check_gradient(lp, grad, self._grad_fn is not None)
 
-    def _log_prob_array(self, z, need_grad, kind):
-        if not kind.is_cuda:
-            return self._log_prob_np(z, need_grad)
-        z = _device.contiguous_float64(z)
+    def _log_density_on_device(self, z, need_grad, kind):
+        z = _arrays.contiguous_float64(z)
         lp = self._call_on_device("log_prob", self._log_prob_fn, z, kind, z.shape[:1])
         if not need_grad:
             return lp, None
@@ -166,7 +161,7 @@ class Custom(Prior):
             raise NotImplementedError(
                 f"the gradient of a Custom prior's realism index on {kind.describe()} inputs needs "
                 "grad_log_prob=... accepting and returning arrays of that library on that device")
-        return lp, _check_gradient(lp, _device.astype(grad, np.float64), self._grad_fn is not None)
+        return lp, _check_gradient(lp, _arrays.astype(grad, np.float64), self._grad_fn is not None)
 
     def _call_on_device(self, name, fn, z, kind, shape):
         """fn(z) for a GPU array z, checked to come back as a float array of z's library and
@@ -185,7 +180,7 @@ class Custom(Prior):
         if tuple(out.shape) != tuple(shape):
             raise ValueError(f"Custom {name} returned shape {tuple(out.shape)} for input {tuple(z.shape)}; "
                              f"expected {tuple(shape)}")
-        return _device.astype(out, np.float64)
+        return _arrays.astype(out, np.float64)
 
     def _autograd_torch(self, z):
         """grad log f by torch autograd through log_prob, on z's device."""
@@ -218,8 +213,8 @@ def _check_gradient(lp, grad, given):
     """grad unchanged; a ValueError naming the first row where log f is finite but its gradient
     is not (a NaN there would otherwise become the realism index's gradient, silently). Rows
     of zero density (log f = -inf) may carry anything: their index gradient is 0."""
-    bad = _device.isfinite(lp)[:, None] & ~_device.isfinite(grad)
-    found = _device.first_true(bad, grad)
+    bad = _arrays.isfinite(lp)[:, None] & ~_arrays.isfinite(grad)
+    found = _arrays.first_true(bad, grad)
     if found is not None:
         source = "grad_log_prob" if given else "torch autograd through log_prob"
         raise ValueError(f"the gradient of a Custom prior's log-density ({source}) is {found[1]} at row "

@@ -13,29 +13,7 @@ from scipy import special
 
 from ..kernels import families as F
 from ..kernels.families import TINY_S
-from .._device import matmul
-from .base import Prior, Radial, check_positive, check_vector, cholesky_spd
-
-
-def whiten(spec, z, params=None):
-    """y = W (z - loc) for each row of z; W may be diagonal (1-D).
-
-    ``params``: (loc, W) as arrays of z's library and device (see fastgeo._device.on_device);
-    by default the spec's own numpy arrays.
-    """
-    loc, w = (spec.loc, spec.whiten) if params is None else params
-    y = z if loc is None else z - loc
-    if w is None:
-        return y
-    return y * w if w.ndim == 1 else matmul(y, w.T)
-
-
-def whiten_grad(spec, g, params=None):
-    """Pull a gradient with respect to y = W (z - loc) back to z: W^T g (params as in whiten)."""
-    w = spec.whiten if params is None else params[1]
-    if w is None:
-        return g
-    return g * w if w.ndim == 1 else matmul(g, w)
+from .base import CPU, Prior, Radial, check_positive, check_vector, cholesky_spd
 
 
 class RadialPrior(Prior):
@@ -50,12 +28,14 @@ class RadialPrior(Prior):
     def index(self):
         return self._spec
 
-    def _whitened(self, z):
-        return whiten(self._spec, z)
-
-    def _log_prob_np(self, z, need_grad):
+    def log_density(self, z, need_grad=False, kind=CPU):
+        """log f from the radius of the whitened rows (the kernels' far-tail forms where the
+        closed form over- or underflows), and grad log f = W^T (d log f / dr) y / r; CPU only
+        (GPU inputs get log f from the radial kernels through ``log_prob``)."""
+        if kind.is_cuda:
+            raise self._no_gpu_density(kind)
         spec = self._spec
-        y = self._whitened(np.asarray(z, dtype=np.float64))
+        y = spec.whitened(np.asarray(z, dtype=np.float64))
         s, r = radii(y)
         far = from_radius_rows(spec.family, s, r)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -71,7 +51,7 @@ class RadialPrior(Prior):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             g = np.where(r[:, None] > 0, self._dlog_density_dr(r)[:, None] * (y / r[:, None]), 0.0)
         g = np.where(np.isfinite(g), g, 0.0)
-        return lp, whiten_grad(spec, g)
+        return lp, spec.pull_back(g)
 
     def _log_density_of_s(self, s):  # pragma: no cover - abstract
         raise NotImplementedError

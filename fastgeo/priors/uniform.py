@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Indicator, Prior, check_vector
+from .base import CPU, Indicator, Prior, check_vector
 
 
 class UniformBox(Prior):
@@ -29,7 +29,9 @@ class UniformBox(Prior):
     def _sample(self, n, rng):
         return self.low + (self.high - self.low) * rng.random((n, self.dim))
 
-    def _log_prob_np(self, z, need_grad):
+    def log_density(self, z, need_grad=False, kind=CPU):
+        if kind.is_cuda:
+            raise self._no_gpu_density(kind)
         inside = np.all((z >= self.low) & (z <= self.high), axis=-1)
         lp = np.where(inside, -self._log_volume, -np.inf)
         return lp, (np.zeros_like(z) if need_grad else None)

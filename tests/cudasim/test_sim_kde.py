@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from numba import cuda
 
-from fastgeo import KDE
+from array_standins import poison_numba_outputs
+from fastgeo import KDE, _arrays
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.cpu import CPUBackend
 from fastgeo.backends.reference import ReferenceBackend
@@ -26,12 +27,10 @@ REF = ReferenceBackend()
 @pytest.fixture
 def backend(monkeypatch):
     """The CUDA backend with every array it allocates poisoned (outputs and the work list)."""
-    def empty(self, shape, dtype=None):
-        dtype = np.dtype(self.like.dtype if dtype is None else dtype)
-        fill = SENTINEL if dtype.kind == "f" else -123456
-        return cuda.to_device(np.full(shape, fill, dtype=dtype))
+    def fill(shape, dtype):
+        return np.full(shape, SENTINEL if np.dtype(dtype).kind == "f" else -123456, dtype=dtype)
 
-    monkeypatch.setattr(cuda_backend._Numba, "empty", empty)
+    poison_numba_outputs(monkeypatch, fill)
     return cuda_backend.CUDABackend()
 
 
@@ -143,6 +142,7 @@ def test_empty_queries_and_the_table_copied_once(backend, kde):
     out, dout = backend.kde(cuda.to_device(np.empty(0)), kde, "cdf", True)
     assert out.shape == (0,) and dout.shape == (0,)
     backend.kde(cuda.to_device(np.zeros(3)), kde, "pdf", False)
-    cached = cuda_backend._Numba._constants[kde.table]
-    assert list(cached) == [cuda_backend.KDE_TABLE]
-    np.testing.assert_array_equal(cached[cuda_backend.KDE_TABLE][3].copy_to_host(), kde.table.coef)
+    cached = _arrays.memory._constants[kde.table]
+    key = ("numba", "cuda:0", cuda_backend.KDE_TABLE)
+    assert list(cached) == [key]
+    np.testing.assert_array_equal(cached[key][3].copy_to_host(), kde.table.coef)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from numba import cuda
 
+from array_standins import poison_numba_outputs
 from fastgeo._arrays import LOG_RI_ERROR
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.reference import ReferenceBackend
@@ -27,10 +28,7 @@ REF = ReferenceBackend()
 
 @pytest.fixture
 def backend(monkeypatch):
-    def empty(self, shape, dtype=None):
-        return cuda.to_device(np.full(shape, SENTINEL, dtype=self.like.dtype if dtype is None else dtype))
-
-    monkeypatch.setattr(cuda_backend._Numba, "empty", empty)
+    poison_numba_outputs(monkeypatch, lambda shape, dtype: np.full(shape, SENTINEL, dtype=dtype))
     return cuda_backend.CUDABackend()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numba import cuda
 
+from array_standins import poison_numba_outputs
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.reference import ReferenceBackend
 from fastgeo.kernels import cuda_box, cuda_launch, cuda_radial
@@ -196,10 +197,7 @@ def test_box_non_finite_and_strided(rng, d):
 @pytest.fixture
 def poisoned_backend(monkeypatch):
     """The CUDA backend with every output it allocates pre-filled with the sentinel."""
-    def empty(self, shape):
-        return poisoned(shape, self.like.dtype)
-
-    monkeypatch.setattr(cuda_backend._Numba, "empty", empty)
+    poison_numba_outputs(monkeypatch, lambda shape, dtype: np.full(shape, SENTINEL, dtype=dtype))
     return cuda_backend.CUDABackend()
 
 

@@ -8,16 +8,14 @@ allocates outputs and scratch with torch (poisoned here) and the simulated kerne
 in place through zero-copy views. Only the three calls that need a driver are replaced: the
 device context, the stream handle and the CUDA-array-interface view.
 """
-import contextlib
-
 import numpy as np
 import pytest
 import torch
 from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
 import fastgeo
-from fastgeo import _arrays, backends, priors, realism
-from fastgeo._arrays import ArrayKind
+from array_standins import TorchPosingAsCuda, use_array_library
+from fastgeo import _arrays, _evaluator, backends, priors, realism
 from fastgeo.backends import cuda as cuda_backend
 
 
@@ -26,24 +24,21 @@ def simulated_gpu(monkeypatch):
     simulate_gpu(monkeypatch)
 
 
+class SimulatedTorchCuda(TorchPosingAsCuda):
+    """The real CUDA backend's view of these "device" tensors: simulator arrays sharing their
+    memory, and outputs allocated poisoned."""
+
+    def numba_view(self, x):
+        return FakeCUDAArray(x.detach().numpy())
+
+    def empty(self, kind, shape, dtype):
+        dtype = self.torch_dtype(dtype)
+        return torch.full(shape, float("nan") if dtype.is_floating_point else -123456, dtype=dtype)
+
+
 def simulate_gpu(monkeypatch):
-    real_kind_of = _arrays.kind_of
-
-    def kind_of(x):
-        kind = real_kind_of(x)
-        return ArrayKind("torch", "cuda:0", x.device) if kind.library == "torch" else kind
-
-    monkeypatch.setattr(_arrays, "kind_of", kind_of)
-    monkeypatch.setattr(cuda_backend._Torch, "device", lambda self: contextlib.nullcontext())
-    monkeypatch.setattr(cuda_backend._Torch, "stream_handle", lambda self: 0)
-    monkeypatch.setattr(cuda_backend._Torch, "view", lambda self, a: FakeCUDAArray(a.detach().numpy()))
-    monkeypatch.setattr(cuda_backend._Torch, "empty", poisoned_empty)
+    use_array_library(monkeypatch, SimulatedTorchCuda())
     monkeypatch.setitem(backends._instances, "cuda", cuda_backend.CUDABackend())
-
-
-def poisoned_empty(self, shape, dtype=None):
-    dtype = self.like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
-    return torch.full(shape, float("nan") if dtype.is_floating_point else -123456, dtype=dtype)
 
 
 def prior_set(rng, d):
@@ -103,7 +98,7 @@ def test_chunks(rng, simulated_gpu, monkeypatch):
     prior = prior_set(rng, 9)[1]
     z = torch.from_numpy(rng.standard_normal((70, 9)))
     expected = fastgeo.log_ri_and_grad(z, prior)
-    monkeypatch.setattr(realism, "_chunk_rows", lambda *a: 16)
+    monkeypatch.setattr(_evaluator, "chunk_rows", lambda *a: 16)
     for e, g in zip(expected, fastgeo.log_ri_and_grad(z, prior)):
         torch.testing.assert_close(g, e, rtol=1e-13, atol=1e-15)
     z[66, 2] = float("nan")
@@ -132,9 +127,7 @@ def test_kde_priors_on_the_gpu_path_match_the_cpu_path(rng, simulated_gpu, dtype
             np.testing.assert_allclose(out.numpy(), ref_out, **tolerance(dtype))
             np.testing.assert_allclose(grad.numpy(), ref_grad, **tolerance(dtype), err_msg=what)
     # the mixture's parameters went to the "device" once, as float64 torch tensors
-    from fastgeo import _device
-
-    cached = _device._constants[prior]
+    cached = _arrays.memory._constants[prior]
     assert len(cached) == 1 and all(isinstance(t, torch.Tensor) for t in next(iter(cached.values())))
 
 
@@ -162,14 +155,14 @@ def test_custom_priors_on_the_gpu_path(rng, simulated_gpu):
 
     def torch_log_prob(z):
         assert isinstance(z, torch.Tensor) and z.dtype == torch.float64
-        return torch.from_numpy(mix._log_prob_np(z.detach().numpy(), False)[0]) + 0.0 * z.sum(1)
+        return torch.from_numpy(mix.log_density(z.detach().numpy())[0]) + 0.0 * z.sum(1)
 
     def torch_grad(z):
-        return torch.from_numpy(mix._log_prob_np(z.numpy(), True)[1])
+        return torch.from_numpy(mix.log_density(z.numpy(), True)[1])
 
     z = torch.from_numpy(mix.sample(40, rng))
     want = fastgeo.log_ri_and_grad(z.numpy(), mix, backend="cpu")
-    custom = priors.Custom(lambda z: mix._log_prob_np(z, False)[0], mix._sample, 3, grad_log_prob=torch_grad)
+    custom = priors.Custom(lambda z: mix.log_density(z)[0], mix._sample, 3, grad_log_prob=torch_grad)
     custom._kde = mix.kde  # the same KDE: the same results expected
     for fn in (torch_log_prob, lambda z: torch_log_prob(z)):
         custom._log_prob_fn = fn
@@ -248,7 +241,6 @@ def test_path_energy_on_the_gpu_path(rng, simulated_gpu, small_blocks, dtype):
 def test_interpolate_runs_on_the_gpu_path(rng, small_blocks, monkeypatch):
     """fastgeo.interpolate with a semicircle prior: the KDE and path kernels do the work (the
     CUDA backend's methods are called), and no numpy-only helper sees the "device" tensors."""
-    from fastgeo import _arrays as arrays_module
     from fastgeo.priors.mixture import GaussianMixture
 
     prior = priors.semicircle(2, kde_samples=600)
@@ -265,12 +257,14 @@ def test_interpolate_runs_on_the_gpu_path(rng, small_blocks, monkeypatch):
         method = getattr(real, name)
         monkeypatch.setattr(real, name, lambda self, *a, _m=method, _n=name: calls.append(_n) or _m(self, *a))
 
-    def host_only(*args):
-        raise AssertionError("a numpy-only helper was handed GPU data")
+    real_log_density = GaussianMixture.log_density
 
-    monkeypatch.setattr(GaussianMixture, "_log_prob_np", host_only)
-    monkeypatch.setattr(realism, "check_finite", host_only)
-    monkeypatch.setattr(arrays_module, "check_not_nan", host_only)
+    def device_only(self, z, need_grad=False, kind=None):
+        if not (isinstance(z, torch.Tensor) and kind is not None and kind.is_cuda):
+            raise AssertionError("the log-density was computed on the host, not on the 'device'")
+        return real_log_density(self, z, need_grad, kind)
+
+    monkeypatch.setattr(GaussianMixture, "log_density", device_only)
     gpu = fastgeo.interpolate(gen, z0, z1, prior, n_points=6, max_iter=4, ftol=0.0)
     assert {"kde", "path_energy", "path_log_index"} <= set(calls)
     assert isinstance(gpu.path, torch.Tensor) and gpu.iterations.tolist() == cpu.iterations.tolist()

@@ -3,7 +3,7 @@ backend is unavailable). Every array the CUDA backend allocates can be poisoned,
 a kernel leaves unwritten shows as NaN (floats) or -1 (integer scratch)."""
 import pytest
 
-from fastgeo.backends import cuda as cuda_backend
+from fastgeo._arrays.kinds import CupyLibrary, TorchLibrary
 
 
 def _poison(dtype):
@@ -17,21 +17,15 @@ def poisoned_outputs(monkeypatch):
     """torch and CuPy outputs and scratch start as NaN (or -1 for the int32 work lists)."""
     import numpy as np
 
-    def torch_empty(self, shape, dtype=None):
-        import torch
+    def torch_empty(self, kind, shape, dtype):
+        return self.xp.full(tuple(shape), _poison(dtype), dtype=self.torch_dtype(dtype), device=kind.torch_device)
 
-        dt = self.like.dtype if dtype is None else getattr(torch, np.dtype(dtype).name)
-        return torch.full(shape, _poison(str(dt).removeprefix("torch.")), dtype=dt, device=self.like.device)
+    def cupy_empty(self, kind, shape, dtype):
+        with self.xp.cuda.Device(self.device_index(kind)):
+            return self.xp.full(tuple(shape), _poison(dtype), dtype=np.dtype(dtype))
 
-    def cupy_empty(self, shape, dtype=None):
-        import cupy
-
-        dt = np.dtype(self.like.dtype if dtype is None else dtype)
-        with cupy.cuda.Device(self.device_index()):
-            return cupy.full(shape, _poison(dt), dtype=dt)
-
-    monkeypatch.setattr(cuda_backend._Torch, "empty", torch_empty)
-    monkeypatch.setattr(cuda_backend._CuPy, "empty", cupy_empty)
+    monkeypatch.setattr(TorchLibrary, "empty", torch_empty)
+    monkeypatch.setattr(CupyLibrary, "empty", cupy_empty)
 
 
 @pytest.fixture
