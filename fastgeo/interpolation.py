@@ -357,12 +357,12 @@ def _initial_path(setup, init, k):
 
 def _finish_baseline(setup, problem, path, method, start, status="baseline"):
     """Decode a given path (B, K+1, D) and assemble its result (no optimisation)."""
-    b, k1, d = path.shape
-    problem.require_memory(b, k1, *BASELINE_COPIES, f"{method} paths of {b} pair(s) of {k1} points")
+    b, n_points, d = path.shape
+    problem.require_memory(b, n_points, *BASELINE_COPIES, f"{method} paths of {b} pair(s) of {n_points} points")
     with torch.no_grad():
-        if k1 > 2:
+        if n_points > 2:
             inner = problem.decode(path[:, 1:-1].reshape(-1, d), grad=False)
-            inner = inner.reshape(b, k1 - 2, *problem.out_shape)
+            inner = inner.reshape(b, n_points - 2, *problem.out_shape)
             l_inner, _ = problem.log_ri(path[:, 1:-1])
             if torch.isneginf(l_inner).any():
                 bad = torch.isneginf(l_inner).any(dim=1).nonzero().flatten().tolist()

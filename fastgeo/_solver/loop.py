@@ -95,8 +95,8 @@ class Solver:
         self.ftol = ftol
         self.gtol = gtol
         self.progress = progress
-        b, k1, d = x0.shape
-        self.shape = (b, k1, d)
+        b, n_free, d = x0.shape
+        self.shape = (b, n_free, d)
         self.device = x0.device
         # C-contiguous whatever x0's layout: the compiled L-BFGS step writes through (B, n) views
         self.x = x0.clone(memory_format=torch.contiguous_format)

@@ -129,12 +129,12 @@ class CPUBackend(Backend):
 
         from ..kernels import cpu_path
 
-        nb, k1, n = G3.shape
-        log_a = np.empty((nb, k1 - 1))
+        nb, n_points, n = G3.shape
+        log_a = np.empty((nb, n_points - 1))
         cpu_path.segment_log_a_rows(l, float(log_alpha), log_a)
         parallel = runs_parallel(G3.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
-        d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
+        d_part = np.empty((nb, max(1, -(-n // block)), n_points - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
         kernel = pick_for(cpu_path, "path_pass", G3, G3.size)
         if parallel:
@@ -166,12 +166,12 @@ class CPUBackend(Backend):
 
         from ..kernels.cpu_path import path_pass_ends, path_pass_ends_serial, path_reduce, segment_log_a_rows
 
-        nb, k1, n = Gfree.shape
-        log_a = np.empty((nb, k1 + 1))
+        nb, n_free, n = Gfree.shape
+        log_a = np.empty((nb, n_free + 1))
         segment_log_a_rows(l, float(log_alpha), log_a)
         parallel = runs_parallel(Gfree.size + 2 * G0.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
-        d_part = np.empty((nb, max(1, -(-n // block)), k1 + 1))
+        d_part = np.empty((nb, max(1, -(-n // block)), n_free + 1))
         grad = GRADIENTS.empty(Gfree.shape if need_grads else (0, 0, 0), Gfree.dtype)
         args = (G0, Gfree, GK, log_a, block, bool(need_grads), d_part, grad)
         if parallel:

@@ -326,13 +326,13 @@ class CUDABackend(Backend):
         from ..kernels import cuda_path
 
         arrays = arrays_of(G3)
-        nb, k1, n = G3.shape
+        nb, n_points, n = G3.shape
         ntiles = cuda_path.tiles_for(n)
-        log_a = arrays.empty((nb, k1 - 1), np.float64)
-        d_part = arrays.empty((nb, ntiles, k1 - 1), np.float64)
+        log_a = arrays.empty((nb, n_points - 1), np.float64)
+        d_part = arrays.empty((nb, ntiles, n_points - 1), np.float64)
         grad = arrays.empty(G3.shape if need_grads else (0, 0, 0))
         energy = arrays.empty((nb,))
-        dl = arrays.empty((nb, k1), np.float64)
+        dl = arrays.empty((nb, n_points), np.float64)
         bad = arrays.flag(2)
         with arrays.device():
             cuda_path.path_energy(arrays.view(G3), arrays.view(l), log_alpha, need_grads, arrays.view(log_a),
@@ -345,8 +345,8 @@ class CUDABackend(Backend):
         from ..kernels import cuda_path
 
         arrays = arrays_of(G3)
-        nb, k1, n = G3.shape
-        d_part = arrays.empty((nb, cuda_path.tiles_for(n), k1 - 1), np.float64)
+        nb, n_points, n = G3.shape
+        d_part = arrays.empty((nb, cuda_path.tiles_for(n), n_points - 1), np.float64)
         out = arrays.empty((nb,))
         bad = arrays.flag(2)
         with arrays.device():
