@@ -228,7 +228,7 @@ class PathProblem:
         failed = torch.isnan(energy)
         if grad_log_ri.numel():
             # the largest |entry| per path is NaN or inf iff an entry is (max propagates NaN):
-            # one reduction, 5x cheaper than isfinite + all on the solver's small batches
+            # one reduction, cheaper than isfinite + all on the solver's small batches
             failed |= ~torch.isfinite(grad_log_ri.flatten(1).abs().amax(dim=1))
         energy = torch.where(failed, float("inf"), energy)
         return Evaluation(self, leaf, out, decoded, l_full, grad_log_ri, energy, failed, d_decoded, d_log_ri,

@@ -60,7 +60,7 @@ MAX_ROW_RUNS_GPU = 8
 
 def copy_rows(dst, dst_rows, src, src_rows, max_runs=None):
     """dst[dst_rows] = src[src_rows] for sorted numpy row numbers: one slice copy per run of
-    rows consecutive in both (on the CPU index_put_ moves rows 4x slower than copy_ does,
+    rows consecutive in both (on the CPU index_put_ moves rows slower than copy_ does,
     and the usual case, every row in order, is a single copy), or one index_copy_ where
     there are more than ``max_runs`` runs (default: no limit on the CPU, else
     MAX_ROW_RUNS_GPU)."""

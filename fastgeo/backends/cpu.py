@@ -38,18 +38,19 @@ def make():
 
 
 # Below this many input elements a batch runs on the calling thread: waking Numba's thread
-# pool costs tens of microseconds on an idle machine and milliseconds on a busy one.
+# pool costs more than a smaller batch's work, and far more on a busy machine.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # ... counting each row of a radial realism index as this many elements besides its own: its
-# survival function takes 50-150 ns (the solver's 1600 x 32 batches: 165 us on one thread,
-# 74 us on two)
+# survival function costs about as much as streaming that many, so that the solver's batches
+# (many short rows) share out their survival functions (the measurement that chose it is in
+# the commit message: git log -S RADIAL_ROW_ELEMENTS)
 RADIAL_ROW_ELEMENTS = 128
 
 
 def runs_parallel(size):
     """Whether a kernel over ``size`` elements should use Numba's thread pool: not for small
     inputs (waking the pool costs more), nor with one thread (the pool would only add the
-    cost of entering a parallel region, ~0.1 ms per call; the solver calls kernels every
+    cost of entering a parallel region to every call; the solver calls kernels every
     round)."""
     import numba
 
