@@ -12,6 +12,8 @@ import numpy as np
 
 from .._arrays import check_finite, check_not_nan
 from .._buffers import BufferPool
+from ..kernels.codes import KDE_WHAT as _KDE_WHAT
+from ..kernels.codes import RADIAL_WHAT as _WHAT
 from .base import Backend, finish_path_energy_ends
 
 # Column blocks of the fused path pass: enough tasks for every thread when B is small, but
@@ -20,9 +22,6 @@ MIN_PATH_BLOCK = 2048
 TASKS_PER_THREAD = 4
 # dE/dG of the path energy: reused between calls once the caller has dropped it
 GRADIENTS = BufferPool(keep=2)
-
-_WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
-_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 
 
 def unavailable_reason():

@@ -23,10 +23,10 @@ import numpy as np
 
 from .. import _arrays
 from .._device import first_true, isfinite, isnan, on_device
+from ..kernels.codes import KDE_WHAT as _KDE_WHAT
+from ..kernels.codes import RADIAL_WHAT as _WHAT
 from .base import Backend
 
-_WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
-_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 #: the KDE table's arrays that the query kernels read (fastgeo.kde.KDETable)
 KDE_TABLE = ("values", "counts", "cumulative", "coef", "flags")
 
