@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _arrays
 from .._device import first_true, isfinite, isnan, on_device
+from .._errors import one_line
 from ..kernels.codes import KDE_WHAT as _KDE_WHAT
 from ..kernels.codes import RADIAL_WHAT as _WHAT
 from .base import Backend
@@ -38,10 +39,6 @@ NOT_YET_ON_GPU = ("{what} does not run on GPU inputs yet. Compute it on the CPU 
                   "index or a GPU log-density (GaussianMixture, semicircle)")
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def compiler_unavailable_reason() -> str | None:
     """Why Numba cannot compile CUDA kernels here (NVVM or NVRTC missing), or None."""
     try:
@@ -51,11 +48,11 @@ def compiler_unavailable_reason() -> str | None:
             return "NVVM (libnvvm, the CUDA compiler library) was not found"
         nvvm.NVVM()
     except Exception as err:
-        return f"NVVM (libnvvm, the CUDA compiler library) cannot be loaded: {_one_line(err)}"
+        return f"NVVM (libnvvm, the CUDA compiler library) cannot be loaded: {one_line(err)}"
     try:
         nvrtc.get_supported_ccs()
     except Exception as err:
-        return f"NVRTC (libnvrtc) cannot be loaded: {_one_line(err)}"
+        return f"NVRTC (libnvrtc) cannot be loaded: {one_line(err)}"
     return None
 
 
@@ -71,7 +68,7 @@ def unavailable_reason() -> str | None:
     try:
         from numba.cuda.core import config
     except Exception as err:
-        return f"numba-cuda cannot be imported ({_one_line(err)}); {INSTALL_HINT}"
+        return f"numba-cuda cannot be imported ({one_line(err)}); {INSTALL_HINT}"
     if config.ENABLE_CUDASIM:
         return ("Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): it runs kernels as Python "
                 "on the CPU, for tests only; unset the variable to use a GPU")
@@ -80,7 +77,7 @@ def unavailable_reason() -> str | None:
 
         count = driver.get_device_count()
     except Exception as err:
-        detail = _one_line(err).removeprefix("Error at driver init:").strip(" :")
+        detail = one_line(err, with_type=False).removeprefix("Error at driver init:").strip(" :")
         return f"no usable CUDA driver (is an NVIDIA driver installed?): {detail}"
     if count == 0:
         return "no CUDA GPU found: the driver reports 0 devices (check CUDA_VISIBLE_DEVICES)"
