@@ -9,7 +9,10 @@ class GeneratorError(TypeError, ValueError):
     ``__cause__``."""
 
 
-def one_line(err: BaseException) -> str:
-    """``Type: message`` of an exception, its message's white space folded to single spaces."""
+def one_line(err: BaseException, *, with_type: bool = True) -> str:
+    """``Type: message`` of an exception (without ``with_type``: the message alone), its
+    message's white space folded to single spaces; the type's name if the message is empty."""
     text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if not text:
+        return type(err).__name__
+    return f"{type(err).__name__}: {text}" if with_type else text

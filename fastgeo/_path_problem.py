@@ -138,12 +138,12 @@ class PathProblem:
         taken in chunks that keep J within ``JACOBIAN_BYTES``. Raises ForwardModeError when
         the generator cannot be differentiated in forward mode.
         """
-        a, k1, d = x.shape
+        a, n_free, d = x.shape
         n_out = math.prod(self.out_shape)
-        chunk = max(1, JACOBIAN_BYTES // max(self._jacobian_bytes(k1, x.element_size()), 1))
+        chunk = max(1, JACOBIAN_BYTES // max(self._jacobian_bytes(n_free, x.element_size()), 1))
         basis = torch.eye(d, dtype=x.dtype, device=x.device)
-        jtj = torch.empty((a, k1, d, d), dtype=torch.float64, device=x.device)
-        jtj_next = torch.empty((a, max(k1 - 1, 0), d, d), dtype=torch.float64, device=x.device)
+        jtj = torch.empty((a, n_free, d, d), dtype=torch.float64, device=x.device)
+        jtj_next = torch.empty((a, max(n_free - 1, 0), d, d), dtype=torch.float64, device=x.device)
         for start in range(0, a, chunk):
             xs = x[start:start + chunk].detach().reshape(-1, d)
             m = xs.shape[0]
@@ -169,11 +169,11 @@ class PathProblem:
             if tuple(tangents.shape) != (d, m, *self.out_shape):
                 raise ForwardModeError(f"forward-mode Jacobians of the generator have shape "
                                        f"{tuple(tangents.shape)}, expected {(d, m, *self.out_shape)}")
-            jac = tangents.reshape(d, -1, k1, n_out).permute(1, 2, 3, 0).to(torch.float64)  # (p, K-1, N, D)
+            jac = tangents.reshape(d, -1, n_free, n_out).permute(1, 2, 3, 0).to(torch.float64)  # (p, K-1, N, D)
             del tangents
             stop = start + jac.shape[0]
             jtj[start:stop] = jac.mT @ jac
-            if k1 > 1:
+            if n_free > 1:
                 jtj_next[start:stop] = jac[:, :-1].mT @ jac[:, 1:]
         return jtj, jtj_next
 
@@ -186,7 +186,7 @@ class PathProblem:
         (A, K-1, D): the Hessian by central differences of the gradient (step 1e-5 (1 +
         max |x_j|)), symmetrised; entries that are not finite (a difference that left the
         prior's support) count as 0."""
-        a, k1, d = x.shape
+        a, n_free, d = x.shape
         flat = x.detach().reshape(-1, d).to(torch.float64)
         h = 1e-5 * (1.0 + flat.abs().amax(dim=1))
         eye = torch.eye(d, dtype=torch.float64, device=x.device)
@@ -199,7 +199,7 @@ class PathProblem:
         hess = torch.where(torch.isfinite(hess), hess, 0.0)
         hess = 0.5 * (hess + hess.mT)
         grad = torch.where(torch.isfinite(grad), grad, 0.0)
-        return grad.reshape(a, k1, d), hess.reshape(a, k1, d, d)
+        return grad.reshape(a, n_free, d), hess.reshape(a, n_free, d, d)
 
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
@@ -210,10 +210,10 @@ class PathProblem:
         zero density, and for a path marked ``failed``: its decoded outputs or realism
         indices are not finite (the generator returned NaN or inf there).
         """
-        a, k1, d = x.shape
-        leaf = x.detach().reshape(a * k1, d).requires_grad_(True)
+        a, n_free, d = x.shape
+        leaf = x.detach().reshape(a * n_free, d).requires_grad_(True)
         out = self.decode(leaf, grad=True)
-        decoded = out.detach().reshape(a, k1, *self.out_shape)  # a view unless out's strides forbid it
+        decoded = out.detach().reshape(a, n_free, *self.out_shape)  # a view unless out's strides forbid it
         log_ri, grad_log_ri = self.log_ri(x)
         l0, l1, g0, g1 = ((self.l0, self.l1, self.g0, self.g1) if idx is None else
                           (self.l0[idx], self.l1[idx], self.g0[idx], self.g1[idx]))
@@ -228,7 +228,7 @@ class PathProblem:
         failed = torch.isnan(energy)
         if grad_log_ri.numel():
             # the largest |entry| per path is NaN or inf iff an entry is (max propagates NaN):
-            # one reduction, 5x cheaper than isfinite + all on the solver's small batches
+            # one reduction, cheaper than isfinite + all on the solver's small batches
             failed |= ~torch.isfinite(grad_log_ri.flatten(1).abs().amax(dim=1))
         energy = torch.where(failed, float("inf"), energy)
         return Evaluation(self, leaf, out, decoded, l_full, grad_log_ri, energy, failed, d_decoded, d_log_ri,
@@ -264,7 +264,7 @@ class Evaluation:
     def gradient(self):
         """dE/dx of the free points, (A, K-1, D): one VJP through the generator for all rows."""
         p = self.problem
-        a, k1 = self.decoded.shape[:2]
+        a, n_free = self.decoded.shape[:2]
         # dE/dG of the free points, C-contiguous in the output's own shape: the cotangent as it
         # stands (its rows are 0 on failed paths, so the VJP stays finite there)
         cotangent = self._d_decoded.view(self._out.shape)
@@ -280,9 +280,9 @@ class Evaluation:
                                  f"{one_line(err)} on a batch of shape {shape}") from err
         p._sync()
         p.t_vjp += time.perf_counter() - start
-        p.n_vjp += a * k1
+        p.n_vjp += a * n_free
         self._out = self._d_decoded = None  # the graph is spent; the pooled buffer may be reused
-        grad = torch.addcmul(vjp.view(a, k1, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
+        grad = torch.addcmul(vjp.view(a, n_free, -1), self._d_log_ri[:, 1:-1, None].to(vjp.dtype), self._grad_log_ri)
         return grad.masked_fill_(self.failed[:, None, None], 0.0)  # grad is a fresh tensor
 
 

@@ -6,8 +6,9 @@ x_0 = z0, x_1, ..., x_K = z1 minimising, for each path independently,
     E = sum_{i=0}^{K-1} w_i |G(x_{i+1}) - G(x_i)|^2,
     w_i = (log alpha + log((ri(x_i) + ri(x_{i+1})) / 2))^2                          (eq. 3)
 
-from the linear path (or a given one). Results come back as :class:`InterpolationResult`;
-the baselines in :mod:`fastgeo.baselines` return the same type.
+from the linear path (or a given one). Results come back as :class:`InterpolationResult`
+(defined in :mod:`fastgeo._result`); the baselines in :mod:`fastgeo.baselines` return the
+same type.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numbers
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 
 from ._arrays import common_kind, kind_of
 from ._path_problem import PathProblem
+from ._result import InterpolationResult
 from ._solver import CONVERGED, STATUS_NAMES, Solver
 from .path import energy_and_grads, path_log_index
 from .priors.base import Prior
@@ -53,94 +55,6 @@ def solver_copies(method, memory=10):
     direction and trial point and, for L-BFGS, 2 x ``memory`` curvature pairs; the result's
     outputs, an evaluation's, and dE/dG."""
     return 4 + (2 * memory if method != "gd" else 0), 3
-
-
-@dataclass
-class InterpolationResult:
-    """Paths found by :func:`fastgeo.interpolate` or a baseline, with their diagnostics.
-
-    Arrays are torch tensors on the endpoints' device when the endpoints were torch tensors,
-    numpy arrays otherwise. With endpoints of shape (D,) the leading path axis B is dropped.
-
-    Attributes
-    ----------
-    path : (B, K+1, D) latent points, endpoints included (K + 1 = n_points).
-    decoded : (B, K+1, ...) the generator's outputs along the path.
-    log_ri, ri : (B, K+1) realism index of each point (unscaled: alpha enters only E).
-    distances : (B, K) consecutive decoded distances |G(x_{i+1}) - G(x_i)|.
-    energy : (B,) float64, E of eq. (3) with this result's alpha.
-    energy_history : (B, T+1) float64, E after 0, 1, ..., T accepted iterations (T = max of
-        ``iterations``); a path that stopped earlier repeats its final energy.
-    forward_history, vjp_history : (B, T+1) how many times the path's K-1 free points had
-        gone through the generator forward, and through a VJP, when ``energy_history`` was
-        reached (times K-1 for points); rejected line-search trials count too.
-    jvp_history : (B, T+1) how many tangents had been pushed through each free point by
-        forward-mode Jacobian-vector products by then (D per Gauss-Newton direction; 0 for
-        methods that take none); the last entry includes the final convergence test's.
-    path_log_index : (B,) log ri(path) ~ sum_i log rbar_i |G(x_{i+1}) - G(x_i)| (MATH.md 2).
-    converged : (B,) bool, True where a first-order test held: the decrease the solver's
-        model predicts along the next direction was at most ``ftol`` |E| (for "lbfgs-gn" in
-        its Gauss-Newton phase: half the Gauss-Newton decrement g^T M^{-1} g; for "lbfgs" and
-        "gd" also after two relative decreases of at most ``ftol`` in a row), or every entry
-        of the gradient was at most ``gtol``.
-    gap : (B,) float64, an estimate of how far E is above the minimum the path was heading
-        for: the model's predicted decrease where it converged, else the larger of that and
-        a trend over the energy history (``fastgeo._solver.gaps``); NaN for baselines.
-    status : per path (a tuple, or one string when unbatched): "converged", "max_iter",
-        "nan" (the generator or the realism index returned NaN/inf on a trial path: the
-        path stopped at its last finite iterate), "no_decrease" (the line search found no
-        lower energy: a numerical minimum or a non-smooth point), "stalled" (its steps stayed
-        negligible because they kept running into the edge of the prior's support, where
-        E = inf: it stopped short of a minimum), or "baseline".
-    iterations : (B,) accepted iterations of each path.
-    n_forward, n_vjp : generator forward points and vector-Jacobian-product points spent
-        (endpoints and the final decode included); n_calls: generator calls.
-    n_jvp : Jacobian-vector products spent (a point times a tangent; forward mode), so that
-        generator cost compares across methods.
-    timings : seconds spent in generator forwards ("generator_forward"), in VJPs
-        ("generator_vjp"), in ``fastgeo.log_ri_and_grad`` ("realism_index"), in
-        ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"); for the
-        solver, "iterations" holds the same split for the iterations alone (without the set-up
-        and the final results), their number of "rounds" (generator calls), "per_round":
-        a (rounds, 5) numpy array of [forward, VJP, realism index, path energy, total] seconds
-        of each round, and "seconds_history": a (B, T+1) numpy array, the seconds since the
-        iterations began when each path reached each iterate of ``energy_history``.
-        "generator_jvp": seconds in forward-mode Jacobians. On a GPU they are exact only with
-        ``synchronize=True``.
-    """
-
-    path: Any
-    decoded: Any
-    log_ri: Any
-    ri: Any
-    distances: Any
-    energy: Any
-    energy_history: Any
-    forward_history: Any
-    vjp_history: Any
-    jvp_history: Any
-    path_log_index: Any
-    converged: Any
-    gap: Any
-    status: Any
-    iterations: Any
-    n_forward: int
-    n_vjp: int
-    n_jvp: int
-    n_calls: int
-    method: str
-    alpha: float
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def n_points(self) -> int:
-        return self.path.shape[-2]
-
-    @property
-    def path_ri(self):
-        """ri(path) = exp(path_log_index), in [0, 1]."""
-        return np.exp(self.path_log_index) if isinstance(self.path_log_index, np.ndarray) \
-            else self.path_log_index.exp()
 
 
 def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method=DEFAULT_METHOD, *, init=None,
@@ -357,12 +271,12 @@ def _initial_path(setup, init, k):
 
 def _finish_baseline(setup, problem, path, method, start, status="baseline"):
     """Decode a given path (B, K+1, D) and assemble its result (no optimisation)."""
-    b, k1, d = path.shape
-    problem.require_memory(b, k1, *BASELINE_COPIES, f"{method} paths of {b} pair(s) of {k1} points")
+    b, n_points, d = path.shape
+    problem.require_memory(b, n_points, *BASELINE_COPIES, f"{method} paths of {b} pair(s) of {n_points} points")
     with torch.no_grad():
-        if k1 > 2:
+        if n_points > 2:
             inner = problem.decode(path[:, 1:-1].reshape(-1, d), grad=False)
-            inner = inner.reshape(b, k1 - 2, *problem.out_shape)
+            inner = inner.reshape(b, n_points - 2, *problem.out_shape)
             l_inner, _ = problem.log_ri(path[:, 1:-1])
             if torch.isneginf(l_inner).any():
                 bad = torch.isneginf(l_inner).any(dim=1).nonzero().flatten().tolist()

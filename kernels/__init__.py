@@ -1,10 +1,13 @@
 """fastgeo's compiled kernels (installed as ``fastgeo.kernels``).
 
+- :mod:`.families`, :mod:`.codes`: plain Python integer codes (the radial families; what a
+  query kernel computes) that the priors, the backends and the kernels share.
 - :mod:`.special`, :mod:`.radial`: scalar math, the one source of truth, compiled by
   Numba for the CPU kernels and for the CUDA kernels alike.
 - ``cpu_*``: Numba CPU kernels (parallel over the batch, cached on disk).
-- ``cuda_*`` and ``*.cu``: GPU kernels, loaded only when a GPU backend is used.
+- ``cuda_*``: GPU kernels, loaded only when a GPU backend is used.
 
-Nothing here is imported by ``import fastgeo``: the backends import kernels on first use,
-so that importing fastgeo never compiles.
+``import fastgeo`` loads this package and :mod:`.families` only (fastgeo.priors and
+fastgeo.realism name the family codes); neither imports Numba, so importing fastgeo never
+compiles. The backends import the kernel modules on first use.
 """

@@ -190,12 +190,12 @@ def _laplacian_factor(w, mult, inv_pivot):
     forward multiplier and the back substitution's coupling; inv_pivot_i = 1 / pivot_i in
     the weights' own units.
     """
-    k1 = mult.shape[0]
+    n_free = mult.shape[0]
     top = w[0]
-    for t in range(1, k1 + 1):
+    for t in range(1, n_free + 1):
         top = max(top, w[t])
     c = w[0] / top
-    for i in range(k1):
+    for i in range(n_free):
         wn = w[i + 1] / top
         pivot = c + wn
         mult[i] = wn / pivot
@@ -221,13 +221,13 @@ def _laplacian_solve(mult, inv_pivot, v):
     :func:`_laplacian_factor`: forward elimination, then back substitution
     x_i = r_i / pivot_i + mult_i x_{i+1}. (L_w is an M-matrix: the multipliers are
     positive, so the solve is componentwise stable.)"""
-    k1 = v.shape[0]
-    for i in range(1, k1):
+    n_free = v.shape[0]
+    for i in range(1, n_free):
         _eliminate_row(v[i - 1], v[i], mult[i - 1])
-    last = v[k1 - 1]
+    last = v[n_free - 1]
     for x in range(last.shape[0]):
-        last[x] *= inv_pivot[k1 - 1]
-    for i in range(k1 - 2, -1, -1):
+        last[x] *= inv_pivot[n_free - 1]
+    for i in range(n_free - 2, -1, -1):
         _substitute_row(v[i], v[i + 1], inv_pivot[i], mult[i])
 
 
@@ -239,7 +239,7 @@ def path_laplacian_inverse_into(w, out):
     units of the smallest weight's resistance so that neither tiny nor huge weights overflow
     (see fastgeo._solver.lbfgs.path_laplacian_inverse). The GPU route applies it as a dense product."""
     nb, k = w.shape
-    k1 = k - 1
+    n_free = k - 1
     rho = np.empty(k)
     sigma = np.empty(k)
     for b in range(nb):
@@ -255,8 +255,8 @@ def path_laplacian_inverse_into(w, out):
             acc += scale / w[b, t]
             sigma[t] = acc  # sigma[t]: from point t to the last
         denom = rho[k - 1] * scale
-        for i in range(k1):
-            for j in range(i, k1):
+        for i in range(n_free):
+            for j in range(i, n_free):
                 v = rho[i] * sigma[j + 1] / denom
                 out[b, i, j] = v
                 out[b, j, i] = v
@@ -307,7 +307,7 @@ def _direction_path(b, g, S, Y, w, precondition, gamma, rho, gram, sg, head, n_p
                     a, c, ypq, q, hy, mult, inv_pivot):
     """-H g of path b into out[b]; returns (gamma, slope), or NaN for both where gamma was
     to come from the newest pair (NaN given) and that gives no positive number."""
-    m, k1 = S.shape[1], mult.shape[0]
+    m, n_free = S.shape[1], mult.shape[0]
     depth = n_pairs[b]
     if precondition:
         _laplacian_factor(w[b], mult, inv_pivot)
@@ -317,14 +317,14 @@ def _direction_path(b, g, S, Y, w, precondition, gamma, rho, gram, sg, head, n_p
         t = _slot(head[b], j, m)
         _axpy(-a[t], Y[b, t], q)
     if precondition:
-        _laplacian_solve(mult, inv_pivot, q.reshape((k1, -1)))  # q <- P q
+        _laplacian_solve(mult, inv_pivot, q.reshape((n_free, -1)))  # q <- P q
     if np.isnan(gamma):
         if depth == 0:
             return np.nan, np.nan
         newest = _slot(head[b], 0, m)
         _widen(Y[b, newest], hy)
         if precondition:
-            _laplacian_solve(mult, inv_pivot, hy.reshape((k1, -1)))
+            _laplacian_solve(mult, inv_pivot, hy.reshape((n_free, -1)))
         gamma = gram[b, newest, newest] / _dot(Y[b, newest], hy)
         if not (np.isfinite(gamma) and gamma > 0):
             return np.nan, np.nan
@@ -356,15 +356,15 @@ def _lbfgs_directions(rows, g, S, Y, w, precondition, gamma, rho, gram, sg, head
     gamma_out[r] is the one used, NaN (and slope NaN, out[rows[r]] untouched) where it was to
     come from the pairs and the path has none or the ratio is not positive."""
     m, n = S.shape[1], S.shape[2]
-    k1 = w.shape[1] - 1
+    n_free = w.shape[1] - 1
     for r in prange(rows.shape[0]):
         a = np.empty(m)
         c = np.empty(m)
         ypq = np.empty(m)
         q = np.empty(n)
         hy = np.empty(n)
-        mult = np.empty(k1)
-        inv_pivot = np.empty(k1)
+        mult = np.empty(n_free)
+        inv_pivot = np.empty(n_free)
         gamma_out[r], slope[r] = _direction_path(rows[r], g, S, Y, w, precondition, gamma[r], rho, gram, sg,
                                                  head, n_pairs, out, a, c, ypq, q, hy, mult, inv_pivot)
 

@@ -244,9 +244,9 @@ def path_pass_ends_serial(g0, g_free, g_end, log_a, block, need_grads, d_part, g
 @njit(reading("void(float64[:, ::1], float64, float64[:, ::1])", 0), cache=True)
 def segment_log_a_rows(l, log_alpha, log_a):
     """log_a[b, i] = log alpha + logaddexp(l[b, i], l[b, i+1]) - log 2."""
-    nb, k1 = l.shape
+    nb, n_points = l.shape
     for b in range(nb):
-        for i in range(k1 - 1):
+        for i in range(n_points - 1):
             log_a[b, i] = segment_log_a(l[b, i], l[b, i + 1], log_alpha)
 
 

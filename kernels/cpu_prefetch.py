@@ -1,11 +1,11 @@
 """A software prefetch hint for the CPU row kernels (LLVM's ``llvm.prefetch``).
 
 The row kernels alternate a streaming reduction over one row with scalar work on its result
-(a survival function costs ~50 ns). While a core does the scalar work it issues no loads,
-and the hardware prefetcher, which only follows the loads it sees, falls behind: the
-streaming and the arithmetic then add up instead of overlapping. Hinting the lines of a row
-a few kilobytes ahead keeps the memory busy during the arithmetic (measured on 200,000 x 512
-float32 standard-normal rows: 38 ms -> 20.5 ms, against 18.5 ms for the reduction alone).
+(a survival function). While a core does the scalar work it issues no loads, and the
+hardware prefetcher, which only follows the loads it sees, falls behind: the streaming and
+the arithmetic then add up instead of overlapping. Hinting the lines of a row a few
+kilobytes ahead keeps the memory busy during the arithmetic, so that the radial index runs
+close to a plain copy of its input (see bench/results/radial-cpu.json).
 
 A prefetch never faults and never changes a result; it is a hint for the memory system.
 """

@@ -19,12 +19,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import codes
 from .cpu_prefetch import prefetch_row, rows_ahead
 from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
 from .signatures import reading
 
-WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
+#: what to compute, as kernels/codes.py defines it (log ri is what the other tests leave)
+WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = codes.WHAT_LOG_RI, codes.WHAT_RI, codes.WHAT_LOG_DENSITY
 
 _FASTMATH = {"reassoc", "contract"}
 

@@ -106,8 +106,8 @@ def path_pass(g, log_a, need_grads, d_part, grad):
     cur = cuda.local.array(COLS, g.dtype)
     nxt = cuda.local.array(COLS, g.dtype)
     ahead = cuda.local.array(COLS, g.dtype)
-    _, k1, n = g.shape
-    k = k1 - 1
+    _, n_points, n = g.shape
+    k = n_points - 1
     ntiles = d_part.shape[1]
     t = cuda.threadIdx.x
     b = cuda.blockIdx.x // ntiles
@@ -119,7 +119,7 @@ def path_pass(g, log_a, need_grads, d_part, grad):
         nxt[v] = g[b, 1, c] if c < n else 0.0
         prev[v] = cur[v]  # no point before the first: G_0 - G_{-1} counts as 0
     first = 0
-    for j in range(k1):
+    for j in range(n_points):
         # row j+2 is loaded while row j is worked on: two rows of loads in flight per thread
         for v in range(COLS):
             c = c0 + v * THREADS
@@ -264,10 +264,10 @@ def path_energy(g, l, log_alpha, need_grads, log_a, d_part, grad, energy, dl, ba
     C-contiguous of g's dtype (shape (0, 0, 0) without need_grads), energy (B,) of g's dtype,
     dl (B, K+1) float64; bad: (2,) int32 zeros, set to 1 at BAD_SEGMENT / BAD_LOG_RI.
     """
-    nb, k1, _ = g.shape
+    nb, n_points, _ = g.shape
     if nb == 0:
         return
-    launch(path_log_a, nb * (k1 - 1), stream, l, float(log_alpha), log_a)
+    launch(path_log_a, nb * (n_points - 1), stream, l, float(log_alpha), log_a)
     launch_grid(path_pass, nb * d_part.shape[1], THREADS, stream, g, log_a, bool(need_grads), d_part, grad)
     launch_grid(path_energy_reduce, nb, REDUCE_THREADS, stream, d_part, l, log_a, energy, dl, bad)
 

@@ -33,12 +33,10 @@ import math
 import numpy as np
 from numba import cuda, float64
 
+from .codes import WHAT_LOG_DENSITY, WHAT_LOG_RI, WHAT_RI
 from .cuda_launch import NARROW_D, PADDED, THREADS, WARP, WARPS, launch
 from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
-
-# The same codes as cpu_radial (tests check that they agree).
-WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = 0, 1, 2
 
 
 @cuda.jit(device=True)

@@ -43,6 +43,7 @@ import math
 
 from numba import njit
 
+from .codes import CDF, LOG_CDF, PDF
 from .special import HALF_LOG_2PI, SQRT1_2, log_ndtr
 
 jit = njit(cache=True, nogil=True)
@@ -421,7 +422,6 @@ def hermite5(coef, j, k, t):
 
 # -- one query ----------------------------------------------------------------------------------
 
-CDF, LOG_CDF, PDF, LOG_PDF = 0, 1, 2, 3
 #: flags of a cell whose interpolant failed its check: evaluate exactly instead
 EXACT_CDF, EXACT_PDF = 1, 2
 #: column blocks of the coefficient table (see fastgeo.kde.KDETable)

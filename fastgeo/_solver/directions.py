@@ -115,11 +115,11 @@ class LBFGS(Direction):
 
     def __init__(self, solver, memory, precondition, backend):
         super().__init__(solver)
-        b, k1, d = solver.shape
+        b, n_free, d = solver.shape
         self.backend = backend
         self.precondition = precondition
-        self.pairs = PairMemory(b, memory, k1, d, solver.x.dtype, solver.device)
-        self.laplacian = PathLaplacianInverse(b, k1, solver.x.dtype, solver.device, dense=self.dense_laplacian)
+        self.pairs = PairMemory(b, memory, n_free, d, solver.x.dtype, solver.device)
+        self.laplacian = PathLaplacianInverse(b, n_free, solver.x.dtype, solver.device, dense=self.dense_laplacian)
 
     def start(self, rows):
         slope = self._directions(rows)
@@ -180,20 +180,20 @@ class LBFGS(Direction):
         ``fresh_w``) get their preconditioner refreshed."""
         s = self.solver
         index = s.index(rows)
-        a_rows, (_, k1, d) = len(rows), s.shape
-        g = s.grad[index].reshape(a_rows, k1 * d)
+        a_rows, (_, n_free, d) = len(rows), s.shape
+        g = s.grad[index].reshape(a_rows, n_free * d)
         if self.precondition:
             self.laplacian.refresh(fresh, fresh_w)
 
         def apply_h0(q, y):
             if not self.precondition:
                 return q, y
-            hq = self.laplacian.apply(index, q.view(a_rows, k1, d)).view(a_rows, -1)
-            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, k1, d)).view(a_rows, -1)
+            hq = self.laplacian.apply(index, q.view(a_rows, n_free, d)).view(a_rows, -1)
+            return hq, None if y is None else self.laplacian.apply(index, y.view(a_rows, n_free, d)).view(a_rows, -1)
 
         w = fresh_w if len(fresh) == a_rows else preconditioner_weights(s.weights[rows])  # for first_scale
         p, slope = self.pairs.direction(rows, index, g, apply_h0, lambda mask: self.first_scale(rows[mask], w[mask]))
-        return p.view(a_rows, k1, d), slope
+        return p.view(a_rows, n_free, d), slope
 
 
 class CompiledLBFGS(LBFGS):

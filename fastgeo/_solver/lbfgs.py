@@ -77,10 +77,10 @@ class PathLaplacianInverse:
 
     REFRESH = 0.25
 
-    def __init__(self, b, k1, dtype, device, dense=True):
+    def __init__(self, b, n_free, dtype, device, dense=True):
         # formed in float64, applied in the path's dtype (a preconditioner need not be exact)
-        self.inverse = torch.zeros((b, k1, k1), dtype=dtype, device=device) if dense else None
-        self.weights = np.full((b, k1 + 1), np.nan)
+        self.inverse = torch.zeros((b, n_free, n_free), dtype=dtype, device=device) if dense else None
+        self.weights = np.full((b, n_free + 1), np.nan)
 
     def refresh(self, rows, w):
         """Take the weights w (n, K) of paths ``rows`` (numpy) where they moved too far."""
@@ -111,9 +111,9 @@ class PairMemory:
     transfer: the two-loop recursion then needs no product of S with g of its own.
     """
 
-    def __init__(self, b, m, k1, d, dtype, device):
+    def __init__(self, b, m, n_free, d, dtype, device):
         self.m = m
-        self.S = torch.zeros((b, m, k1 * d), dtype=dtype, device=device)
+        self.S = torch.zeros((b, m, n_free * d), dtype=dtype, device=device)
         self.Y = torch.zeros_like(self.S)
         self.rho = np.zeros((b, m))
         self.gram = np.zeros((b, m, m))

@@ -60,7 +60,7 @@ MAX_ROW_RUNS_GPU = 8
 
 def copy_rows(dst, dst_rows, src, src_rows, max_runs=None):
     """dst[dst_rows] = src[src_rows] for sorted numpy row numbers: one slice copy per run of
-    rows consecutive in both (on the CPU index_put_ moves rows 4x slower than copy_ does,
+    rows consecutive in both (on the CPU index_put_ moves rows slower than copy_ does,
     and the usual case, every row in order, is a single copy), or one index_copy_ where
     there are more than ``max_runs`` runs (default: no limit on the CPU, else
     MAX_ROW_RUNS_GPU)."""
@@ -95,8 +95,8 @@ class Solver:
         self.ftol = ftol
         self.gtol = gtol
         self.progress = progress
-        b, k1, d = x0.shape
-        self.shape = (b, k1, d)
+        b, n_free, d = x0.shape
+        self.shape = (b, n_free, d)
         self.device = x0.device
         # C-contiguous whatever x0's layout: the compiled L-BFGS step writes through (B, n) views
         self.x = x0.clone(memory_format=torch.contiguous_format)

@@ -48,7 +48,7 @@ def realism_blocks(d_l, d2_l, grad_l, hess_l):
     r = d_l[..., None, None] * hess_l + \
         d2_l.clamp(min=0)[..., None, None] * (grad_l[..., :, None] * grad_l[..., None, :])
     r = 0.5 * (r + r.mT)
-    # most blocks are positive definite already (a Cholesky says so, 1/10 of an eigh's cost)
+    # most blocks are positive definite already (a Cholesky, far cheaper than an eigh, says so)
     _, info = torch.linalg.cholesky_ex(r)
     bad = info != 0
     if bad.any():

@@ -12,6 +12,8 @@ import numpy as np
 
 from .._arrays import check_finite, check_not_nan
 from .._buffers import BufferPool
+from ..kernels.codes import KDE_WHAT as _KDE_WHAT
+from ..kernels.codes import RADIAL_WHAT as _WHAT
 from .base import Backend, finish_path_energy_ends
 
 # Column blocks of the fused path pass: enough tasks for every thread when B is small, but
@@ -20,9 +22,6 @@ MIN_PATH_BLOCK = 2048
 TASKS_PER_THREAD = 4
 # dE/dG of the path energy: reused between calls once the caller has dropped it
 GRADIENTS = BufferPool(keep=2)
-
-_WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
-_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 
 
 def unavailable_reason():
@@ -38,18 +37,19 @@ def make():
 
 
 # Below this many input elements a batch runs on the calling thread: waking Numba's thread
-# pool costs tens of microseconds on an idle machine and milliseconds on a busy one.
+# pool costs more than a smaller batch's work, and far more on a busy machine.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # ... counting each row of a radial realism index as this many elements besides its own: its
-# survival function takes 50-150 ns (the solver's 1600 x 32 batches: 165 us on one thread,
-# 74 us on two)
+# survival function costs about as much as streaming that many, so that the solver's batches
+# (many short rows) share out their survival functions (the measurement that chose it is in
+# the commit message: git log -S RADIAL_ROW_ELEMENTS)
 RADIAL_ROW_ELEMENTS = 128
 
 
 def runs_parallel(size):
     """Whether a kernel over ``size`` elements should use Numba's thread pool: not for small
     inputs (waking the pool costs more), nor with one thread (the pool would only add the
-    cost of entering a parallel region, ~0.1 ms per call; the solver calls kernels every
+    cost of entering a parallel region to every call; the solver calls kernels every
     round)."""
     import numba
 
@@ -129,12 +129,12 @@ class CPUBackend(Backend):
 
         from ..kernels import cpu_path
 
-        nb, k1, n = G3.shape
-        log_a = np.empty((nb, k1 - 1))
+        nb, n_points, n = G3.shape
+        log_a = np.empty((nb, n_points - 1))
         cpu_path.segment_log_a_rows(l, float(log_alpha), log_a)
         parallel = runs_parallel(G3.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
-        d_part = np.empty((nb, max(1, -(-n // block)), k1 - 1))
+        d_part = np.empty((nb, max(1, -(-n // block)), n_points - 1))
         grad = GRADIENTS.empty(G3.shape if need_grads else (0, 0, 0), G3.dtype)
         kernel = pick_for(cpu_path, "path_pass", G3, G3.size)
         if parallel:
@@ -166,12 +166,12 @@ class CPUBackend(Backend):
 
         from ..kernels.cpu_path import path_pass_ends, path_pass_ends_serial, path_reduce, segment_log_a_rows
 
-        nb, k1, n = Gfree.shape
-        log_a = np.empty((nb, k1 + 1))
+        nb, n_free, n = Gfree.shape
+        log_a = np.empty((nb, n_free + 1))
         segment_log_a_rows(l, float(log_alpha), log_a)
         parallel = runs_parallel(Gfree.size + 2 * G0.size)
         block = path_block(nb, n, numba.get_num_threads()) if parallel else max(n, 1)
-        d_part = np.empty((nb, max(1, -(-n // block)), k1 + 1))
+        d_part = np.empty((nb, max(1, -(-n // block)), n_free + 1))
         grad = GRADIENTS.empty(Gfree.shape if need_grads else (0, 0, 0), Gfree.dtype)
         args = (G0, Gfree, GK, log_a, block, bool(need_grads), d_part, grad)
         if parallel:

@@ -22,10 +22,11 @@ import numpy as np
 
 from .. import _arrays
 from .._arrays import isfinite, isnan
+from .._errors import one_line
+from ..kernels.codes import KDE_WHAT as _KDE_WHAT
+from ..kernels.codes import RADIAL_WHAT as _WHAT
 from .base import Backend
 
-_WHAT = {"log_ri": 0, "ri": 1, "log_density": 2}
-_KDE_WHAT = {"cdf": 0, "log_cdf": 1, "pdf": 2, "log_pdf": 3}  # kernels.kde.CDF ...
 #: the KDE table's arrays that the query kernels read (fastgeo.kde.KDETable)
 KDE_TABLE = ("values", "counts", "cumulative", "coef", "flags")
 
@@ -37,10 +38,6 @@ NOT_YET_ON_GPU = ("{what} does not run on GPU inputs yet. Compute it on the CPU 
                   "index or a GPU log-density (GaussianMixture, semicircle)")
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def compiler_unavailable_reason() -> str | None:
     """Why Numba cannot compile CUDA kernels here (NVVM or NVRTC missing), or None."""
     try:
@@ -50,11 +47,11 @@ def compiler_unavailable_reason() -> str | None:
             return "NVVM (libnvvm, the CUDA compiler library) was not found"
         nvvm.NVVM()
     except Exception as err:
-        return f"NVVM (libnvvm, the CUDA compiler library) cannot be loaded: {_one_line(err)}"
+        return f"NVVM (libnvvm, the CUDA compiler library) cannot be loaded: {one_line(err)}"
     try:
         nvrtc.get_supported_ccs()
     except Exception as err:
-        return f"NVRTC (libnvrtc) cannot be loaded: {_one_line(err)}"
+        return f"NVRTC (libnvrtc) cannot be loaded: {one_line(err)}"
     return None
 
 
@@ -70,7 +67,7 @@ def unavailable_reason() -> str | None:
     try:
         from numba.cuda.core import config
     except Exception as err:
-        return f"numba-cuda cannot be imported ({_one_line(err)}); {INSTALL_HINT}"
+        return f"numba-cuda cannot be imported ({one_line(err)}); {INSTALL_HINT}"
     if config.ENABLE_CUDASIM:
         return ("Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): it runs kernels as Python "
                 "on the CPU, for tests only; unset the variable to use a GPU")
@@ -79,7 +76,7 @@ def unavailable_reason() -> str | None:
 
         count = driver.get_device_count()
     except Exception as err:
-        detail = _one_line(err).removeprefix("Error at driver init:").strip(" :")
+        detail = one_line(err, with_type=False).removeprefix("Error at driver init:").strip(" :")
         return f"no usable CUDA driver (is an NVIDIA driver installed?): {detail}"
     if count == 0:
         return "no CUDA GPU found: the driver reports 0 devices (check CUDA_VISIBLE_DEVICES)"
@@ -244,13 +241,13 @@ class CUDABackend(Backend):
         from ..kernels import cuda_path
 
         arrays = _Launch(G3)
-        nb, k1, n = G3.shape
+        nb, n_points, n = G3.shape
         ntiles = cuda_path.tiles_for(n)
-        log_a = arrays.empty((nb, k1 - 1), np.float64)
-        d_part = arrays.empty((nb, ntiles, k1 - 1), np.float64)
+        log_a = arrays.empty((nb, n_points - 1), np.float64)
+        d_part = arrays.empty((nb, ntiles, n_points - 1), np.float64)
         grad = arrays.empty(G3.shape if need_grads else (0, 0, 0))
         energy = arrays.empty((nb,))
-        dl = arrays.empty((nb, k1), np.float64)
+        dl = arrays.empty((nb, n_points), np.float64)
         bad = arrays.flag(2)
         with arrays.device():
             cuda_path.path_energy(arrays.view(G3), arrays.view(l), log_alpha, need_grads, arrays.view(log_a),
@@ -263,8 +260,8 @@ class CUDABackend(Backend):
         from ..kernels import cuda_path
 
         arrays = _Launch(G3)
-        nb, k1, n = G3.shape
-        d_part = arrays.empty((nb, cuda_path.tiles_for(n), k1 - 1), np.float64)
+        nb, n_points, n = G3.shape
+        d_part = arrays.empty((nb, cuda_path.tiles_for(n), n_points - 1), np.float64)
         out = arrays.empty((nb,))
         bad = arrays.flag(2)
         with arrays.device():

@@ -33,8 +33,8 @@ as the KL term makes their aggregate match it (hard to guarantee for the semicir
 modes), and the paper observes that auto-encoder decoders make linear paths look nearly
 optimal anyway. The GAN here is small and fully connected, with the R1 penalty and a weight
 average (see :mod:`fastgeo.models.train`); one set of settings trains all three models (the
-Kilcher one once it had its input map, above). 20000 steps take 6-10 ms each on one CPU core
-(two minutes when the machine is quiet; 4-7 minutes were measured on a shared, busy one).
+Kilcher one once it had its input map, above). Training takes a few minutes on a CPU; each
+model's ``<name>.json`` (below) records its steps and the seconds they took.
 
 Each model is two files in ``fastgeo/models/weights/``: ``<name>.pt``, a plain state_dict of
 float32 tensors loaded with ``torch.load(..., weights_only=True)``, and ``<name>.json``, its
