@@ -24,12 +24,15 @@ Metrics of one path (MATH.md 2-4; :func:`fastgeo.report.path_metrics` computes m
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 
 import numpy as np
+
+from . import runstore as _runstore
+
+# the atomic writers live in fastgeo.runstore; kept importable from here
+jsonable, write_json, write_npz = _runstore.jsonable, _runstore.write_json, _runstore.write_npz
 
 METHODS = ("linear", "slerp", "matched_linear", "optimal")
 DEFAULT_METHODS = ("linear", "slerp", "optimal")
@@ -208,53 +211,6 @@ def table(summary: dict, extra_columns=()) -> str:
 
     rule = "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
-# -- files ---------------------------------------------------------------------------------------
-
-def jsonable(obj):
-    """obj with numpy scalars/arrays as Python values and non-finite floats as None (null):
-    strict JSON has no NaN or Infinity."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _atomic(path, write):
-    """Write via a temporary file in the same folder and rename it into place, so that an
-    interrupted run leaves either the old file or the complete new one, never half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return os.fspath(path)
-
-
-def write_json(path, obj) -> str:
-    """Strict JSON (non-finite numbers as null), written atomically."""
-    text = json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n"
-    return _atomic(path, lambda fh: fh.write(text.encode()))
-
-
-def write_npz(path, arrays: dict) -> str:
-    """An uncompressed .npz of ``arrays``, written atomically."""
-    return _atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
 # -- figures -------------------------------------------------------------------------------------

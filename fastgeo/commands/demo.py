@@ -83,7 +83,7 @@ def run(args):
     import numpy as np
     import torch
 
-    from .. import compare, models
+    from .. import compare, models, runstore
     from ..endpoints import far_pairs
     from ..interpolation import DEFAULT_ALPHA
 
@@ -119,7 +119,7 @@ def run(args):
                                           max_iter=args.max_iter, backend=args.backend, progress=progress)
         arrays = {m: compare.result_arrays(r) for m, r in results.items()}
         for method, arr in arrays.items():
-            compare.write_npz(os.path.join(folder, f"{method}.npz"), arr)
+            runstore.write_npz(os.path.join(folder, f"{method}.npz"), arr)
         per_pair = compare.pair_metrics(arrays, alpha, extras)
         summary = compare.summarize(per_pair)
         samples = model.prior.sample(N_PRIOR_SAMPLES, seed=np.random.default_rng([args.seed, 1]))
@@ -152,7 +152,7 @@ def run(args):
         md.append("")
         md += [f"![{os.path.basename(f)}]({os.path.relpath(f, out)})\n" for f in figures]
     report["seconds"] = time.perf_counter() - start
-    written = [compare.write_json(os.path.join(out, "metrics.json"), report)]
+    written = [runstore.write_json(os.path.join(out, "metrics.json"), report)]
     with open(os.path.join(out, "report.md"), "w") as fh:
         fh.write("\n".join(md) + "\n" + column_notes(extra_columns) + "\n")
     written.append(os.path.join(out, "report.md"))

@@ -7,7 +7,8 @@ pair, batch by batch, and writes to the output folder:
   same folder is refused rather than mixed);
 - ``batches/batch-NNNNN.npz``: each batch's paths as soon as they are computed, written to a
   temporary name and renamed, so an interrupted run loses nothing already computed and a
-  rerun of the same command skips the finished batches;
+  rerun of the same command skips the finished batches (the folder is a
+  :class:`fastgeo.runstore.RunStore`);
 - ``<method>.npz`` (when all batches are done): ``latents`` (B, K+1, D), ``decoded``
   (B, K+1, ...), ``ri`` and ``log_ri`` (B, K+1), ``distances`` (B, K), ``energy`` and
   ``path_log_index`` (B,), ``seconds``; for ``optimal`` also ``status``, ``iterations`` and
@@ -18,17 +19,16 @@ pair, batch by batch, and writes to the output folder:
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import os
 import sys
 import time
 
+from .. import runstore
 from . import UserError
 from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
                       positive_int, show_progress, threads, writable_folder)
 
-MANIFEST_FORMAT = 2  # 2: the backend and the device are among the settings
 DEFAULT_BATCH = 16
 
 EPILOG = """\
@@ -233,88 +233,19 @@ def check_endpoint_density(pairs, prior, backend, dtype):
 def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     """Everything a saved batch's numbers depend on: a rerun resumes only with all of them
     equal (the backend as resolved, whether by --backend or FASTGEO_BACKEND; the thread count
-    changes the last bits of parallel sums only, and is left out)."""
+    changes the last bits of parallel sums only, and is left out). The run store adds its
+    format (fastgeo.runstore.MANIFEST_FORMAT)."""
     import numpy as np
 
     from ._generator import file_digest
 
     digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    return {"format": MANIFEST_FORMAT, "generator": args.generator,
+    return {"generator": args.generator,
             "generator_file_sha256": file_digest(args.generator),
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
             "max_iter": args.max_iter, "batch_size": args.batch_size,
             "dtype": str(dtype).replace("torch.", ""), "backend": backend, "device": str(device)}
-
-
-def open_run(out, settings):
-    """Check or write the manifest; returns whether an earlier run of the same settings exists."""
-    import json
-
-    from ..compare import write_json
-
-    path = os.path.join(out, "manifest.json")
-    if os.path.exists(path):
-        try:
-            with open(path) as fh:
-                old = json.load(fh)["settings"]
-            if not isinstance(old, dict):
-                raise TypeError("settings is not a mapping")
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{path} is not a fastgeo manifest (unreadable or damaged); choose another --out "
-                            "or remove it") from None
-        if old != settings:
-            diff = [f"{k}: {settings.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(old) | set(settings))
-                    if old.get(k) != settings.get(k)]
-            raise UserError(f"{out} holds a run with other settings ({'; '.join(diff)}); choose another --out or "
-                            "delete that folder to start over")
-        return True
-    write_json(path, {"settings": settings, "complete": False})
-    return False
-
-
-def batch_path(out, i):
-    return os.path.join(out, "batches", f"batch-{i:05d}.npz")
-
-
-def load_batch(path, start, stop, methods, n_points, dim):
-    """(the saved arrays of a finished batch, None) or (None, why it cannot be used): missing,
-    unreadable (truncated, a flipped byte: the zip's CRC-32 of each array is checked on
-    reading), or not the batch this run expects (pairs, methods, shapes)."""
-    import numpy as np
-
-    from .._errors import one_line
-
-    if not os.path.exists(path):
-        return None, "missing"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if int(data["start"]) != start or int(data["stop"]) != stop:
-                return None, f"it holds pairs {int(data['start'])}..{int(data['stop']) - 1}"
-            arrays = {m: {} for m in methods}
-            for key in data.files:
-                method, _, name = key.partition(".")
-                if method in arrays:
-                    arrays[method][name] = data[key]
-    except Exception as err:  # any damage at all: the batch is recomputed, never trusted
-        return None, f"unreadable ({one_line(err)})"
-    missing = [m for m, a in arrays.items() if "latents" not in a]
-    if missing:
-        return None, f"it has no {', '.join(missing)} paths"
-    want = (stop - start, n_points, dim)
-    for m, a in arrays.items():
-        if a["latents"].shape != want or any(v.ndim and v.shape[0] != want[0] for v in a.values()):
-            return None, f"its {m} arrays do not have the shapes of {want[0]} paths of {n_points} points"
-    return arrays, None
-
-
-def save_batch(path, start, stop, arrays):
-    import numpy as np
-
-    from ..compare import write_npz
-
-    flat = {f"{m}.{k}": v for m, arr in arrays.items() for k, v in arr.items()}
-    write_npz(path, {**flat, "start": np.asarray(start), "stop": np.asarray(stop)})
 
 
 def run(args):
@@ -323,7 +254,6 @@ def run(args):
 
 
 def _run(args):
-    import numpy as np
     import torch
 
     from .. import compare
@@ -347,11 +277,11 @@ def _run(args):
     check_memory(args, n, d, out_shape, itemsize, device)
     check_endpoint_density(pairs, prior, args.backend, dtype)
     alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    settings = settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha)
-    resumed = open_run(out, settings)
-    os.makedirs(os.path.join(out, "batches"), exist_ok=True)
-    for stale in glob.glob(os.path.join(out, "batches", ".tmp-*")):  # left by a killed write
-        os.unlink(stale)
+    store = runstore.RunStore(out)
+    try:
+        resumed = store.open(settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha))
+    except runstore.RunStoreError as err:
+        raise UserError(str(err)) from None
 
     progress = show_progress(args)
     stages = Stages(progress)
@@ -359,14 +289,13 @@ def _run(args):
     batches, reused = [], 0
     try:
         for i, (s, e) in enumerate(bounds):
-            arrays, why = (load_batch(batch_path(out, i), s, e, args.methods, args.n_points, d) if resumed
-                           else (None, None))
+            arrays, why = store.load_batch(i, s, e, args.methods, args.n_points, d) if resumed else (None, None)
             if arrays is not None:
                 reused += 1
                 batches.append(arrays)
                 continue
             if why is not None and why != "missing":
-                print(f"batch {i + 1}/{len(bounds)}: the saved {batch_path(out, i)} cannot be used ({why}); "
+                print(f"batch {i + 1}/{len(bounds)}: the saved {store.batch_path(i)} cannot be used ({why}); "
                       "recomputing it", file=sys.stderr, flush=True)
             stages.say(f"batch {i + 1}/{len(bounds)} (pairs {s}..{e - 1}): {', '.join(args.methods)}")
             z0 = torch.as_tensor(pairs[s:e, 0], dtype=dtype, device=device)
@@ -378,18 +307,18 @@ def _run(args):
             except GeneratorError as err:
                 raise UserError(f"--generator {args.generator}: {err} (pairs {s}..{e - 1})") from None
             arrays = {m: compare.result_arrays(r) for m, r in results.items()}
-            save_batch(batch_path(out, i), s, e, arrays)
+            store.save_batch(i, s, e, arrays)
             batches.append(arrays)
     except KeyboardInterrupt:
         done = len(batches)
         print(f"fastgeo interpolate: interrupted; {done} of {len(bounds)} batches are saved in "
-              f"{os.path.join(out, 'batches')}: run the same command again to resume", flush=True)
+              f"{store.batches_folder}: run the same command again to resume", flush=True)
         raise
     if reused:
         print(f"resumed: {reused} of {len(bounds)} batches were already computed in {out} and were not recomputed")
 
-    combined = {m: _concatenate([b[m] for b in batches]) for m in args.methods}
-    written = [compare.write_npz(os.path.join(out, f"{m}.npz"), arr) for m, arr in combined.items()]
+    combined = {m: runstore.concatenate([b[m] for b in batches]) for m in args.methods}
+    written = [runstore.write_npz(os.path.join(out, f"{m}.npz"), arr) for m, arr in combined.items()]
     per_pair = compare.pair_metrics(combined, alpha)
     summary = compare.summarize(per_pair)
     figures = []
@@ -398,11 +327,11 @@ def _run(args):
         scatter = prior.sample(2000, seed=0) if prior_canonical.startswith("semicircle:") else None
         for b in range(min(args.figures, n)):
             figures += compare.pair_figures(folder, f"pair{b}", combined, b, prior_samples=scatter)
-    report = {"settings": settings, "pairs": [{"index": b, "methods": p} for b, p in enumerate(per_pair)],
+    report = {"settings": store.settings, "pairs": [{"index": b, "methods": p} for b, p in enumerate(per_pair)],
               "summary": summary, "seconds": time.perf_counter() - start_time,
               "reused_batches": reused, "batches": len(bounds)}
-    written.append(compare.write_json(os.path.join(out, "metrics.json"), report))
-    compare.write_json(os.path.join(out, "manifest.json"), {"settings": settings, "complete": True})
+    written.append(runstore.write_json(os.path.join(out, "metrics.json"), report))
+    store.finish()
     print(f"{n} pair(s), {args.n_points - 2} midpoints, alpha = {alpha:.3g}, prior {prior_canonical}; "
           "means over pairs\n")
     print(compare.table(summary))
@@ -412,14 +341,3 @@ def _run(args):
     print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
     return 0
 
-
-def _concatenate(parts):
-    import numpy as np
-
-    out = {}
-    for key in parts[0]:
-        if key == "seconds":
-            out[key] = np.asarray(sum(float(p[key]) for p in parts))
-        else:
-            out[key] = np.concatenate([p[key] for p in parts])
-    return out
