@@ -1,12 +1,18 @@
 """The benchmark definitions (fastgeo.benchmarks): each check accepts what its implementations
-return and rejects a wrong result, on tiny shapes; a wrong result is reported, not timed."""
+return and rejects a wrong result, on tiny shapes; a wrong result is reported, not timed; and
+bench/ has one home for its definitions (no second describe_machine, no sys.path edits, a
+check beside every timing)."""
+import ast
 import dataclasses
+import pathlib
 
 import numpy as np
 import pytest
 
 from fastgeo import benchmarks, cli
 from fastgeo.benchmarks import WrongResult, interpolate, kde_cdf, path_energy, radial_ri
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def nudged(x, relative):
@@ -198,6 +204,42 @@ def test_runner_checks_the_warm_up_result_once():
     assert row.seconds > 0 and len(seen) == 1 and list(seen[0]) == [0, 1, 2, 3, 4]
     copy = device.copier(np.arange(4.0))()
     assert list(copy) == [0.0, 1.0, 2.0, 3.0]  # the copier's call returns its copy, for the check
+
+
+# -- bench/ has one home for its definitions ---------------------------------------------------
+
+def test_bench_scripts_import_the_package_not_each_other():
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        text = path.read_text()
+        assert "from conftest import" not in text and "import solver_models" not in text, path.name
+        if path.name != "gpu_bench.py":  # it puts its own checkout first, to run uninstalled
+            assert "sys.path.insert" not in text, path.name
+    defined = [p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("fastgeo/**/*.py"), *ROOT.glob("bench/*.py")]
+               if "def describe_machine(" in p.read_text()]
+    assert defined == ["fastgeo/benchmarks/machine.py"]
+
+
+def calls(node):
+    """Names of the functions called in node (the last part of a dotted name)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            f = sub.func
+            yield f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def test_every_timing_in_bench_is_checked():
+    """A function of bench/test_bench_*.py that times (benchmark(...) or benchmark.pedantic(...))
+    also calls a check; copy_bench checks its copy itself."""
+    timings = 0
+    for path in sorted((ROOT / "bench").glob("test_bench_*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            called = {name for statement in fn.body for name in calls(statement)}  # not the decorators
+            if {"benchmark", "pedantic"} & called:
+                timings += 1
+                assert any("check" in name for name in called), f"{path.name}::{fn.name} times without a check"
+    assert timings >= 10
 
 
 def test_public_names_stay_importable():
