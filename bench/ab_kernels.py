@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import describe_machine  # noqa: E402
+from fastgeo.benchmarks import describe_machine
 
 CASES = {
     "ri standard normal 200000x512 float32": "radial",

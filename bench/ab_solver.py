@@ -15,8 +15,7 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import describe_machine  # noqa: E402
+from fastgeo.benchmarks import describe_machine
 
 CHILD = r"""
 import json, sys, time

@@ -15,51 +15,20 @@ Every benchmark records, in ``benchmark.extra_info``:
   both give ``items``, the speed-up compares throughputs (so a slow reference can run a
   smaller batch).
 
+The inputs, the implementations compared, their float64 references and checks are defined in
+``fastgeo.benchmarks`` (one module per benchmark); every test checks the result it times once,
+outside the timed calls, so that a fast wrong result fails.
+
 The session hook below then adds a ``fastgeo`` section to the JSON: the machine's
 description and, per benchmark group, each kernel's speed-up over each reference and its
 fraction of the copy bandwidth, all from the same run (minimum times).
 """
 from __future__ import annotations
 
-import os
-import platform
-
 import numpy as np
 import pytest
 
-
-def describe_machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except Exception:
-        pass
-    threads = None
-    try:
-        import numba
-
-        threads = numba.get_num_threads()
-    except Exception:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "gpu": gpu,
-            "numba_threads": threads, "python": platform.python_version(), "system": platform.platform()}
+from fastgeo.benchmarks import check_that, describe_machine
 
 
 def _speedup(kernel, reference) -> float:
@@ -127,11 +96,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture
 def copy_bench(benchmark):
-    """Benchmark a plain copy of ``arr`` (read + write) as the group's bandwidth limit."""
+    """Benchmark a plain copy of ``arr`` (read + write) as the group's bandwidth limit; the
+    copy is then checked against ``arr``."""
 
     def run(arr):
         out = np.empty_like(arr)
         benchmark.extra_info.update(role="copy", bytes=2 * arr.nbytes)
         benchmark(np.copyto, out, arr)
+        check_that(np.array_equal(out, arr), "copy: differs from its input")
 
     return run

@@ -5,9 +5,10 @@
 
 Uses the benchmark definitions of ``fastgeo.benchmarks`` (the same as ``fastgeo bench``) on the
 GPU (and on the CPU, for comparison), then checks the targets below against the numbers
-measured in this run. Without a GPU it still runs: the CPU part only (at --size tiny unless
-told otherwise), every GPU target reported as OWED with the reason, and the JSON written
-with the device descriptions -- so the script itself is tested on any machine.
+measured in this run. Every timed result is first checked against its float64 reference; a
+kernel whose result is wrong fails its target. Without a GPU it still runs: the CPU part only
+(at --size tiny unless told otherwise), every GPU target reported as OWED with the reason, and
+the JSON written with the device descriptions -- so the script itself is tested on any machine.
 """
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def check_targets(result):
         rows = [r for r in result["rows"] if r["benchmark"].startswith(bench) and r["device"] == "cuda"
                 and r["implementation"].startswith(impl) and r["role"] == "kernel"]
         measured = [r for r in rows if r["seconds"]]
+        wrong = [r for r in rows if r.get("note", "").startswith(benchmarks.WRONG_RESULT)]
+        if wrong and not measured:  # the kernel ran but its check rejected the result
+            lines.append(f"FAIL  {text} ({wrong[0]['note']})")
+            continue
         if not measured:
             cuda = result.get("device_descriptions", {}).get("cuda", {})
             why = rows[0]["note"] if rows else cuda["description"] if cuda.get("available") is False else "not run"

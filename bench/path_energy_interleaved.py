@@ -17,16 +17,17 @@ import time
 
 import numba
 import numpy as np
-import torch
 from numba import njit, prange
 
 import fastgeo
 from fastgeo._buffers import BufferPool
 from fastgeo.backends import cpu
+from fastgeo.benchmarks import check_close, check_that, describe_machine
+from fastgeo.benchmarks import path_energy as pe
 from fastgeo.kernels.cpu_path import path_pass, path_pass_serial, segment_log_a_rows
 
 B, K, N = 32, 50, 12288
-ALPHA = 0.5
+ALPHA = pe.ALPHA
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"})
@@ -45,49 +46,67 @@ def perfect_pass(g, out):
 
 
 def contenders():
-    rng = np.random.default_rng(2024)
-    G = rng.standard_normal((B, K + 1, N), dtype=np.float32)
-    l = rng.uniform(-20.0, 0.0, (B, K + 1)).astype(np.float32)
+    """name -> (call, check of the call's result) of the fast contenders and of the slow ones,
+    and the bytes a pass moves at least."""
+    G, l = pe.noise_inputs(np.random.default_rng(2024), B, K, N)
+    truth = pe.reference(G, l, ALPHA)
     log_a = np.empty((B, K))
     segment_log_a_rows(l.astype(np.float64), math.log(ALPHA), log_a)
     grad, d_part, copy_out = np.empty_like(G), np.empty((B, 1, K)), np.empty_like(G)
-    Gt = torch.from_numpy(G).requires_grad_()
-    lt = torch.from_numpy(l).requires_grad_()
+    leaves = pe.torch_leaves(G, l)
     fresh = BufferPool(min_bytes=1 << 62)  # never pools: every call gets new memory
 
     def pass_threads():
         with numba.parallel_chunksize(1):
             path_pass(G, log_a, N, True, d_part, grad)
+        return None, grad, None
+
+    def pass_serial():
+        path_pass_serial(G, log_a, N, True, d_part, grad)
+        return None, grad, None
 
     def api_fresh():
         pooled, cpu.GRADIENTS = cpu.GRADIENTS, fresh
         try:
-            fastgeo.energy_and_grads(G, l, ALPHA, backend="cpu")
+            return fastgeo.energy_and_grads(G, l, ALPHA, backend="cpu")
         finally:
             cpu.GRADIENTS = pooled
 
-    def fastgeo_autograd():
-        Gt.grad = lt.grad = None
-        fastgeo.path_energy(Gt, lt, ALPHA, backend="cpu").sum().backward()
+    def copy():
+        np.copyto(copy_out, G)
+        return copy_out
 
-    def torch_eager():
-        Gt.grad = lt.grad = None
-        diff = (Gt[:, 1:] - Gt[:, :-1]).flatten(2)
-        log_a = math.log(ALPHA) + torch.logaddexp(lt[:, :-1], lt[:, 1:]) - math.log(2.0)
-        (log_a * log_a * (diff * diff).sum(2)).sum().backward()
+    def perfect():
+        return perfect_pass(G, grad), grad
+
+    def check_perfect(result):
+        sums, out = result
+        check_that(np.array_equal(out[:2], 2 * G[:2]), "perfect pass: out is not 2 g")
+        want = np.square(G[:2], dtype=np.float64).sum(axis=(1, 2))
+        check_close("perfect pass: sums of squares", sums, want, rtol=1e-10)
+
+    def check_energy(result):
+        pe.check(result, truth)
+
+    def check_copy(out):
+        check_that(np.array_equal(out, G), "copy: differs from its input")
 
     fast = {
-        "copy of decoded (np.copyto, 1 thread)": lambda: np.copyto(copy_out, G),
-        "perfect single pass (read + write, all threads)": lambda: perfect_pass(G, grad),
-        "fused pass, all threads, preallocated dE/dG": pass_threads,
-        "fused pass, 1 thread, preallocated dE/dG": lambda: path_pass_serial(G, log_a, N, True, d_part, grad),
-        "energy_and_grads (pooled dE/dG)": lambda: fastgeo.energy_and_grads(G, l, ALPHA, backend="cpu"),
-        "energy_and_grads (fresh dE/dG every call)": api_fresh,
-        "path_energy(...).sum().backward() (torch)": fastgeo_autograd,
+        "copy of decoded (np.copyto, 1 thread)": (copy, check_copy),
+        "perfect single pass (read + write, all threads)": (perfect, check_perfect),
+        "fused pass, all threads, preallocated dE/dG": (pass_threads, check_energy),
+        "fused pass, 1 thread, preallocated dE/dG": (pass_serial, check_energy),
+        "energy_and_grads (pooled dE/dG)": (lambda: pe.fastgeo_energy_and_grads(G, l, ALPHA, "cpu"),
+                                            check_energy),
+        "energy_and_grads (fresh dE/dG every call)": (api_fresh, check_energy),
+        "path_energy(...) and its gradients (torch autograd)": (lambda: pe.fastgeo_autograd(*leaves, ALPHA),
+                                                                 check_energy),
     }
     slow = {
-        "torch eager autograd of eq. (3)": torch_eager,
-        "numpy reference backend": lambda: fastgeo.energy_and_grads(G, l, ALPHA, backend="reference"),
+        "torch eager autograd of eq. (3)": (lambda: pe.torch_eager_energy_and_grads(*leaves, ALPHA),
+                                            check_energy),
+        "numpy reference backend": (lambda: pe.fastgeo_energy_and_grads(G, l, ALPHA, "reference"),
+                                    check_energy),
     }
     return fast, slow, 2 * G.nbytes
 
@@ -99,16 +118,16 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     fast, slow, nbytes = contenders()
-    for fn in [*fast.values(), *slow.values()]:
-        fn()  # compile, load, warm up
+    for fn, check in [*fast.values(), *slow.values()]:
+        check(fn())  # compile, load, warm up; and check the result once
     times = {name: [] for name in [*fast, *slow]}
     for r in range(args.rounds):
-        for name, fn in fast.items():
+        for name, (fn, _) in fast.items():
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
         if r % args.slow_every == 0:
-            for name, fn in slow.items():
+            for name, (fn, _) in slow.items():
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
@@ -123,8 +142,6 @@ def main():
         print(f"{name:50s} {best * 1e3:9.2f} ms (median {np.median(ts) * 1e3:8.2f})  {nbytes / best / 1e9:5.1f} GB/s"
               f"  {copy / best:5.2f} of copy  {eager / best:6.1f}x torch eager")
     if args.json:
-        from conftest import describe_machine
-
         with open(args.json, "w") as fh:
             json.dump({"machine": describe_machine(), "load_average": open("/proc/loadavg").read().split()[:3],
                        "shape": {"B": B, "K": K, "N": N, "dtype": "float32"},

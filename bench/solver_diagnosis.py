@@ -19,29 +19,25 @@ this script measures, and writes to one JSON file:
 
 The exact Hessian is checked against central differences of the solver's own gradient
 (``hessian_check``: max relative error). Run: ``python bench/solver_diagnosis.py --out
-bench/results/solver-diagnosis-normal.json`` (about five minutes on two cores).
+bench/results/solver-diagnosis-normal.json``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import describe_machine  # noqa: E402
-
-import fastgeo  # noqa: E402
-from fastgeo import models  # noqa: E402
-from fastgeo._path_problem import PathProblem  # noqa: E402
-from fastgeo.endpoints import far_pairs  # noqa: E402
-from fastgeo.interpolation import DEFAULT_ALPHA  # noqa: E402
-from fastgeo.realism import log_ri_and_grad  # noqa: E402
+import fastgeo
+from fastgeo import models
+from fastgeo._path_problem import PathProblem
+from fastgeo.benchmarks import describe_machine
+from fastgeo.endpoints import far_pairs
+from fastgeo.interpolation import DEFAULT_ALPHA
+from fastgeo.realism import log_ri_and_grad
 
 
 def pairs(name, n, dtype=torch.float64):

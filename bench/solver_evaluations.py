@@ -22,18 +22,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numba
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import solver_models as models  # noqa: E402
-from conftest import describe_machine  # noqa: E402
+import fastgeo
+from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks.interpolate import mlp, normal_endpoints
+from fastgeo.priors import semicircle
 
-import fastgeo  # noqa: E402
+
+def semicircle_horn_endpoints(b, d, seed, dtype=torch.float64):
+    """Endpoints sampled from the first and the third component (the horns) of semicircle(d)."""
+    prior = semicircle(d)
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((2, b, d))
+    z0 = prior.means[0] + e[0] @ prior._chols[0].T
+    z1 = prior.means[2] + e[1] @ prior._chols[2].T
+    return torch.from_numpy(z0).to(dtype), torch.from_numpy(z1).to(dtype), prior
+
+
+def identity(x):
+    return x
 
 
 def problems(quick):
@@ -41,11 +53,11 @@ def problems(quick):
     out = {}
     z0 = torch.tensor([[4.0, 7.0]], dtype=torch.float64)
     z1 = torch.tensor([[4.0, -7.0]], dtype=torch.float64)
-    out["semicircle-2d-identity"] = (models.identity, z0, z1, fastgeo.priors.semicircle(2))
-    z0, z1, prior = models.semicircle_horn_endpoints(2 if quick else 4, 20, seed=2)
-    out["semicircle-20d-identity-horns"] = (models.identity, z0, z1, prior)
-    z0, z1, prior = models.normal_endpoints(2 if quick else 8, 16, seed=3, dtype=torch.float64)
-    gen = models.mlp(16, 64, 100, seed=4, dtype=torch.float64)
+    out["semicircle-2d-identity"] = (identity, z0, z1, semicircle(2))
+    z0, z1, prior = semicircle_horn_endpoints(2 if quick else 4, 20, seed=2)
+    out["semicircle-20d-identity-horns"] = (identity, z0, z1, prior)
+    z0, z1, prior = normal_endpoints(2 if quick else 8, 16, seed=3, dtype=torch.float64)
+    gen = mlp(16, 64, 100, seed=4, dtype=torch.float64)
     out["mlp-16-64-64-100-standard-normal"] = (gen, z0, z1, prior)
     return out
 
@@ -123,7 +135,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     # Numba's OpenMP workers spin after each kernel call; with more of them than the solver
-    # needs they take cores from torch (6x slower iterations seen on a busy 2-core machine)
+    # needs they take cores from torch
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     n_points = 8 if args.quick else args.n_points
     results = []

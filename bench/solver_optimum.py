@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import describe_machine  # noqa: E402
-
-import fastgeo  # noqa: E402
-from fastgeo import models  # noqa: E402
-from fastgeo.endpoints import far_pairs  # noqa: E402
-from fastgeo.interpolation import DEFAULT_ALPHA  # noqa: E402
+import fastgeo
+from fastgeo import models
+from fastgeo.benchmarks import describe_machine
+from fastgeo.endpoints import far_pairs
+from fastgeo.interpolation import DEFAULT_ALPHA
 
 K1 = 52
 

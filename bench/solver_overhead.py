@@ -24,24 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numba
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import solver_models as models  # noqa: E402
-from conftest import describe_machine  # noqa: E402
-
-import fastgeo  # noqa: E402
+import fastgeo
+from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks.interpolate import mlp, normal_endpoints
+from fastgeo.models.dcgan import dcgan
 
 CASES = {
     # name: (generator factory, latent dim, paths B, iterations, repetitions)
-    "mlp-32-512-512-784": (lambda: models.mlp(32, 512, 784), 32, 32, 15, 5),
-    "dcgan-64x64x3-ngf64": (lambda: models.dcgan(100, 64), 100, 8, 3, 2),
-    "dcgan-64x64x3-ngf32": (lambda: models.dcgan(100, 32), 100, 16, 3, 2),
+    "mlp-32-512-512-784": (lambda: mlp(32, 512, 784), 32, 32, 15, 5),
+    "dcgan-64x64x3-ngf64": (lambda: dcgan(100, 64), 100, 8, 3, 2),
+    "dcgan-64x64x3-ngf32": (lambda: dcgan(100, 32), 100, 16, 3, 2),
 }
 
 
@@ -50,7 +48,7 @@ def measure(name, n_points, quick):
     if quick:
         b, iters, reps = max(2, b // 4), min(iters, 2), 1
     gen = make()
-    z0, z1, prior = models.normal_endpoints(b, d, seed=1)
+    z0, z1, prior = normal_endpoints(b, d, seed=1)
     fastgeo.interpolate(gen, z0[:1], z1[:1], prior, n_points=4, max_iter=1)  # warm up (Numba, allocator)
     best = None
     rounds = []
@@ -114,7 +112,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     # Numba's OpenMP workers spin after each kernel call; with more of them than the solver
-    # needs they take cores from torch (6x slower iterations seen on a busy 2-core machine)
+    # needs they take cores from torch
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     rows = []
     for name in args.cases:

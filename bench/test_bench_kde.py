@@ -4,18 +4,13 @@ Kernels: ``KDE.log_cdf`` / ``KDE.cdf`` on the CPU backend (tabulated quintic Her
 tail sums) over 1,000,000 queries. References: the naive float64 O(n) sums in numpy — the
 log-sum-exp of ``log_ndtr`` for log G, the mean of ``ndtr`` for G, the reference backend for
 log G with its derivative — on 2,000 queries (``items`` makes the throughputs comparable).
-Also the one-off table build.
-
-Queries: 80% uniform over [min l - 5h, max l + 5h], 10% below (min l - h Exp(mean 20): the
-table's lower margin and beyond, where G underflows), 10% above (max l + h U(0, 30)).
+Also the one-off table build. Queries: ``fastgeo.benchmarks.kde_cdf.spread_queries`` (both
+tails included). Each timed result is checked once against the float64 reference backend
+after its timing (:mod:`fastgeo.benchmarks.kde_cdf`).
 """
-import numpy as np
 import pytest
-from scipy import special
 
-from fastgeo import backends
-from fastgeo.kde import build_table
-from fastgeo.priors import semicircle
+from fastgeo.benchmarks import kde_cdf
 
 M_KERNEL = 1_000_000
 M_REFERENCE = 2_000
@@ -23,94 +18,80 @@ M_REFERENCE = 2_000
 
 @pytest.fixture(scope="module")
 def kde():
-    k = semicircle(20).kde  # n = 5000, seed 0
+    k = kde_cdf.semicircle_kde(5000)
     k.table  # built (and compiled) outside the timings
     return k
 
 
-def spread_queries(kde, m, seed=12345):
-    rng = np.random.default_rng(seed)
-    l, h = kde.samples, kde.bandwidth
-    n_tail = m // 10
-    x = np.concatenate([
-        rng.uniform(l.min() - 5 * h, l.max() + 5 * h, m - 2 * n_tail),
-        l.min() - h * rng.exponential(20.0, n_tail),
-        l.max() + h * rng.uniform(0.0, 30.0, n_tail),
-    ])
-    rng.shuffle(x)
-    return x
+def queries(kde, m):
+    """m spread queries and the float64 reference of each query kind at the first of them."""
+    x = kde_cdf.spread_queries(kde, m)
+    return x, {what: kde_cdf.reference(kde, x, what) for what in kde_cdf.QUERIES}
 
 
 @pytest.fixture(scope="module")
-def x_kernel(kde):
-    return spread_queries(kde, M_KERNEL)
+def for_kernel(kde):
+    return queries(kde, M_KERNEL)
 
 
 @pytest.fixture(scope="module")
-def x_reference(kde):
-    return spread_queries(kde, M_REFERENCE)
+def for_reference(kde):
+    return queries(kde, M_REFERENCE)
 
 
-def naive_cdf(x, l, h):
-    """G(x) = mean_i Phi((x - l_i)/h): the naive O(n) sum."""
-    return np.mean(special.ndtr((x[:, None] - l[None, :]) / h), axis=1)
-
-
-def naive_log_cdf(x, l, h):
-    """log G(x) = logsumexp_i log Phi((x - l_i)/h) - log n: the naive O(n) sum, kept finite in
-    the lower tail (what the reference backend computes)."""
-    return special.logsumexp(special.log_ndtr((x[:, None] - l[None, :]) / h), axis=1) - np.log(l.shape[0])
+def time_kernel(benchmark, kde, what, x, truth):
+    """Time the CPU backend's ``what`` on x, then check it."""
+    kde_cdf.fastgeo_query(kde, x[:100], what, "cpu")  # compile/load outside the timing
+    copies = 3 if what == "log_cdf_and_hazard" else 2
+    benchmark.extra_info.update(role="kernel", bytes=copies * x.nbytes, items=x.size)
+    kde_cdf.check(benchmark(kde_cdf.fastgeo_query, kde, x, what, "cpu"), truth[what], what)
 
 
 @pytest.mark.benchmark(group="kde-log_cdf-n5000")
-def test_log_cdf_cpu(benchmark, kde, x_kernel):
-    cpu = backends.get("cpu")
-    cpu.kde(x_kernel[:100], kde, "log_cdf", False)
-    benchmark.extra_info.update(role="kernel", bytes=2 * x_kernel.nbytes, items=M_KERNEL)
-    out, _ = benchmark(cpu.kde, x_kernel, kde, "log_cdf", False)
-    assert np.all(np.isfinite(out))
+def test_log_cdf_cpu(benchmark, kde, for_kernel):
+    time_kernel(benchmark, kde, "log_cdf", *for_kernel)
 
 
 @pytest.mark.benchmark(group="kde-log_cdf-n5000")
-def test_log_cdf_naive_numpy(benchmark, kde, x_reference):
-    benchmark.extra_info.update(role="reference", bytes=2 * x_reference.nbytes, items=M_REFERENCE)
-    benchmark(naive_log_cdf, x_reference, kde.samples, kde.bandwidth)
+def test_log_cdf_naive_numpy(benchmark, kde, for_reference):
+    x, truth = for_reference
+    benchmark.extra_info.update(role="reference", bytes=2 * x.nbytes, items=M_REFERENCE)
+    result = benchmark(kde_cdf.naive_kde_log_cdf, x, kde.samples, kde.bandwidth)
+    kde_cdf.check(result, truth["log_cdf"], "log_cdf")
 
 
 @pytest.mark.benchmark(group="kde-cdf-n5000")
-def test_cdf_cpu(benchmark, kde, x_kernel):
-    cpu = backends.get("cpu")
-    cpu.kde(x_kernel[:100], kde, "cdf", False)
-    benchmark.extra_info.update(role="kernel", bytes=2 * x_kernel.nbytes, items=M_KERNEL)
-    benchmark(cpu.kde, x_kernel, kde, "cdf", False)
+def test_cdf_cpu(benchmark, kde, for_kernel):
+    time_kernel(benchmark, kde, "cdf", *for_kernel)
 
 
 @pytest.mark.benchmark(group="kde-cdf-n5000")
-def test_cdf_naive_numpy(benchmark, kde, x_reference):
-    benchmark.extra_info.update(role="reference", bytes=2 * x_reference.nbytes, items=M_REFERENCE)
-    benchmark(naive_cdf, x_reference, kde.samples, kde.bandwidth)
+def test_cdf_naive_numpy(benchmark, kde, for_reference):
+    x, truth = for_reference
+    benchmark.extra_info.update(role="reference", bytes=2 * x.nbytes, items=M_REFERENCE)
+    result = benchmark(kde_cdf.naive_kde_cdf, x, kde.samples, kde.bandwidth)
+    kde_cdf.check(result, truth["cdf"], "cdf")
 
 
 @pytest.mark.benchmark(group="kde-log_cdf-with-gradient-n5000")
-def test_log_cdf_and_hazard_cpu(benchmark, kde, x_kernel):
+def test_log_cdf_and_hazard_cpu(benchmark, kde, for_kernel):
     """What the realism index's gradient calls: log G and (log G)' = g/G."""
-    cpu = backends.get("cpu")
-    cpu.kde(x_kernel[:100], kde, "log_cdf", True)
-    benchmark.extra_info.update(role="kernel", bytes=3 * x_kernel.nbytes, items=M_KERNEL)
-    benchmark(cpu.kde, x_kernel, kde, "log_cdf", True)
+    time_kernel(benchmark, kde, "log_cdf_and_hazard", *for_kernel)
 
 
 @pytest.mark.benchmark(group="kde-log_cdf-with-gradient-n5000")
-def test_log_cdf_and_hazard_naive_numpy(benchmark, kde, x_reference):
+def test_log_cdf_and_hazard_naive_numpy(benchmark, kde, for_reference):
     """The reference backend: log-sum-exp of log Phi and of log phi, hazard = exp(difference)."""
-    ref = backends.get("reference")
-    benchmark.extra_info.update(role="reference", bytes=3 * x_reference.nbytes, items=M_REFERENCE)
-    benchmark(ref.kde, x_reference, kde, "log_cdf", True)
+    x, truth = for_reference
+    what = "log_cdf_and_hazard"
+    benchmark.extra_info.update(role="reference", bytes=3 * x.nbytes, items=M_REFERENCE)
+    kde_cdf.check(benchmark(kde_cdf.fastgeo_query, kde, x, what, "reference"), truth[what], what)
 
 
 @pytest.mark.benchmark(group="kde-table-build-n5000")
-def test_table_build(benchmark, kde):
+def test_table_build(benchmark, kde, for_reference):
     """The one-off cost of a KDE: exact sums at every node and mid-cell check point."""
-    table = kde.table
-    benchmark.extra_info.update(role="kernel", bytes=table.coef.nbytes, items=1)
-    benchmark.pedantic(build_table, args=(kde.samples, kde.bandwidth), rounds=5, iterations=1)
+    x, truth = for_reference
+    benchmark.extra_info.update(role="kernel", bytes=kde.table.coef.nbytes, items=1)
+    built = benchmark.pedantic(kde_cdf.build_table, args=(kde,), rounds=5, iterations=1)
+    kde_cdf.check_table(built, kde, x, truth["cdf"])

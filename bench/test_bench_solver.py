@@ -4,7 +4,9 @@ Kernel: ``fastgeo.interpolate`` running a fixed number of L-BFGS iterations (fto
 batch of paths. Reference: the same number of generator calls (forward with graph, then one
 VJP) on the same batch of free points, with nothing else. The same-run "speed-up" of the
 kernel over the reference is then (generator time) / (solver time) = 1 - overhead; the
-script bench/solver_overhead.py splits the overhead into its parts.
+script bench/solver_overhead.py splits the overhead into its parts. Definitions and checks:
+:mod:`fastgeo.benchmarks.interpolate` (the solved paths start at the linear paths' energy and
+go down from there; the VJPs match a float64 copy of the generator).
 
     flock /tmp/fastgeo-bench.lock python -m pytest bench/test_bench_solver.py --benchmark-enable \\
         --benchmark-json bench/results/solver-iterations.json
@@ -13,12 +15,11 @@ import numba
 import pytest
 import torch
 
-import fastgeo
-
-from solver_models import dcgan, mlp, normal_endpoints
+from fastgeo.benchmarks import interpolate as bench_interpolate
+from fastgeo.models.dcgan import dcgan
 
 N_POINTS, ITERATIONS = 52, 8
-CASES = {"mlp-32-512-512-784": (lambda: mlp(32, 512, 784), 32, 32),
+CASES = {"mlp-32-512-512-784": (lambda: bench_interpolate.mlp(32, 512, 784), 32, 32),
          "dcgan-ngf32": (lambda: dcgan(100, 32), 100, 4)}
 
 
@@ -34,12 +35,12 @@ def one_thread():
 
 def problem(case):
     make, d, b = CASES[case]
-    z0, z1, prior = normal_endpoints(b, d, seed=1)
+    z0, z1, prior = bench_interpolate.normal_endpoints(b, d, seed=1)
     return make(), z0, z1, prior
 
 
 def solve(gen, z0, z1, prior):
-    return fastgeo.interpolate(gen, z0, z1, prior, n_points=N_POINTS, max_iter=ITERATIONS, ftol=0.0)
+    return bench_interpolate.solve(gen, z0, z1, prior, N_POINTS, ITERATIONS)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -49,7 +50,8 @@ def test_solver(benchmark, case):
     benchmark.group = f"solver-{case}-B{z0.shape[0]}-K{N_POINTS - 1}"
     res = solve(gen, z0, z1, prior)
     benchmark.extra_info.update(role="kernel", items=res.n_forward + res.n_vjp, generator_calls=res.n_calls)
-    benchmark.pedantic(solve, args=(gen, z0, z1, prior), rounds=3, iterations=1)
+    result = benchmark.pedantic(solve, args=(gen, z0, z1, prior), rounds=3, iterations=1)
+    bench_interpolate.check(result, bench_interpolate.reference(gen, z0, z1, prior, N_POINTS))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -57,14 +59,7 @@ def test_generator_alone(benchmark, case):
     gen, z0, z1, prior = problem(case)
     benchmark.group = f"solver-{case}-B{z0.shape[0]}-K{N_POINTS - 1}"
     calls = solve(gen, z0, z1, prior).n_calls
-    t = torch.linspace(0, 1, N_POINTS, dtype=z0.dtype)[1:-1]
-    x = ((1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]).reshape(-1, z0.shape[1])
-
-    def generator_only():
-        for _ in range(calls):
-            leaf = x.detach().requires_grad_(True)
-            out = gen(leaf)
-            torch.autograd.grad(out, leaf, torch.ones_like(out))
-
+    x = bench_interpolate.linear_free_points(z0, z1, N_POINTS)
     benchmark.extra_info.update(role="reference", generator_calls=calls)
-    benchmark.pedantic(generator_only, rounds=3, iterations=1)
+    vjp = benchmark.pedantic(bench_interpolate.generator_alone, args=(gen, x, calls), rounds=3, iterations=1)
+    bench_interpolate.check_vjp(vjp, bench_interpolate.vjp_reference(gen, x))

@@ -1,5 +1,6 @@
 """``fastgeo bench``: kernel benchmarks beside their references, as a table (fastgeo.benchmarks)."""
 import argparse
+import sys
 
 from . import UserError
 from ._common import name_list, positive_int
@@ -26,7 +27,9 @@ def add_parser(subparsers):
         "bench", help="benchmark the kernels against scipy / numpy / torch references",
         description="Time fastgeo's kernels on every backend available here, beside the references "
                     "users would otherwise reach for, and the memory bandwidth of a plain copy measured "
-                    "in the same run. Prints a table and writes bench.json, bench.md and bench.csv.")
+                    "in the same run. Prints a table and writes bench.json, bench.md and bench.csv. "
+                    "Every timed result is first checked against a float64 reference; a wrong one is "
+                    "reported without a time, and the command then exits with status 1.")
     parser.add_argument("--size", choices=list(SIZES), default="quick",
                         help="problem sizes: tiny (seconds, for tests), quick (default, under a minute on a "
                              "laptop CPU), full (the sizes of the performance targets)")
@@ -65,4 +68,8 @@ def run(args):
     print(benchmarks.markdown(result))
     paths = benchmarks.write(result, args.out)
     print("written: " + ", ".join(paths.values()))
-    return 0
+    wrong = [r for r in result["rows"] if r["note"].startswith(benchmarks.WRONG_RESULT)]
+    for r in wrong:  # a check rejected what the implementation returned: no time is reported for it
+        print(f"fastgeo bench: {r['benchmark']} | {r['implementation']} ({r['device']}): {r['note']}",
+              file=sys.stderr)
+    return 1 if wrong else 0
