@@ -110,6 +110,14 @@ class ArrayLibrary:
     def to_host(self, x) -> np.ndarray:
         return np.asarray(x)
 
+    def copy_into(self, out, x):
+        """out[...] = x, in place (both of this library, on one device); returns out."""
+        self.xp.copyto(out, x)
+        return out
+
+    def synchronize(self, kind: ArrayKind) -> None:
+        """Wait for the work queued on ``kind``'s device (for timing; nothing on the CPU)."""
+
     # -- devices ---------------------------------------------------------------------------
     def device_index(self, kind: ArrayKind):
         """The CUDA device ordinal of ``kind`` (None where the library does not say)."""
@@ -202,6 +210,13 @@ class TorchLibrary(ArrayLibrary):
     def to_host(self, x):
         return x.detach().cpu().numpy()
 
+    def copy_into(self, out, x):
+        return out.copy_(x)
+
+    def synchronize(self, kind):
+        if kind.is_cuda:
+            self.xp.cuda.synchronize(kind.torch_device)
+
     def to_device(self, host, kind):
         # a writable copy: torch warns about read-only numpy arrays
         return self.xp.as_tensor(np.array(host), device=kind.torch_device)
@@ -254,6 +269,9 @@ class CupyLibrary(ArrayLibrary):
     def to_host(self, x):
         with self.xp.cuda.Device(x.device.id):
             return x.get()
+
+    def synchronize(self, kind):
+        self.xp.cuda.get_current_stream(self.device_index(kind)).synchronize()
 
     def to_device(self, host, kind):
         cupy = self.xp

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import to_host
+
 
 class WrongResult(AssertionError):
     """A benchmarked call returned a result that its check rejects."""
-
-
-def to_host(x) -> np.ndarray:
-    """A numpy copy (or view) of a numpy array, a torch tensor (any device) or a CuPy array."""
-    if hasattr(x, "detach"):  # torch
-        return x.detach().cpu().numpy()
-    if type(x).__module__.startswith("cupy"):
-        return x.get()
-    return np.asarray(x)
 
 
 def check_close(what, result, reference, rtol, atol=0.0):

@@ -1,9 +1,12 @@
-"""Where a benchmark's inputs live and how to wait for the work there."""
+"""Where a benchmark's inputs live and how to wait for the work there, through the array
+layer (fastgeo._arrays): CPU inputs are numpy arrays, GPU inputs torch CUDA tensors (or CuPy
+arrays where torch has no CUDA)."""
 from __future__ import annotations
 
 import importlib
 
-import numpy as np
+from .. import _arrays
+from .._arrays import ArrayKind
 
 
 class Device:
@@ -12,64 +15,34 @@ class Device:
     def __init__(self, name):
         self.name = name
         self.lib = None
+        self.kind = ArrayKind("numpy", "cpu")
         if name == "cuda":
             try:
                 import torch
 
                 if torch.cuda.is_available():
                     self.lib = "torch"
+                    self.kind = _arrays.kind_of(torch.empty(0, device="cuda"))
             except ImportError:
                 pass
             if self.lib is None:
-                importlib.import_module("cupy")  # raises if there is no GPU library at all
+                cupy = importlib.import_module("cupy")  # raises if there is no GPU library at all
                 self.lib = "cupy"
+                self.kind = _arrays.kind_of(cupy.empty(0))
 
     def put(self, host):
-        if self.name == "cpu":
-            return host
-        if self.lib == "torch":
-            import torch
-
-            return torch.as_tensor(host, device="cuda")
-        import cupy
-
-        return cupy.asarray(host)
+        """A host numpy array where this device's inputs live (itself on the CPU)."""
+        return host if not self.kind.is_cuda else self.kind.lib.to_device(host, self.kind)
 
     def sync(self):
-        if self.name == "cpu":
-            return
-        if self.lib == "torch":
-            import torch
-
-            torch.cuda.synchronize()
-        else:
-            import cupy
-
-            cupy.cuda.get_current_stream().synchronize()
+        self.kind.lib.synchronize(self.kind)
 
     def copier(self, x):
         """A call copying x into a preallocated array (read + write of x's bytes); it returns
         the copy, so that the copy can be checked like any other benchmarked result."""
-        if self.name == "cpu":
-            out = np.empty_like(x)
-
-            def copy():
-                np.copyto(out, x)
-                return out
-
-            return copy
-        if self.lib == "torch":
-            out = x.clone()
-            return lambda: out.copy_(x)
-        import cupy
-
-        out = cupy.empty_like(x)
-
-        def copy():
-            cupy.copyto(out, x)
-            return out
-
-        return copy
+        lib = _arrays.library_of(x)
+        out = _arrays.empty(self.kind, x.shape, _arrays.numpy_dtype(x))
+        return lambda: lib.copy_into(out, x)
 
 
 def available_devices():
