@@ -5,34 +5,6 @@ of ri-optimal paths, behind a backend dispatcher, checked against a float64 refe
 """
 __version__ = "0.1.0"
 
-
-def _load_source_kernels():
-    """In a source checkout kernels/ sits beside fastgeo/; installs map it to fastgeo.kernels.
-
-    Loading it here lets the tree run without installing (PYTHONPATH=. or a device machine)
-    and keeps a checkout's kernels ahead of any other installed copy.
-    """
-    import importlib.util
-    import os
-    import sys
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    source = os.path.join(root, "kernels")
-    if not (os.path.isfile(os.path.join(root, "pyproject.toml"))
-            and os.path.isfile(os.path.join(source, "families.py"))):
-        return
-    spec = importlib.util.spec_from_file_location(
-        f"{__name__}.kernels", os.path.join(source, "__init__.py"), submodule_search_locations=[source]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    setattr(sys.modules[__name__], "kernels", module)
-
-
-_load_source_kernels()
-
 from . import priors
 from ._config import set_backend, use_backend
 from ._info import info

@@ -1,4 +1,5 @@
 """Repository invariants: the README's two set-up commands, CI, and what gets installed."""
+import os
 import pathlib
 import re
 import tomllib
@@ -41,7 +42,10 @@ def test_package_requirements_are_ranges_users_can_satisfy():
 
 def test_kernels_are_installed_inside_fastgeo_only():
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert conf["package-dir"]["fastgeo.kernels"] == "kernels"
+    # fastgeo.kernels is the top-level kernels/ folder, through a relative symbolic link
+    link = ROOT / "fastgeo" / "kernels"
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "kernels")
+    assert "package-dir" not in conf and "fastgeo.kernels" in conf["packages"]
     assert all(p == "fastgeo" or p.startswith("fastgeo.") for p in conf["packages"])
     # every subpackage on disk is listed, so none is left out of a wheel
     on_disk = {"fastgeo." + ".".join(p.relative_to(ROOT / "fastgeo").parent.parts)
