@@ -1,10 +1,13 @@
-"""A/B of two source trees' CPU kernels, interleaved: the radial index and the path energy.
+"""A/B of two source trees' CPU work, interleaved: radial index, KDE, path energy, solver overhead.
 
 Each round runs every tree once, in a fresh process (the tree's own fastgeo and kernels, via
 PYTHONPATH), in turn; a process times each kernel ``--repeats`` times and keeps its minimum.
 Rounds alternate which tree goes first, so that a burst of load on this shared machine does
 not fall on one tree only. Reports per tree the minimum and the range over rounds, and the
-ratio of their minima; the limit is a plain copy of the same input (same process).
+ratio of their minima; the limit is a plain copy of the same input (same process). The
+solver case is bench/solver_overhead.py's MLP (B = 32, 52 points, 15 iterations, one thread):
+its time per iteration and overhead 1 - (generator forward + VJP) / total, of the fastest of
+``--repeats`` runs. The child uses only the public API, so that it runs on older trees too.
 
     git worktree add /tmp/base <commit>
     flock /tmp/fastgeo-bench.lock python bench/ab_kernels.py --tree base=/tmp/base --tree new=. \\
@@ -19,11 +22,16 @@ import time
 
 from fastgeo.benchmarks import describe_machine
 
-CASES = {
-    "ri standard normal 200000x512 float32": "radial",
-    "ri standard normal 200000x512 float32, read-only": "radial_ro",
-    "energy_and_grads 32x51x12288 float32": "path",
+CASES = {  # case: (key of its time, key of its copy limit or None)
+    "ri standard normal 200000x512 float32": ("radial", "copy_radial"),
+    "ri standard normal 200000x512 float32, read-only": ("radial_ro", "copy_radial"),
+    "KDE(5000 samples).cdf at 1000000 float64 queries": ("kde_cdf", "copy_kde"),
+    "log_ri semicircle(20) (KDE estimator) 100000x20 float64": ("kde_ri", None),
+    "energy_and_grads 32x51x12288 float32": ("path", "copy_path"),
+    "interpolate MLP 32-512-512-784 B=32 K+1=52, seconds per iteration": ("solver_round", None),
 }
+#: fractions reported per tree as their range over rounds (no ratio of minima)
+FRACTIONS = {"solver overhead 1 - (forward + VJP) / total, MLP case": "solver_overhead"}
 
 CHILD = r"""
 import json, sys, time
@@ -63,6 +71,46 @@ dst = np.empty_like(z)
 out["copy_radial"] = best(lambda: np.copyto(dst, z))
 dstG = np.empty_like(G)
 out["copy_path"] = best(lambda: np.copyto(dstG, G))
+
+samples = rng.standard_normal(5000)
+kde = fastgeo.KDE(samples)
+x = rng.uniform(-6.0, 6.0, 1_000_000)
+ref = fastgeo.KDE(samples).cdf(x[:200], backend="reference")
+assert np.allclose(kde.cdf(x[:200], backend="cpu"), ref, rtol=1e-9, atol=1e-12)
+out["kde_cdf"] = best(lambda: kde.cdf(x, backend="cpu"))
+dstx = np.empty_like(x)
+out["copy_kde"] = best(lambda: np.copyto(dstx, x))
+from fastgeo.priors import semicircle
+semi = semicircle(20)
+zs = semi.sample(100_000, seed=3) * rng.uniform(0.5, 2.0, (100_000, 1))
+assert np.allclose(fastgeo.log_ri(zs[:200], semi, backend="cpu"), fastgeo.log_ri(zs[:200], semi, backend="reference"),
+                   rtol=1e-9, atol=1e-12)
+out["kde_ri"] = best(lambda: fastgeo.log_ri(zs, semi, backend="cpu"))
+
+import math
+import numba
+import torch
+torch.set_num_threads(1)
+numba.set_num_threads(1)
+g = torch.Generator().manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(32, 512), torch.nn.Tanh(), torch.nn.Linear(512, 512), torch.nn.Tanh(),
+                          torch.nn.Linear(512, 784))
+with torch.no_grad():
+    for p in net.parameters():
+        p.copy_(torch.randn(p.shape, generator=g) * (1.5 / math.sqrt(p.shape[-1])))
+net = net.eval()
+ze = np.random.default_rng(1).standard_normal((2, 32, 32))
+z0, z1 = (torch.as_tensor(ze[i], dtype=torch.float32) for i in (0, 1))
+normal = StandardNormal(32)
+fastgeo.interpolate(net, z0[:1], z1[:1], normal, n_points=4, max_iter=1)
+runs = []
+for _ in range(max(2, repeats // 2)):
+    res = fastgeo.interpolate(net, z0, z1, normal, n_points=52, max_iter=15, ftol=0.0, progress=False)
+    t = res.timings["iterations"]
+    runs.append((t["total"] / t["rounds"], 1 - (t["generator_forward"] + t["generator_vjp"]) / t["total"],
+                 res.energy.double().sum().item()))
+fastest = min(runs)
+out["solver_round"], out["solver_overhead"], out["solver_energy"] = fastest
 print(json.dumps(out))
 """
 
@@ -92,18 +140,23 @@ def main():
         rounds.append({name: run_tree(path, args.repeats) for name, path in order})
         print(f"round {r + 1}: " + json.dumps(rounds[-1]), flush=True)
     summary = {}
-    for case, key in CASES.items():
+    names = [n for n, _ in trees]
+    for case, (key, copy_key) in CASES.items():
         per = {}
-        for name, _ in trees:
-            vals = [rd[name][key] for rd in rounds if rd[name][key] is not None]
-            copies = [rd[name]["copy_path" if key == "path" else "copy_radial"] for rd in rounds]
-            per[name] = {"min_ms": min(vals) * 1e3 if vals else None,
-                         "max_ms": max(vals) * 1e3 if vals else None,
-                         "copy_min_ms": min(copies) * 1e3} if vals else {"note": "refused the input"}
-        names = [n for n, _ in trees]
+        for name in names:
+            vals = [rd[name][key] for rd in rounds if rd[name].get(key) is not None]
+            if not vals:
+                per[name] = {"note": "refused the input"}
+                continue
+            per[name] = {"min_ms": min(vals) * 1e3, "max_ms": max(vals) * 1e3}
+            if copy_key:
+                per[name]["copy_min_ms"] = min(rd[name][copy_key] for rd in rounds) * 1e3
         if len(names) == 2 and all(per[n].get("min_ms") for n in names):
             per[f"{names[1]}_over_{names[0]}"] = per[names[1]]["min_ms"] / per[names[0]]["min_ms"]
         summary[case] = per
+    for case, key in FRACTIONS.items():
+        summary[case] = {name: {"min": min(rd[name][key] for rd in rounds), "max": max(rd[name][key] for rd in rounds)}
+                         for name in names}
     result = {"machine": describe_machine(), "trees": dict(trees), "rounds": rounds, "summary": summary,
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(summary, indent=1))

@@ -6,7 +6,8 @@
 - :class:`Estimated`: anything else; ri is estimated by the KDE of log f (MATH.md 1.3).
 
 The evaluator (:mod:`fastgeo._evaluator`) reads specs; priors (:mod:`fastgeo.priors`)
-make them. Neither imports the other through this module, which imports only the array layer.
+make them; the reference backend and the radial priors' log-density share the float64 row
+radii (:func:`radii`). This module imports only the array layer and the kernels' constants.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._arrays import matmul
+from .kernels import families as F
+from .kernels.families import TINY_S
 
 NO_KDE = ("{prior!r} has no KDE estimate of its realism index: a uniform prior's log-density takes one "
           "value on its support, so the KDE of log f has zero bandwidth; its index is the indicator of the "
@@ -55,6 +58,27 @@ class Radial:
         if w is None:
             return g
         return g * w if w.ndim == 1 else matmul(g, w)
+
+
+def from_radius_rows(family, s, r):
+    """The rows whose index and log-density come from the radius r, as in the kernels
+    (kernels/radial.py: from_radius): |y|^2 overflowed, or underflowed for the gamma radius."""
+    return ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (family == F.GAMMA_RADIUS))
+
+
+def radii(y):
+    """(|y|^2, |y|) of each row of a float64 array; where |y|^2 overflows (|y| > 1.34e154) or
+    has lost its digits to underflow (s < TINY_S), |y| by scaling with the row's largest entry
+    (as kernels/rows.py does in the kernels)."""
+    with np.errstate(over="ignore", under="ignore"):
+        s = np.einsum("ij,ij->i", y, y)
+    r = np.sqrt(s)
+    far = (~np.isfinite(s) | (s < TINY_S)) & np.isfinite(y).all(axis=1) & np.any(y != 0, axis=1)
+    if far.any():
+        top = np.max(np.abs(y[far]), axis=1, keepdims=True)
+        with np.errstate(over="ignore"):
+            r[far] = top[:, 0] * np.sqrt(np.einsum("ij,ij->i", y[far] / top, y[far] / top))
+    return s, r
 
 
 @dataclass(frozen=True, eq=False)

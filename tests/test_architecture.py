@@ -174,3 +174,49 @@ def test_a_registered_array_type_runs_through_every_public_function(rng, boxed, 
 def test_registering_a_name_twice_is_refused(boxed):
     with pytest.raises(ValueError, match="'boxed' is already registered"):
         _arrays.register(BoxedLibrary())
+
+
+# -- layers: imports point down docs/ARCHITECTURE.md's table ----------------------------------------
+
+#: the layers of docs/ARCHITECTURE.md, top to bottom (keep the two in step)
+LAYERS = [
+    ("command line", ["fastgeo.cli", "fastgeo.commands", "fastgeo.__main__"]),
+    ("runs and reports", ["fastgeo.runstore", "fastgeo.compare", "fastgeo.report", "fastgeo.endpoints",
+                          "fastgeo.models"]),
+    ("interpolation", ["fastgeo.interpolation", "fastgeo.baselines", "fastgeo._result"]),
+    ("solver", ["fastgeo._path_problem", "fastgeo._solver"]),
+    ("points and paths", ["fastgeo.realism", "fastgeo.path", "fastgeo.kde", "fastgeo.priors", "fastgeo._info"]),
+    ("evaluator", ["fastgeo._evaluator"]),
+    ("backends", ["fastgeo.backends"]),
+    ("index specs", ["fastgeo._specs"]),
+    ("kernels", ["fastgeo.kernels"]),
+    ("arrays and support", ["fastgeo._arrays", "fastgeo._config", "fastgeo._errors", "fastgeo._lazy",
+                            "fastgeo._buffers"]),
+]
+BESIDE = ("benchmarks (beside)", ["fastgeo.benchmarks"])
+
+
+def layer_of(module):
+    for i, (_, prefixes) in enumerate(LAYERS + [BESIDE]):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def test_every_module_has_a_layer_and_imports_only_down():
+    graph = import_graph()
+    beside = len(LAYERS)
+    unplaced = sorted(m for m in graph if m != "fastgeo" and layer_of(m) is None)
+    assert not unplaced, f"modules in no layer of docs/ARCHITECTURE.md: {unplaced}"
+    upward = [f"{m} -> {t}" for m, targets in graph.items() if m != "fastgeo" for t in targets
+              if layer_of(m) != beside and layer_of(t) != beside and layer_of(t) < layer_of(m)]
+    assert not upward, "imports that point up the layers: " + "; ".join(sorted(upward))
+    importers = sorted(m for m, targets in graph.items() if layer_of(m) not in (0, beside) and m != "fastgeo"
+                       and any(layer_of(t) == beside for t in targets))
+    assert not importers, f"only the command line imports the benchmarks: {importers}"
+
+
+def test_the_layers_are_the_ones_the_architecture_map_shows():
+    text = open(os.path.join(ROOT, "docs", "ARCHITECTURE.md")).read()
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "`" in line]
+    assert rows == [name for name, _ in LAYERS + [BESIDE]]

@@ -21,7 +21,7 @@ from scipy import special, stats
 from .._arrays import check_finite, check_not_nan
 from .base import Backend
 from ..kernels import families as R
-from ..priors.radial import from_radius_rows, radii
+from .._specs import from_radius_rows, radii
 
 
 def unavailable_reason():

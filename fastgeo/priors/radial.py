@@ -12,7 +12,7 @@ import numpy as np
 from scipy import special
 
 from ..kernels import families as F
-from ..kernels.families import TINY_S
+from .._specs import from_radius_rows, radii
 from .base import CPU, Prior, Radial, check_positive, check_vector, cholesky_spd
 
 
@@ -58,27 +58,6 @@ class RadialPrior(Prior):
 
     def _dlog_density_dr(self, r):  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def from_radius_rows(family, s, r):
-    """The rows whose index and log-density come from the radius r, as in the kernels
-    (kernels/radial.py: from_radius): |y|^2 overflowed, or underflowed for the gamma radius."""
-    return ~np.isfinite(s) | ((s < TINY_S) & (r > 0) & (family == F.GAMMA_RADIUS))
-
-
-def radii(y):
-    """(|y|^2, |y|) of each row of a float64 array; where |y|^2 overflows (|y| > 1.34e154) or
-    has lost its digits to underflow (s < TINY_S), |y| by scaling with the row's largest entry
-    (as kernels/rows.py does in the kernels)."""
-    with np.errstate(over="ignore", under="ignore"):
-        s = np.einsum("ij,ij->i", y, y)
-    r = np.sqrt(s)
-    far = (~np.isfinite(s) | (s < TINY_S)) & np.isfinite(y).all(axis=1) & np.any(y != 0, axis=1)
-    if far.any():
-        top = np.max(np.abs(y[far]), axis=1, keepdims=True)
-        with np.errstate(over="ignore"):
-            r[far] = top[:, 0] * np.sqrt(np.einsum("ij,ij->i", y[far] / top, y[far] / top))
-    return s, r
 
 
 class Gaussian(RadialPrior):
