@@ -1,7 +1,7 @@
 """Stand-in array libraries for tests: registered in the array layer (fastgeo._arrays), the
 one place that knows array types, they make CPU data pose as GPU data without a GPU."""
 from fastgeo._arrays import ArrayKind, kinds
-from fastgeo._arrays.kinds import NumbaLibrary, TorchLibrary
+from fastgeo._arrays import NumbaLibrary, TorchLibrary
 
 
 class TorchPosingAsCuda(TorchLibrary):

@@ -10,7 +10,8 @@ an error.
 
 - :mod:`.kinds`: :class:`ArrayKind` (library, device), the registry of
   :class:`ArrayLibrary` objects (:func:`register` teaches fastgeo a new array type), and
-  conversion in and out;
+  conversion in and out; numpy's library;
+- :mod:`.libraries`: the libraries of torch, CuPy and Numba device arrays, registered here;
 - :mod:`.ops`: the numpy-like operations and the checks (:func:`check_finite`) on compute
   arrays of any library;
 - :mod:`.memory`: prior constants on devices, free memory of a device or the host, and
@@ -18,6 +19,7 @@ an error.
 """
 from .kinds import (FLOAT_DTYPES, ArrayKind, ArrayLibrary, as_array, check_float_dtype, common_kind, is_torch,
                     kind_of, library_named, library_of, register, unregister)
+from .libraries import CupyLibrary, NumbaLibrary, TorchLibrary
 from .memory import (available_bytes, format_bytes, free_bytes, host_available_bytes, is_out_of_memory, on_device,
                      require_bytes)
 from .ops import (LOG_RI_ERROR, add_scalar, astype, check_finite, check_last_dim, check_not_nan, contiguous,
@@ -25,7 +27,7 @@ from .ops import (LOG_RI_ERROR, add_scalar, astype, check_finite, check_last_dim
                   log_sum_exp, matmul, namespace, numpy_dtype, swap_last, to_host, total, where, zeros_like)
 
 __all__ = [
-    "FLOAT_DTYPES", "ArrayKind", "ArrayLibrary", "as_array", "check_float_dtype", "common_kind", "is_torch",
+    "FLOAT_DTYPES", "ArrayKind", "ArrayLibrary", "CupyLibrary", "NumbaLibrary", "TorchLibrary", "as_array", "check_float_dtype", "common_kind", "is_torch",
     "kind_of", "library_named", "library_of", "register", "unregister",
     "available_bytes", "format_bytes", "free_bytes", "host_available_bytes", "is_out_of_memory", "on_device",
     "require_bytes",
@@ -34,3 +36,7 @@ __all__ = [
     "log", "log_sum_exp", "matmul", "namespace", "numpy_dtype", "swap_last", "to_host", "total", "where",
     "zeros_like",
 ]
+
+for _library in (TorchLibrary(), CupyLibrary(), NumbaLibrary()):
+    register(_library, first=False)
+del _library

@@ -3,7 +3,7 @@ backend is unavailable). Every array the CUDA backend allocates can be poisoned,
 a kernel leaves unwritten shows as NaN (floats) or -1 (integer scratch)."""
 import pytest
 
-from fastgeo._arrays.kinds import CupyLibrary, TorchLibrary
+from fastgeo._arrays import CupyLibrary, TorchLibrary
 
 
 def _poison(dtype):
