@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arrays import common_kind, kind_of
+from ._arrays import check_finite, common_kind, kind_of
 from ._path_problem import PathProblem
 from ._result import InterpolationResult
 from ._solver import CONVERGED, STATUS_NAMES, Solver
@@ -211,8 +211,7 @@ def _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method) -> Set
         raise ValueError(f"z0 and z1 must have shape (B, {prior.dim}) or ({prior.dim},) for this "
                          f"{prior.dim}-dimensional prior, got {tuple(t0.shape)}")
     for t, name in ((t0, "z0"), (t1, "z1")):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf")
+        check_finite(t, name)
     batched = t0.ndim == 2
     if not batched:
         t0, t1 = t0[None], t1[None]
@@ -258,8 +257,7 @@ def _initial_path(setup, init, k):
     if tuple(x.shape) != want:
         raise ValueError(f"init must have shape {want[1:] if not setup.batched else want} "
                          f"(n_points = {k + 1} points of dimension {want[2]}), got {tuple(init.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("init contains NaN or inf")
+    check_finite(x, "init")
     for end, z, name in ((x[:, 0], z0, "z0"), (x[:, -1], z1, "z1")):
         scale = 1 + z.abs().amax()
         if ((end - z).abs().amax() > 1e-6 * scale) if z.numel() else False:

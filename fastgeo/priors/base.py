@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from .._arrays import ArrayKind
+from .._arrays import ArrayKind, check_finite
 from .._evaluator import evaluate
 from .._specs import NO_KDE, Estimated, Indicator, Radial
 from ..kde import KDE
@@ -51,8 +51,7 @@ def check_vector(value, name: str, dim: int | None = None) -> np.ndarray:
     if arr.ndim != 1 or (dim is not None and arr.shape[0] != dim):
         want = f"({dim},)" if dim is not None else "1-D"
         raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
+    check_finite(arr, name)
     arr.setflags(write=False)
     return arr
 
@@ -63,8 +62,7 @@ def cholesky_spd(cov, name: str = "cov", dim: int | None = None) -> np.ndarray:
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or (dim is not None and cov.shape[0] != dim):
         want = f"({dim}, {dim})" if dim is not None else "square"
         raise ValueError(f"{name} must be a {want} matrix, got shape {cov.shape}")
-    if not np.all(np.isfinite(cov)):
-        raise ValueError(f"{name} contains NaN or inf")
+    check_finite(cov, name)
     scale = max(np.max(np.abs(cov)), np.finfo(np.float64).tiny)
     if np.max(np.abs(cov - cov.T)) > 1e-10 * scale:
         raise ValueError(f"{name} is not symmetric")

@@ -23,8 +23,7 @@ class GaussianMixture(Prior):
         k = weights.shape[0]
         if means.ndim != 2 or means.shape[0] != k:
             raise ValueError(f"means must have shape ({k}, D) for {k} weights, got {means.shape}")
-        if not np.all(np.isfinite(means)):
-            raise ValueError("means contains NaN or inf")
+        _arrays.check_finite(means, "means")
         dim = means.shape[1]
         covs = np.asarray(covs, dtype=np.float64)
         if covs.shape != (k, dim, dim):

@@ -16,6 +16,17 @@ from .._specs import from_radius_rows, radii
 from .base import CPU, Prior, Radial, check_positive, check_vector, cholesky_spd
 
 
+def whiten(spec, z, params=None):
+    """y = W (z - loc) for each row of z: :meth:`fastgeo._specs.Radial.whitened` (kept for
+    callers of this module)."""
+    return spec.whitened(z, params)
+
+
+def whiten_grad(spec, g, params=None):
+    """W^T g: :meth:`fastgeo._specs.Radial.pull_back` (kept for callers of this module)."""
+    return spec.pull_back(g, params)
+
+
 class RadialPrior(Prior):
     """A prior whose density is a decreasing function of s = |W (z - loc)|^2."""
 

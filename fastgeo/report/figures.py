@@ -22,6 +22,7 @@ import textwrap
 
 import numpy as np
 
+from .._arrays import check_finite
 from .metrics import project_onto_endpoints, step_distances, to_numpy
 
 #: the paper's colours: linear paths green, ri-optimal paths red
@@ -90,8 +91,7 @@ def image_strips(paths_by_method, every=5, path=None, *, cmap="gray", title=None
                              f"with C in (1, 3), got {arr.shape}")
         if arr.shape[0] < 2:
             raise ValueError(f"paths_by_method[{name!r}] must hold at least 2 images, got {arr.shape[0]}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"paths_by_method[{name!r}] contains NaN or inf")
+        check_finite(arr, f"paths_by_method[{name!r}]")
         if arr.ndim == 4 and arr.shape[1] == 1:  # one channel: the same as (K+1, H, W)
             images[name] = arr[:, 0]
     shapes = {name: arr.shape for name, arr in images.items()}
@@ -138,8 +138,7 @@ def image_grid(images, path=None, *, ncols=10, cmap="gray", title=None, dpi=120)
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[1] != 3) or arr.shape[0] == 0:
         raise ValueError(f"images must have shape (M, H, W) or (M, C, H, W) with C in (1, 3) and M >= 1, "
                          f"got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("images contains NaN or inf")
+    check_finite(arr, "images")
     if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
         raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
     lo, hi = (0.0, 1.0) if arr.min() >= 0 and arr.max() <= 1 else (float(arr.min()), float(arr.max()))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import is_torch
+from .._arrays import check_finite, is_torch
 from ..path import path_energy, path_log_index
 
 
@@ -32,12 +32,6 @@ def to_numpy(x, name: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str):
-    if not np.all(np.isfinite(arr)):
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} contains NaN or inf (first at index {idx})")
-
-
 def step_distances(decoded) -> np.ndarray:
     """|G_{i+1} - G_i| along one path: decoded (K+1, ...) -> (K,).
 
@@ -47,7 +41,7 @@ def step_distances(decoded) -> np.ndarray:
     g = to_numpy(decoded, "decoded")
     if g.ndim == 0 or g.shape[0] < 2:
         raise ValueError(f"decoded must hold at least 2 points along its first axis, got shape {g.shape}")
-    _check_finite(g, "decoded")
+    check_finite(g, "decoded")
     flat = g.reshape(g.shape[0], -1)
     return np.linalg.norm(flat[1:] - flat[:-1], axis=1)
 
@@ -67,13 +61,13 @@ def project_onto_endpoints(latent, x0=None, xK=None) -> np.ndarray:
     z = to_numpy(latent, "latent")
     if z.ndim != 2 or z.shape[0] < 1:
         raise ValueError(f"latent must have shape (K+1, D), got {z.shape}")
-    _check_finite(z, "latent")
+    check_finite(z, "latent")
     a = z[0] if x0 is None else to_numpy(x0, "x0")
     b = z[-1] if xK is None else to_numpy(xK, "xK")
     for name, v in (("x0", a), ("xK", b)):
         if v.shape != (z.shape[1],):
             raise ValueError(f"{name} must have shape ({z.shape[1]},), got {v.shape}")
-        _check_finite(v, name)
+        check_finite(v, name)
     X = np.stack([a, b], axis=1)
     sv = np.linalg.svd(X, compute_uv=False)
     if sv[-1] <= 1e-12 * max(sv[0], np.finfo(np.float64).tiny):
@@ -101,8 +95,8 @@ def _as_batch(latent, decoded, log_ri):
                          "number of paths or points")
     if l.shape[1] < 2:
         raise ValueError(f"a path needs at least 2 points, got K+1 = {l.shape[1]}")
-    _check_finite(z, "latent")
-    _check_finite(g, "decoded")
+    check_finite(z, "latent")
+    check_finite(g, "decoded")
     if np.isnan(l).any() or np.isposinf(l).any():
         raise ValueError("log_ri contains NaN or +inf")
     return single, z, g, l
