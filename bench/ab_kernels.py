@@ -124,6 +124,17 @@ def run_tree(path, repeats):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def commit_of(path):
+    """The commit checked out in ``path`` (with "+changes" if its tracked files differ), or None."""
+    try:
+        head = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", path, "diff", "--quiet", "HEAD"]).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
@@ -157,7 +168,8 @@ def main():
     for case, key in FRACTIONS.items():
         summary[case] = {name: {"min": min(rd[name][key] for rd in rounds), "max": max(rd[name][key] for rd in rounds)}
                          for name in names}
-    result = {"machine": describe_machine(), "trees": dict(trees), "rounds": rounds, "summary": summary,
+    result = {"machine": describe_machine(), "trees": dict(trees), "commits": {name: commit_of(path) for name, path in trees},
+              "rounds": rounds, "summary": summary,
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(summary, indent=1))
     if args.json:
