@@ -75,9 +75,9 @@ def hessian_blocks(problem, generator, x, alpha, exact):
     (blocks 2 w J^T J) plus the positive part of the realism term
     dE/dl_j grad^2 l_j + d^2E/dl_j^2 grad l_j grad l_j^T of each point.
     """
-    b, k1, d = x.shape
+    b, n_free, d = x.shape
     ev = problem.evaluate(None, x)
-    cotangent = ev._d_decoded.reshape(b * k1, -1).clone()
+    cotangent = ev._d_decoded.reshape(b * n_free, -1).clone()
     grad = ev.gradient()
     flat = x.reshape(-1, d)
     jac = jacobians(generator, flat)
@@ -89,7 +89,7 @@ def hessian_blocks(problem, generator, x, alpha, exact):
     s_left = torch.sigmoid(l[:, :-1] - l[:, 1:])
     s_right = 1 - s_left
     _, grad_l = log_ri_and_grad(x, problem.prior)
-    hess_l = log_ri_hessian(problem.prior, flat).reshape(b, k1, d, d)
+    hess_l = log_ri_hessian(problem.prior, flat).reshape(b, n_free, d, d)
 
     def outer(p, q):
         return p[..., :, None] * q[..., None, :]
@@ -98,7 +98,7 @@ def hessian_blocks(problem, generator, x, alpha, exact):
         z = torch.zeros_like(t[:, :1])
         return torch.cat([z, t, z], 1)
 
-    jf, gl, hl = pad(jac.reshape(b, k1, -1, d)), pad(grad_l), pad(hess_l)
+    jf, gl, hl = pad(jac.reshape(b, n_free, -1, d)), pad(grad_l), pad(hess_l)
     ja, jb = jf[:, :-1], jf[:, 1:]
     ww = w[..., None, None]
     if not exact:
@@ -130,18 +130,18 @@ def hessian_blocks(problem, generator, x, alpha, exact):
         return torch.func.jacfwd(lambda y: torch.func.vjp(lambda u: generator(u[None]).reshape(-1), y)[1](r)[0])(z)
 
     with torch.enable_grad():
-        residual = torch.func.vmap(contracted)(flat, cotangent).reshape(b, k1, d, d)
+        residual = torch.func.vmap(contracted)(flat, cotangent).reshape(b, n_free, d, d)
     diag = aa[:, 1:] + bb[:, :-1] + residual
     return ev.energy, grad, 0.5 * (diag + diag.mT), ab[:, 1:-1]
 
 
 def dense(diag, off):
     """The dense matrices (B, n, n) of block tridiagonal (diag, off)."""
-    b, k1, d, _ = diag.shape
-    out = diag.new_zeros((b, k1 * d, k1 * d))
-    for j in range(k1):
+    b, n_free, d, _ = diag.shape
+    out = diag.new_zeros((b, n_free * d, n_free * d))
+    for j in range(n_free):
         out[:, j * d:(j + 1) * d, j * d:(j + 1) * d] = diag[:, j]
-        if j < k1 - 1:
+        if j < n_free - 1:
             out[:, j * d:(j + 1) * d, (j + 1) * d:(j + 2) * d] = off[:, j]
             out[:, (j + 1) * d:(j + 2) * d, j * d:(j + 1) * d] = off[:, j].mT
     return out
@@ -214,7 +214,7 @@ def main():
         result[f"lbfgs_{iters}"] = {"seconds": time.perf_counter() - t, "energy": r.energy.tolist()}
     early, late = runs[500], runs[args.long]
     x5, x8 = early.path[:, 1:-1], late.path[:, 1:-1]
-    b, k1, d = x5.shape
+    b, n_free, d = x5.shape
     jac = jacobians(generator, x5.reshape(-1, d))
     _, sv, vh = torch.linalg.svd(jac, full_matrices=False)
     rel = sv / sv[:, :1]

@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from . import backends
+from .backends.base import WHATS
 from ._arrays import (add_scalar, as_array, astype, check_finite, check_last_dim, empty, every, exp,
                       first_nonfinite, first_true, free_bytes, is_out_of_memory, is_torch, isfinite, isnan,
                       numpy_dtype, on_device, where, zeros_like)
@@ -27,7 +28,6 @@ from ._specs import NO_KDE, Estimated, Indicator, Radial
 from .kernels import families
 
 METHODS = ("auto", "exact", "erf", "kde")
-WHATS = ("log_ri", "ri", "log_density")
 
 
 def check_alpha(alpha, upper_inclusive=True) -> float:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
     #: a result array: a torch tensor on the endpoints' device, or a numpy array
     Array = torch.Tensor | np.ndarray
+else:  # resolvable at run time (typing.get_type_hints) without importing torch
+    Array = Any
 
 
 @dataclass

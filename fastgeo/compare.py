@@ -30,6 +30,7 @@ import os
 import numpy as np
 
 from . import runstore as _runstore
+from ._arrays import to_host
 
 # the atomic writers live in fastgeo.runstore; kept importable from here
 jsonable, write_json, write_npz = _runstore.jsonable, _runstore.write_json, _runstore.write_npz
@@ -78,10 +79,6 @@ def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, 
     return out
 
 
-def _np(x):
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-
 def result_arrays(result) -> dict:
     """The arrays of a batched InterpolationResult as numpy arrays (what the .npz files hold).
 
@@ -90,15 +87,15 @@ def result_arrays(result) -> dict:
     the optimal path also status (B,) strings, iterations (B,), converged (B,) and gap (B,),
     the solver's estimate of E - (the minimum's E).
     """
-    out = {"latents": _np(result.path), "decoded": _np(result.decoded), "ri": _np(result.ri),
-           "log_ri": _np(result.log_ri), "distances": _np(result.distances), "energy": _np(result.energy),
-           "path_log_index": _np(result.path_log_index),
+    out = {"latents": to_host(result.path), "decoded": to_host(result.decoded), "ri": to_host(result.ri),
+           "log_ri": to_host(result.log_ri), "distances": to_host(result.distances), "energy": to_host(result.energy),
+           "path_log_index": to_host(result.path_log_index),
            "seconds": np.asarray(float(result.timings.get("total", float("nan"))))}
     if result.method not in ("linear", "slerp", "matched_linear"):
         out["status"] = np.asarray(result.status, dtype=str)
-        out["iterations"] = _np(result.iterations).astype(np.int64)
-        out["converged"] = _np(result.converged).astype(bool)
-        out["gap"] = _np(result.gap).astype(np.float64)
+        out["iterations"] = to_host(result.iterations).astype(np.int64)
+        out["converged"] = to_host(result.converged).astype(bool)
+        out["gap"] = to_host(result.gap).astype(np.float64)
     return out
 
 

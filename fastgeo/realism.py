@@ -10,7 +10,8 @@ which checks the request, picks the backend and routes the prior's index spec to
 """
 from __future__ import annotations
 
-from ._evaluator import METHODS, Request, check_alpha, compute, evaluate, index_spec
+from . import _evaluator
+from ._evaluator import METHODS, Request, check_alpha, compute
 from .priors.base import Prior
 
 __all__ = ["METHODS", "Request", "check_alpha", "compute", "evaluate", "grad_log_ri", "index_spec", "log_ri",
@@ -21,6 +22,19 @@ def _checked(prior):
     if not isinstance(prior, Prior):
         raise TypeError(f"prior must be a fastgeo.priors.Prior, got {type(prior).__name__}")
     return prior
+
+
+def index_spec(prior, method="auto"):
+    """The index spec that computes ``prior``'s realism index by ``method`` (see
+    :func:`fastgeo._evaluator.index_spec`)."""
+    return _evaluator.index_spec(_checked(prior), method)
+
+
+def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", need_grad=False,
+             keep_graph=True):
+    """``what`` in {"log_ri", "ri", "log_density"} (and its gradient) for z (..., D), as z's
+    array type (see :func:`fastgeo._evaluator.evaluate`)."""
+    return _evaluator.evaluate(z, _checked(prior), what, alpha, backend, method, need_grad, keep_graph)
 
 
 def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
@@ -37,12 +51,12 @@ def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
     backend : "auto", "cpu", "reference" (or "cuda").
     method : "auto", "exact", "erf" (Gaussian priors; the paper's eq. 1) or "kde".
     """
-    return evaluate(z, _checked(prior), "log_ri", alpha, backend, method)
+    return evaluate(z, prior, "log_ri", alpha, backend, method)
 
 
 def ri(z, prior, alpha=1.0, backend="auto", method="auto"):
     """ri_alpha(z) = alpha * P_{X~f}(f(X) <= f(z)), in [0, alpha]; see :func:`log_ri`."""
-    return evaluate(z, _checked(prior), "ri", alpha, backend, method)
+    return evaluate(z, prior, "ri", alpha, backend, method)
 
 
 def grad_log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
@@ -52,9 +66,9 @@ def grad_log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
     exp(log pdf - log sf); for the KDE ``(g_W / G_W)(log f(z)) grad log f(z)``; 0 for uniform
     priors (log ri is piecewise constant). It does not depend on alpha.
     """
-    return evaluate(z, _checked(prior), "log_ri", alpha, backend, method, need_grad=True)[1]
+    return evaluate(z, prior, "log_ri", alpha, backend, method, need_grad=True)[1]
 
 
 def log_ri_and_grad(z, prior, alpha=1.0, backend="auto", method="auto"):
     """(log ri, grad log ri) in one pass over z."""
-    return evaluate(z, _checked(prior), "log_ri", alpha, backend, method, need_grad=True)
+    return evaluate(z, prior, "log_ri", alpha, backend, method, need_grad=True)

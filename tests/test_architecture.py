@@ -159,6 +159,7 @@ def test_a_registered_array_type_runs_through_every_public_function(rng, boxed, 
         out = fastgeo.log_ri(Boxed(z), prior)
         assert isinstance(out, Boxed) and out.values.dtype == dtype and out.shape == (3, 5)
         np.testing.assert_array_equal(out.values, fastgeo.log_ri(z, prior))
+        np.testing.assert_array_equal(fastgeo.ri(Boxed(z), prior).values, fastgeo.ri(z, prior))
         lr, grad = fastgeo.log_ri_and_grad(Boxed(z), prior)
         np.testing.assert_array_equal(grad.values, fastgeo.log_ri_and_grad(z, prior)[1])
         np.testing.assert_array_equal(prior.log_prob(Boxed(z)).values, prior.log_prob(z))
@@ -259,3 +260,37 @@ def test_a_prior_without_its_log_density_cannot_be_made():
 
     with pytest.raises(TypeError, match="abstract.*log_density"):
         NoDensity(2)
+
+
+def test_priors_written_to_the_former_contract_still_work(rng):
+    """Before log_density, a prior implemented _log_prob_np, or only a closed-form index()."""
+    with pytest.warns(DeprecationWarning, match="implement log_density"):
+        class OldLaplace(priors.Prior):
+            def _sample(self, n, rng):
+                return rng.laplace(size=(n, self.dim))
+
+            def _log_prob_np(self, z, need_grad):
+                lp = -np.abs(z).sum(axis=1) - self.dim * np.log(2.0)
+                return lp, (-np.sign(z) if need_grad else None)
+
+    z = rng.laplace(size=(30, 3)) * 1.3
+    old, new = OldLaplace(3, kde_samples=700), Laplace(3, kde_samples=700)
+    np.testing.assert_array_equal(old.log_prob(z), new.log_prob(z))
+    for got, want in zip(fastgeo.log_ri_and_grad(z, old), fastgeo.log_ri_and_grad(z, new)):
+        np.testing.assert_array_equal(got, want)
+
+    class ClosedForm(priors.Prior):  # a standard normal by its index alone
+        def __init__(self, dim):
+            super().__init__(dim)
+            self._spec = priors.StandardNormal(dim).index()
+
+        def _sample(self, n, rng):
+            return rng.standard_normal((n, self.dim))
+
+        def index(self):
+            return self._spec
+
+    normal = priors.StandardNormal(3)
+    np.testing.assert_allclose(ClosedForm(3).log_prob(z), normal.log_prob(z), rtol=1e-14)
+    np.testing.assert_array_equal(ClosedForm(3)._log_prob_np(z, False)[0], ClosedForm(3).log_prob(z))
+    np.testing.assert_array_equal(fastgeo.log_ri(z, ClosedForm(3)), fastgeo.log_ri(z, normal))

@@ -85,8 +85,8 @@ class TorchLibrary(ArrayLibrary):
             self.xp.cuda.synchronize(kind.torch_device)
 
     def to_device(self, host, kind):
-        # a writable copy: torch warns about read-only numpy arrays
-        return self.xp.as_tensor(np.array(host), device=kind.torch_device)
+        # torch warns about read-only numpy arrays: those are copied first
+        return self.xp.as_tensor(host if host.flags.writeable else np.array(host), device=kind.torch_device)
 
     def device_index(self, kind):
         return kind.torch_device.index if kind.is_cuda else None
@@ -167,7 +167,7 @@ class NumbaLibrary(ArrayLibrary):
         numba_cuda = sys.modules.get("numba.cuda")
         if numba_cuda is None:
             return False
-        module = numba_cuda.devicearray  # the simulator's under NUMBA_ENABLE_CUDASIM=1
+        module = getattr(numba_cuda, "devicearray", None)  # the simulator's under NUMBA_ENABLE_CUDASIM=1
         types = tuple(filter(None, (getattr(module, "DeviceNDArray", None), getattr(module, "FakeCUDAArray", None))))
         return isinstance(x, types)
 

@@ -11,6 +11,9 @@ import math
 
 from .._arrays import contiguous, namespace
 
+#: numpy, cupy or torch for an array (fastgeo._arrays.namespace), kept for backends written against it
+array_namespace = namespace
+
 WHATS = ("log_ri", "ri", "log_density")
 
 

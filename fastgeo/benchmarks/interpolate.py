@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .._arrays import kind_of
 from .checks import check_close, check_that, to_host
 from .timing import Row
 
@@ -68,7 +69,7 @@ def linear_free_points(z0, z1, n_points):
     """The free points (B (n_points - 2), D) of the linear paths from z0 to z1."""
     import torch
 
-    t = torch.linspace(0, 1, n_points, dtype=z0.dtype)[1:-1]
+    t = torch.linspace(0, 1, n_points, dtype=z0.dtype, device=z0.device)[1:-1]
     return ((1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]).reshape(-1, z0.shape[1])
 
 
@@ -104,7 +105,7 @@ def check(result, reference, rtol=RTOL):
     check_that(np.all(np.isfinite(energy)), f"interpolate: energies not finite: {energy}")
     recomputed = fastgeo.path_energy(result.decoded, result.log_ri, result.alpha)
     check_close("interpolate: energy of the decoded path", recomputed, energy, rtol=rtol)
-    apart = RTOL_GPU_DECODING if getattr(result.decoded, "is_cuda", False) else rtol
+    apart = RTOL_GPU_DECODING if kind_of(result.decoded).is_cuda else rtol
     check_close("interpolate: first energy (the linear path's)", history[:, 0], reference, rtol=apart)
     check_that(np.all(np.diff(history, axis=1) <= rtol * np.abs(history[:, :1])),
                "interpolate: the energy went up during the iterations")

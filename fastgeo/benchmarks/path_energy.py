@@ -90,11 +90,11 @@ def preallocated_pass(decoded, log_ri, alpha):
     from fastgeo.backends import cpu as cpu_backend
     from fastgeo.kernels.cpu_path import path_pass, segment_log_a_rows
 
-    b, k1, n = decoded.shape
-    log_a = np.empty((b, k1 - 1))
+    b, n_points, n = decoded.shape
+    log_a = np.empty((b, n_points - 1))
     segment_log_a_rows(np.asarray(log_ri, dtype=np.float64), math.log(alpha), log_a)
     block = cpu_backend.path_block(b, n, numba.get_num_threads())
-    d_part = np.empty((b, -(-n // block), k1 - 1))
+    d_part = np.empty((b, -(-n // block), n_points - 1))
     grad = np.empty_like(decoded)
 
     def run():

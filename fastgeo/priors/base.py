@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import numbers
+import warnings
 
 import numpy as np
 
@@ -132,10 +133,30 @@ class Prior(abc.ABC):
         """(log f, grad log f or None) of the rows of a 2-D array z of ``kind``: float64
         arrays of shapes (M,) and (M, D), computed in z's own library on its device.
 
-        Called with validated, finite rows (the evaluator checks them). On the CPU z is a
-        numpy array. A prior without a GPU log-density raises NotImplementedError for GPU
-        kinds (:meth:`_no_gpu_density` says so).
+        On the CPU (and for ``log_prob`` on a GPU) the evaluator has checked the rows to be
+        finite; on the GPU route of the realism index it has not (that would synchronise): a
+        NaN or inf row may give any value there, and the evaluator reports the row afterwards. A prior without a
+        GPU log-density raises NotImplementedError for GPU kinds (:meth:`_no_gpu_density`).
         """
+
+    def __init_subclass__(cls, **kwargs):
+        """Subclasses written before :meth:`log_density` was the contract keep working: one with
+        ``_log_prob_np(z, need_grad)`` (deprecated) gets it as its log-density; one with a
+        closed-form ``index()`` alone gets the kernels' log-density of that index."""
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls.log_density, "__isabstractmethod__", False):
+            return
+        if "_log_prob_np" in cls.__dict__:
+            warnings.warn(f"{cls.__name__} implements _log_prob_np(z, need_grad); implement "
+                          "log_density(z, need_grad=False, kind=CPU) instead", DeprecationWarning, stacklevel=2)
+            cls.log_density = _log_density_of_log_prob_np
+        elif cls.index is not Prior.index:
+            cls.log_density = _log_density_of_index
+
+    def _log_prob_np(self, z, need_grad):
+        """float64 (log f, grad log f or None) of a 2-D numpy array: :meth:`log_density` on the
+        CPU (kept for callers of the former hook)."""
+        return self.log_density(np.asarray(z, dtype=np.float64), need_grad)
 
     def log_density_bytes_per_row(self, need_grad) -> int:
         """Device memory that :meth:`log_density` needs per row of z, at most (for chunking)."""
@@ -164,3 +185,21 @@ class Prior(abc.ABC):
 
     def __repr__(self):
         return f"{type(self).__name__}(dim={self.dim})"
+
+
+def _log_density_of_log_prob_np(self, z, need_grad=False, kind=CPU):
+    """The log-density of a subclass written to the former contract: its _log_prob_np (CPU)."""
+    if kind.is_cuda:
+        raise self._no_gpu_density(kind)
+    return type(self)._log_prob_np(self, np.asarray(z, dtype=np.float64), need_grad)
+
+
+def _log_density_of_index(self, z, need_grad=False, kind=CPU):
+    """The log-density of a closed-form prior without its own: its index spec's kernels (CPU,
+    without the gradient)."""
+    if kind.is_cuda:
+        raise self._no_gpu_density(kind)
+    if need_grad:
+        raise NotImplementedError(f"{type(self).__name__} has a closed-form index but no log_density(z, need_grad, "
+                                  "kind): implement it for the gradient of its log-density")
+    return evaluate(z, self, what="log_density", backend="cpu"), None

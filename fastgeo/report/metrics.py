@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import check_finite, is_torch
+from .._arrays import check_finite, to_host
 from ..path import path_energy, path_log_index
 
 
 def to_numpy(x, name: str) -> np.ndarray:
-    """A float64 numpy copy of a numpy array, torch tensor (any device) or nested list."""
-    if is_torch(x):
-        x = x.detach().to("cpu").double().numpy()
-    arr = np.array(x, dtype=np.float64)
+    """A float64 numpy copy of a numpy array, torch tensor or CuPy array (any device) or nested list."""
+    arr = np.array(to_host(x), dtype=np.float64)
     if arr.dtype == object:  # pragma: no cover - np.array raises first for ragged input
         raise TypeError(f"{name} must be a numeric array")
     return arr

@@ -244,3 +244,16 @@ def test_simulator_makes_the_backend_unavailable():
 def test_geometry_constants_are_consistent():
     assert cuda_launch.THREADS % cuda_launch.WARP == 0
     assert cuda_launch.WARPS * cuda_launch.WARP == cuda_launch.THREADS
+
+
+def test_public_functions_refuse_numba_device_arrays_instead_of_copying_them(rng):
+    """Numba device arrays are the kernels' own currency, not an input type: fastgeo names
+    the fix rather than copying them to the host behind the caller's back."""
+    import fastgeo
+    from fastgeo import _arrays
+    from fastgeo.priors import StandardNormal
+
+    z = cuda.to_device(points(rng, 8, 3, np.float64))
+    assert _arrays.kind_of(z) == _arrays.ArrayKind("numba", "cuda:0")
+    with pytest.raises(TypeError, match="z is a Numba device array; pass a torch tensor or a CuPy array"):
+        fastgeo.log_ri(z, StandardNormal(3))
