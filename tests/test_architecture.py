@@ -184,7 +184,7 @@ LAYERS = [
     ("command line", ["fastgeo.cli", "fastgeo.commands", "fastgeo.__main__"]),
     ("runs and reports", ["fastgeo.runstore", "fastgeo.compare", "fastgeo.report", "fastgeo.endpoints",
                           "fastgeo.models"]),
-    ("interpolation", ["fastgeo.interpolation", "fastgeo.baselines", "fastgeo._result"]),
+    ("interpolation", ["fastgeo.interpolation", "fastgeo.baselines", "fastgeo._result", "fastgeo.nn"]),
     ("solver", ["fastgeo._path_problem", "fastgeo._solver"]),
     ("points and paths", ["fastgeo.realism", "fastgeo.path", "fastgeo.kde", "fastgeo.priors", "fastgeo._info"]),
     ("evaluator", ["fastgeo._evaluator"]),
