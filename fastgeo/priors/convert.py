@@ -23,7 +23,8 @@ Any other continuous distribution of event shape (D,) (or a scalar one: D = 1) w
 ``log_prob``/``sample`` (torch) or ``logpdf``/``rvs`` (scipy) becomes a :class:`Custom` prior
 whose index is the KDE estimator (``conversion.method == "kde"``). Its gradient is torch
 autograd through ``log_prob`` on the distribution's device (torch), or central finite
-differences of ``logpdf`` (scipy: approximate, about 1e-5 relative). Its KDE samples are drawn
+differences of ``logpdf`` (scipy: approximate, about 1e-5 relative). A torch distribution that
+validates its arguments gets log f = -inf (not an error) outside its support. Its KDE samples are drawn
 with the torch generator seeded from ``kde_seed`` (reproducible) or scipy's ``random_state``.
 
 Devices: the closed-form priors keep float64 host copies of the parameters, which the
@@ -216,9 +217,20 @@ def _torch_custom(d, name, device, options):
             raise TypeError(f"{name} has no {method}: fastgeo needs log_prob and sample")
     scalar = len(d.event_shape) == 0
     dim = 1 if scalar else int(d.event_shape[0])
+    # a distribution that validates its arguments raises for values outside its support: those
+    # rows are evaluated at a point of the support instead and get log f = -inf (density 0)
+    check = getattr(d.support, "check", None) if getattr(d, "_validate_args", False) else None
+    if check is not None:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            anchor = d.sample()
 
     def log_prob_tensor(t):
-        return d.log_prob(t[..., 0] if scalar else t)
+        x = t[..., 0] if scalar else t
+        if check is None:
+            return d.log_prob(x)
+        inside = check(x)
+        safe = torch.where(inside if scalar else inside[..., None], x, anchor.to(x.dtype))
+        return torch.where(inside, d.log_prob(safe), torch.tensor(-math.inf, dtype=x.dtype, device=x.device))
 
     def log_prob(z):
         if isinstance(z, torch.Tensor):
