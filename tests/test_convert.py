@@ -262,6 +262,11 @@ def test_torch_kde_route(rng, d):
         check_log_prob(prior, z, log_f, dtype)
     torch.manual_seed(int(rng.integers(2**31)))
     check_kde_route(prior, z, log_f, dist.sample((20000,)).numpy(), n_kde)
+    # the KDE's samples come from the distribution: each coordinate against its cdf
+    x = prior.sample(4000, seed=rng)
+    for j in range(d):
+        cdf = td.Laplace(torch.tensor(loc[j]), torch.tensor(scale[j])).cdf
+        assert stats.kstest(x[:, j], lambda v: cdf(torch.tensor(v)).numpy()).pvalue > 1e-4
     # the gradient (torch autograd through log_prob) exists and is finite
     assert np.all(np.isfinite(fastgeo.grad_log_ri(z + 0.01, prior)))
     # seeded KDE: the same seed gives the same estimate
@@ -299,6 +304,7 @@ def test_scipy_kde_route(rng):
     z = dist.rvs(size=(30, 1), random_state=rng)
     check_log_prob(prior, z, log_f, np.float64)
     check_kde_route(prior, z, log_f, dist.rvs(size=(20000, 1), random_state=rng), n_kde)
+    assert stats.kstest(prior.sample(4000, seed=rng)[:, 0], dist.cdf).pvalue > 1e-4
     # the gradient by central differences against the closed form d/dz log f = (exp(-u) - 1) / scale
     u = (z[:, 0] - loc) / scale
     g = fastgeo.priors.Custom.log_density(prior, z, need_grad=True)[1][:, 0]
