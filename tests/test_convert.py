@@ -291,6 +291,16 @@ def test_torch_kde_route_outside_the_support(rng):
     assert np.all(fastgeo.grad_log_ri(z, prior)[::2] == 0)
 
 
+def test_the_kde_leaves_the_callers_torch_generator_alone(rng):
+    dist = td.Independent(td.Gamma(torch.tensor(rng.uniform(1.5, 3.0, 2)), torch.ones(2, dtype=torch.float64)), 1)
+    seed = int(rng.integers(2**31))
+    torch.manual_seed(seed)
+    want = torch.rand(3)
+    torch.manual_seed(seed)
+    assert from_distribution(dist, kde_samples=300).kde.n == 300
+    np.testing.assert_array_equal(torch.rand(3), want)
+
+
 def test_scipy_kde_route(rng):
     loc, scale = rng.standard_normal(), rng.uniform(0.5, 2.0)
     dist = stats.gumbel_r(loc, scale)

@@ -148,7 +148,7 @@ def _from_torch(d, options):
 
     name = f"torch.distributions.{type(d).__name__}"
     tensors = _tensors(d, torch.Tensor, td.Distribution)
-    devices = {str(v.device) for _, v in tensors}
+    devices = {"cpu" if v.device.type == "cpu" else f"{v.device.type}:{v.device.index or 0}" for _, v in tensors}
     if len(devices) > 1:
         raise ValueError(f"{name} has parameters on several devices ({sorted(devices)})")
     device = devices.pop() if devices else "cpu"
@@ -217,11 +217,12 @@ def _torch_custom(d, name, device, options):
             raise TypeError(f"{name} has no {method}: fastgeo needs log_prob and sample")
     scalar = len(d.event_shape) == 0
     dim = 1 if scalar else int(d.event_shape[0])
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
     # a distribution that validates its arguments raises for values outside its support: those
     # rows are evaluated at a point of the support instead and get log f = -inf (density 0)
     check = getattr(d.support, "check", None) if getattr(d, "_validate_args", False) else None
     if check is not None:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
             anchor = d.sample()
 
     def log_prob_tensor(t):
@@ -246,9 +247,12 @@ def _torch_custom(d, name, device, options):
         return g.to("cpu", torch.float64).numpy() if host else g
 
     def sample(n, rng):
-        devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(int(rng.integers(2**62)))
+        seed = int(rng.integers(2**62))
+        with torch.random.fork_rng(devices=devices), torch.no_grad():  # the caller's generators untouched
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                with torch.cuda.device(devices[0]):
+                    torch.cuda.manual_seed(seed)
             x = d.sample((n,))
         return x.to("cpu", torch.float64).numpy().reshape(n, dim)
 
