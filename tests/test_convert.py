@@ -291,6 +291,23 @@ def test_torch_kde_route_outside_the_support(rng):
     assert np.all(fastgeo.grad_log_ri(z, prior)[::2] == 0)
 
 
+def test_torch_kde_route_with_torch_inputs_and_other_mixtures(rng):
+    d, k = 3, 2
+    comp = td.Independent(td.Laplace(torch.tensor(rng.standard_normal((k, d)) * 2, dtype=torch.float32),
+                                     torch.tensor(rng.uniform(0.5, 2.0, (k, d)), dtype=torch.float32)), 1)
+    dist = td.MixtureSameFamily(td.Categorical(torch.tensor(rng.uniform(0.2, 1.0, k))), comp)
+    prior = from_distribution(dist, kde_samples=1000)
+    assert type(prior) is priors.Custom and prior.conversion.method == "kde"
+    z = points(rng, d)
+    zt = torch.tensor(z, dtype=torch.float32, requires_grad=True)
+    lp = prior.log_prob(zt)
+    assert lp.dtype == torch.float32
+    np.testing.assert_allclose(lp.detach().numpy(), dist.log_prob(zt.detach().double()).numpy(), rtol=1e-6)
+    # autograd through log ri (the KDE route's gradient: torch autograd through log_prob)
+    fastgeo.log_ri(zt, dist).sum().backward()
+    np.testing.assert_allclose(zt.grad.numpy(), fastgeo.grad_log_ri(zt.detach().double(), prior).numpy(), rtol=1e-5)
+
+
 def test_the_kde_leaves_the_callers_torch_generator_alone(rng):
     dist = td.Independent(td.Gamma(torch.tensor(rng.uniform(1.5, 3.0, 2)), torch.ones(2, dtype=torch.float64)), 1)
     seed = int(rng.integers(2**31))
@@ -319,6 +336,18 @@ def test_scipy_kde_route(rng):
     u = (z[:, 0] - loc) / scale
     g = fastgeo.priors.Custom.log_density(prior, z, need_grad=True)[1][:, 0]
     np.testing.assert_allclose(g, (np.exp(-u) - 1) / scale, rtol=1e-6, atol=1e-8)
+
+
+def test_as_prior_takes_the_latest_conversion(rng):
+    dist = td.Independent(td.Laplace(torch.tensor(rng.standard_normal(2)), torch.ones(2, dtype=torch.float64)), 1)
+    small = from_distribution(dist, kde_samples=300, kde_seed=1)
+    assert priors.as_prior(dist) is small
+    other = from_distribution(dist, kde_samples=400, kde_seed=1)
+    assert priors.as_prior(dist) is other
+    np.testing.assert_array_equal(fastgeo.ri(z := rng.standard_normal((4, 2)), dist), fastgeo.ri(z, other))
+    assert from_distribution(dist, kde_samples=300, kde_seed=1) is small  # cached, and now the latest
+    np.testing.assert_array_equal(fastgeo.ri(z, dist), fastgeo.ri(z, small))
+    assert priors.as_prior(dist) is small and fastgeo.priors.as_prior(dist).kde.n == 300
 
 
 def test_as_prior_caches_per_object(rng):

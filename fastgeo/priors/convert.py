@@ -38,6 +38,8 @@ Caching: :func:`as_prior` (which every public function taking a prior calls) and
 :func:`from_distribution` convert a distribution object once per (kde_samples, kde_seed) and
 keep the prior on the object itself (attribute ``_fastgeo_priors``), so repeated calls with
 the same object reuse the prior and its KDE; the prior lives as long as the distribution.
+:func:`as_prior` takes the object's latest conversion, so ``from_distribution(d,
+kde_samples=20000)`` once sets the KDE that ``fastgeo.ri(z, d)`` uses afterwards.
 The parameters are read at conversion: a distribution whose parameter tensors are changed
 in place afterwards keeps its former prior (convert a new distribution object instead).
 """
@@ -95,10 +97,15 @@ def is_distribution(d) -> bool:
 
 def as_prior(prior) -> Prior:
     """A Prior unchanged; a distribution converted by :func:`from_distribution` (once per object,
-    see the module docstring); anything else a TypeError."""
+    see the module docstring: the latest ``from_distribution(d, kde_samples=..., kde_seed=...)``
+    of the object when there was one, so a distribution converted with its own KDE options is
+    used with them); anything else a TypeError."""
     if isinstance(prior, Prior):
         return prior
     if is_distribution(prior):
+        cache = getattr(prior, "__dict__", {}).get(_CACHE_ATTR)
+        if cache:  # the latest conversion of this object, whatever its KDE options
+            return next(reversed(cache.values()))
         return from_distribution(prior)
     raise TypeError(f"{PRIOR_TYPES}, got {type(prior).__name__}")
 
@@ -116,6 +123,7 @@ def from_distribution(d, *, kde_samples=DEFAULT_KDE_SAMPLES, kde_seed=DEFAULT_KD
     key = (kde_samples, kde_seed)
     cache = getattr(d, "__dict__", {}).get(_CACHE_ATTR)
     if cache is not None and key in cache:
+        cache[key] = cache.pop(key)  # the latest asked for, for as_prior
         return cache[key]
     options = dict(kde_samples=kde_samples, kde_seed=kde_seed)
     prior, conversion = (_from_torch if library == "torch" else _from_scipy)(d, options)
