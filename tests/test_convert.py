@@ -363,6 +363,18 @@ def test_as_prior_caches_per_object(rng):
 
 # -- the public functions take distributions -------------------------------------------------------
 
+def test_scipy_closed_forms_take_torch_inputs_and_endpoints_take_distributions(rng):
+    d = 3
+    dist = stats.multivariate_normal(rng.standard_normal(d), spd(rng, d))
+    z = points(rng, d)
+    np.testing.assert_allclose(fastgeo.ri(torch.tensor(z), dist).numpy(), fastgeo.ri(z, dist), rtol=1e-14)
+    assert type(from_distribution(stats.multivariate_normal(np.zeros(d), np.eye(d)))) is priors.StandardNormal
+    comp = td.MultivariateNormal(torch.tensor(rng.standard_normal((2, d)) * 4), torch.eye(d, dtype=torch.float64))
+    mix = td.MixtureSameFamily(td.Categorical(torch.tensor([0.4, 0.6], dtype=torch.float64)), comp)
+    z0, z1, rule = fastgeo.endpoints.far_pairs(mix, 3, seed=int(rng.integers(100)))
+    assert "mixture component" in rule and z0.shape == z1.shape == (3, d)
+
+
 def test_realism_functions_take_distributions(rng):
     d = 3
     dist = td.MultivariateNormal(torch.tensor(rng.standard_normal(d)), torch.tensor(spd(rng, d)))
