@@ -58,7 +58,7 @@ def matched_linear_path(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALP
 def _baseline(name, make_path, generator, z0, z1, prior, n_points, alpha, backend, ri_method):
     setup = _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method)
     start = time.perf_counter()
-    problem = PathProblem(generator, setup.z0, setup.z1, prior, setup.alpha, backend, ri_method)
+    problem = PathProblem(generator, setup.z0, setup.z1, setup.prior, setup.alpha, backend, ri_method)
     problem.require_memory(setup.z0.shape[0], n_points, BASELINE_COPIES[0], BASELINE_COPIES[1],
                            f"{name} paths of {setup.z0.shape[0]} pair(s) of {n_points} points")
     t = _times(setup.z0, n_points)

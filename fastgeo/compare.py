@@ -66,7 +66,9 @@ def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, 
     """
     from . import baselines
     from .interpolation import DEFAULT_ALPHA, interpolate
+    from .priors import as_prior
 
+    prior = as_prior(prior)  # once: every method on the same prior (and KDE)
     alpha = DEFAULT_ALPHA if alpha is None else alpha
     out = {}
     for method in check_methods(methods):

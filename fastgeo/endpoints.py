@@ -30,6 +30,7 @@ import numpy as np
 
 from .priors import Cauchy, GammaNorm, GaussianMixture, StandardNormal, StudentT, UniformBall
 from .priors.base import check_count
+from .priors.convert import as_prior
 
 #: the angle between z0 and z1 of :func:`opposite_pairs`, in degrees
 OPPOSITE_ANGLE = 150.0
@@ -39,6 +40,12 @@ TIP_BEYOND = 1.0
 ORIGIN_RADIAL = (StandardNormal, GammaNorm, StudentT, Cauchy, UniformBall)
 
 
+def _origin_radial(prior) -> bool:
+    """One of ORIGIN_RADIAL centred at 0 with identity scale (a StudentT may have a location and
+    a shape matrix)."""
+    return isinstance(prior, ORIGIN_RADIAL) and not prior.index().whitens
+
+
 def far_pairs(prior, n: int, seed=0) -> tuple[np.ndarray, np.ndarray, str]:
     """``n`` endpoint pairs from different ends of ``prior``: (z0, z1, rule).
 
@@ -46,12 +53,13 @@ def far_pairs(prior, n: int, seed=0) -> tuple[np.ndarray, np.ndarray, str]:
     (see the module docstring for the rules).
     """
     n = check_count(n)
+    prior = as_prior(prior)
     if isinstance(prior, GaussianMixture) and prior.weights.shape[0] >= 2:
         z0, z1 = mixture_end_pairs(prior, n, seed)
         return z0, z1, ("z0 from the first mixture component, z1 from the last, each more than one standard "
                         "deviation out along its component's major axis, away from the mixture mean (for the "
                         "semicircle: the two tips of the horseshoe)")
-    if isinstance(prior, ORIGIN_RADIAL):
+    if _origin_radial(prior):
         z0, z1 = opposite_pairs(prior, n, seed)
         return z0, z1, (f"z0 a prior sample, z1 a prior sample conditioned on an angle of "
                         f"{OPPOSITE_ANGLE:g} degrees to z0 (roughly opposite directions)")
@@ -67,7 +75,8 @@ def opposite_pairs(prior, n: int, seed=0, angle: float = OPPOSITE_ANGLE):
     (exact for densities of |z| alone). Returns (z0, z1), each (n, D) float64.
     """
     n = check_count(n)
-    if not isinstance(prior, ORIGIN_RADIAL):
+    prior = as_prior(prior)
+    if not _origin_radial(prior):
         raise TypeError(f"opposite_pairs needs a prior whose density depends on |z| alone "
                         f"({', '.join(c.__name__ for c in ORIGIN_RADIAL)}), got {prior!r}")
     if not (isinstance(angle, (int, float)) and 0.0 < angle < 180.0):
@@ -98,6 +107,7 @@ def mixture_end_pairs(prior: GaussianMixture, n: int, seed=0, first: int = 0, la
     from scipy import special
 
     n = check_count(n)
+    prior = as_prior(prior)
     if not isinstance(prior, GaussianMixture):
         raise TypeError(f"mixture_end_pairs needs a GaussianMixture, got {prior!r}")
     rng = np.random.default_rng(seed)

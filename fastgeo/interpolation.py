@@ -28,7 +28,8 @@ from ._path_problem import PathProblem
 from ._result import InterpolationResult
 from ._solver import CONVERGED, STATUS_NAMES, Solver
 from .path import energy_and_grads, path_log_index
-from .priors.base import Prior
+from .priors.base import Prior, check_device
+from .priors.convert import as_prior
 from .realism import METHODS as RI_METHODS
 from .realism import check_alpha
 
@@ -80,7 +81,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         (put networks in ``.eval()`` mode: batch statistics would couple the paths).
     z0, z1 : (B, D) or (D,) torch tensors or numpy arrays of one library, device and dtype;
         the latent path uses their device and dtype.
-    prior : a :mod:`fastgeo.priors` prior of dimension D (it defines ri).
+    prior : a :mod:`fastgeo.priors` prior of dimension D (it defines ri), or a torch distribution or
+        frozen scipy distribution converted by :func:`fastgeo.priors.as_prior`.
     n_points : points per path, endpoints included (K + 1 >= 2; the paper's figures use 50
         midpoints, n_points = 52).
     alpha : scale of the realism index in (0, 1); default 1/e (see ``DEFAULT_ALPHA``: every
@@ -146,7 +148,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     z0t, z1t = setup.z0, setup.z1
     k = n_points - 1
     start = time.perf_counter()
-    problem = PathProblem(generator, z0t, z1t, prior, setup.alpha, backend, ri_method, synchronize)
+    problem = PathProblem(generator, z0t, z1t, setup.prior, setup.alpha, backend, ri_method, synchronize)
     b = z0t.shape[0]
     if k >= 2 and b:
         problem.require_memory(b, k + 1, *solver_copies(method, memory),
@@ -192,8 +194,7 @@ def _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method) -> Set
     if not callable(generator):
         raise TypeError("generator must be a callable (a torch module or function), "
                         f"got {type(generator).__name__}")
-    if not isinstance(prior, Prior):
-        raise TypeError(f"prior must be a fastgeo.priors.Prior, got {type(prior).__name__}")
+    prior = as_prior(prior)
     if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral) or n_points < 2:
         raise ValueError(f"n_points must be an integer >= 2 (both endpoints included), got {n_points!r}")
     alpha = check_alpha(alpha, upper_inclusive=False)
@@ -212,6 +213,7 @@ def _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method) -> Set
                          f"{prior.dim}-dimensional prior, got {tuple(t0.shape)}")
     for t, name in ((t0, "z0"), (t1, "z1")):
         check_finite(t, name)
+        check_device(prior, t, name)
     batched = t0.ndim == 2
     if not batched:
         t0, t1 = t0[None], t1[None]

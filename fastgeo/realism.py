@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from . import _evaluator
 from ._evaluator import METHODS, Request, check_alpha, compute
-from .priors.base import Prior
+from .priors.base import check_device
+from .priors.convert import as_prior
 
 __all__ = ["METHODS", "Request", "check_alpha", "compute", "evaluate", "grad_log_ri", "index_spec", "log_ri",
            "log_ri_and_grad", "ri"]
 
 
-def _checked(prior):
-    if not isinstance(prior, Prior):
-        raise TypeError(f"prior must be a fastgeo.priors.Prior, got {type(prior).__name__}")
+def _checked(prior, z=None):
+    """The prior (a torch or frozen scipy distribution converted by
+    :func:`fastgeo.priors.as_prior`), checked to be on z's device when it came from a torch
+    distribution."""
+    prior = as_prior(prior)
+    if z is not None:
+        check_device(prior, z)
     return prior
 
 
@@ -34,7 +39,7 @@ def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", 
              keep_graph=True):
     """``what`` in {"log_ri", "ri", "log_density"} (and its gradient) for z (..., D), as z's
     array type (see :func:`fastgeo._evaluator.evaluate`)."""
-    return _evaluator.evaluate(z, _checked(prior), what, alpha, backend, method, need_grad, keep_graph)
+    return _evaluator.evaluate(z, _checked(prior, z), what, alpha, backend, method, need_grad, keep_graph)
 
 
 def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
@@ -46,7 +51,8 @@ def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
     Parameters
     ----------
     z : numpy array or torch tensor of shape (..., D), float32 or float64.
-    prior : a :mod:`fastgeo.priors` prior of dimension D.
+    prior : a :mod:`fastgeo.priors` prior of dimension D, or a torch distribution or frozen scipy
+        distribution of event shape (D,) (see :func:`fastgeo.priors.from_distribution`).
     alpha : scale of the index, in (0, 1].
     backend : "auto", "cpu", "reference" (or "cuda").
     method : "auto", "exact", "erf" (Gaussian priors; the paper's eq. 1) or "kde".

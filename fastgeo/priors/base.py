@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from .._arrays import ArrayKind, check_finite
+from .._arrays import ArrayKind, check_finite, kind_of
 from .._evaluator import evaluate
 from .._specs import NO_KDE, Estimated, Indicator, Radial
 from ..kde import KDE
@@ -30,7 +30,7 @@ DEFAULT_KDE_SEED = 0
 CPU = ArrayKind("numpy", "cpu")
 
 __all__ = ["CPU", "DEFAULT_KDE_SAMPLES", "DEFAULT_KDE_SEED", "NO_KDE", "Estimated", "Indicator", "Prior", "Radial",
-           "check_count", "check_dim", "check_positive", "check_vector", "cholesky_spd"]
+           "check_count", "check_device", "check_dim", "check_positive", "check_vector", "cholesky_spd"]
 
 
 # -- parameter checks ----------------------------------------------------------------------
@@ -73,6 +73,18 @@ def cholesky_spd(cov, name: str = "cov", dim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} is not positive definite") from None
 
 
+def check_device(prior, z, name="z"):
+    """A ValueError when a prior converted from a torch distribution (``prior.conversion.device``)
+    meets an array z on another device; nothing for other priors."""
+    device = getattr(prior.__dict__.get("conversion"), "device", None)
+    if device is None:
+        return
+    kind = kind_of(z)
+    if kind.device != device:
+        raise ValueError(f"mixed devices: the distribution behind {prior!r} has its parameters on {device} but "
+                         f"{name} is {kind.describe()}; move {name} (or the distribution) to one device")
+
+
 def check_count(n, name: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
@@ -100,6 +112,9 @@ class Prior(abc.ABC):
     #: has no spread (Silverman's bandwidth is 0) and estimates nothing; their index is the
     #: indicator of the support, computed exactly
     has_kde = True
+    #: where a prior converted from a distribution came from and how its index is computed
+    #: (:class:`fastgeo.priors.convert.Conversion`; shown in the repr); None otherwise
+    conversion = None
 
     def __init__(self, dim, kde_samples=DEFAULT_KDE_SAMPLES, kde_seed=DEFAULT_KDE_SEED):
         self.dim = check_dim(dim)
@@ -122,6 +137,7 @@ class Prior(abc.ABC):
     def log_prob(self, z, backend="auto"):
         """log f(z) for z of shape (..., dim); same array type, dtype and device as z
         (differentiable for torch tensors that require grad)."""
+        check_device(self, z)
         return evaluate(z, self, what="log_density", backend=backend)
 
     @abc.abstractmethod
@@ -144,6 +160,8 @@ class Prior(abc.ABC):
         ``_log_prob_np(z, need_grad)`` (deprecated) gets it as its log-density; one with a
         closed-form ``index()`` alone gets the kernels' log-density of that index."""
         super().__init_subclass__(**kwargs)
+        if "__repr__" in cls.__dict__:
+            cls.__repr__ = _with_conversion(cls.__dict__["__repr__"])
         if not getattr(cls.log_density, "__isabstractmethod__", False):
             return
         if "_log_prob_np" in cls.__dict__:
@@ -184,7 +202,28 @@ class Prior(abc.ABC):
         return self._kde
 
     def __repr__(self):
-        return f"{type(self).__name__}(dim={self.dim})"
+        return _described(self, f"{type(self).__name__}(dim={self.dim})")
+
+
+def _described(prior, text):
+    """A prior's repr with its conversion (source and method) when it has one."""
+    conversion = prior.__dict__.get("conversion")
+    if conversion is None:
+        return text
+    return f"{text[:-1]}, {conversion})" if text.endswith(")") else f"{text} [{conversion}]"
+
+
+def _with_conversion(repr_fn):
+    """A subclass's __repr__ that also shows the prior's conversion."""
+    if getattr(repr_fn, "_shows_conversion", False):
+        return repr_fn
+
+    def __repr__(self):
+        return _described(self, repr_fn(self))
+
+    __repr__._shows_conversion = True
+    __repr__.__doc__ = repr_fn.__doc__
+    return __repr__
 
 
 def _log_density_of_log_prob_np(self, z, need_grad=False, kind=CPU):

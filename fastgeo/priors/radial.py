@@ -27,6 +27,28 @@ def whiten_grad(spec, g, params=None):
     return spec.pull_back(g, params)
 
 
+def scale_whitening(cov, name, dim):
+    """(cov as an array, sd or None, Cholesky factor or None, W, log|W|) of a scale given as a
+    (D, D) symmetric positive definite matrix, a (D,) vector of variances (a diagonal, never
+    expanded to a matrix: W is then the 1-D vector 1/sd) or a positive scalar variance."""
+    cov_arr = np.asarray(cov, dtype=np.float64)
+    if cov_arr.ndim == 0:
+        sd = np.full(dim, math.sqrt(check_positive(float(cov_arr), name)))
+    elif cov_arr.ndim == 1:
+        var = check_vector(cov_arr, f"{name} (variances)", dim)
+        if np.any(var <= 0):
+            raise ValueError(f"{name} (variances) must all be > 0")
+        sd = np.sqrt(var)
+    else:
+        chol = cholesky_spd(cov_arr, name, dim)
+        whiten = np.tril(np.linalg.solve(chol, np.eye(dim)))
+        whiten.setflags(write=False)
+        return cov_arr, None, chol, whiten, -float(np.sum(np.log(np.diag(chol))))
+    whiten = 1.0 / sd  # diagonal whitening, applied elementwise
+    whiten.setflags(write=False)
+    return cov_arr, sd, None, whiten, -float(np.sum(np.log(sd)))
+
+
 class RadialPrior(Prior):
     """A prior whose density is a decreasing function of s = |W (z - loc)|^2."""
 
@@ -84,29 +106,8 @@ class Gaussian(RadialPrior):
     def __init__(self, mean, cov=1.0, **kde_options):
         mean = check_vector(mean, "mean")
         dim = mean.shape[0]
-        cov_arr = np.asarray(cov, dtype=np.float64)
-        if cov_arr.ndim == 0:
-            sd = np.full(dim, math.sqrt(check_positive(float(cov_arr), "cov")))
-        elif cov_arr.ndim == 1:
-            var = check_vector(cov_arr, "cov (variances)", dim)
-            if np.any(var <= 0):
-                raise ValueError("cov (variances) must all be > 0")
-            sd = np.sqrt(var)
-        else:
-            sd = None
-        if sd is not None:
-            self._chol = None
-            whiten = 1.0 / sd  # diagonal whitening, applied elementwise
-            log_det = -float(np.sum(np.log(sd)))
-            self._sd = sd
-        else:
-            chol = cholesky_spd(cov_arr, "cov", dim)
-            self._chol = chol
-            whiten = np.tril(np.linalg.solve(chol, np.eye(dim)))
-            log_det = -float(np.sum(np.log(np.diag(chol))))
-        whiten.setflags(write=False)
+        self.cov, self._sd, self._chol, whiten, log_det = scale_whitening(cov, "cov", dim)
         self.mean = mean
-        self.cov = cov_arr
         identity = not np.any(mean) and whiten.ndim == 1 and np.all(whiten == 1.0)
         super().__init__(
             dim,
@@ -182,18 +183,42 @@ class GammaNorm(RadialPrior):
 
 
 class StudentT(RadialPrior):
-    """Multivariate Student-t with ``df`` degrees of freedom, location 0 and identity scale:
-    f ~ (1 + |z|^2/df)^(-(df + D)/2), |z|^2/D ~ F(D, df), ri(z) = F(D, df).sf(|z|^2/D)."""
+    """Multivariate Student-t with ``df`` degrees of freedom, location ``loc`` (default 0) and
+    shape matrix ``shape`` (default the identity):
+    f ~ (1 + s/df)^(-(df + D)/2) with s = |W (z - loc)|^2 the squared Mahalanobis radius
+    (W = L^{-1}, shape = L L^T), s/D ~ F(D, df), ri(z) = F(D, df).sf(s/D).
+
+    ``shape`` is a (D, D) symmetric positive definite matrix, a (D,) vector of variances (a
+    diagonal) or a positive scalar, as :class:`Gaussian`'s ``cov``; ``StudentT(dim, df)`` is the
+    standard one.
+    """
 
     family = F.F_RATIO
 
-    def __init__(self, dim, df, **kde_options):
+    def __init__(self, dim, df, loc=None, shape=None, **kde_options):
+        from .base import check_dim
+
+        dim = check_dim(dim)
         self.df = check_positive(df, "df")
-        super().__init__(dim, self.df, **kde_options)
+        self.loc = np.zeros(dim) if loc is None else check_vector(loc, "loc", dim)
+        if shape is None:
+            self.shape, self._sd, self._chol, whiten, log_det = np.asarray(1.0), np.ones(dim), None, None, 0.0
+        else:
+            self.shape, self._sd, self._chol, whiten, log_det = scale_whitening(shape, "shape", dim)
+            if whiten.ndim == 1 and np.all(whiten == 1.0):
+                whiten = None
+        super().__init__(dim, self.df, loc=self.loc if np.any(self.loc) else None, whiten=whiten,
+                         log_det_whiten=log_det, **kde_options)
+
+    @property
+    def is_standard(self) -> bool:
+        """Location 0 and identity shape: the density depends on |z| alone."""
+        return not self._spec.whitens
 
     def _sample(self, n, rng):
         g = rng.standard_normal((n, self.dim))
-        return g / np.sqrt(rng.chisquare(self.df, size=(n, 1)) / self.df)
+        g = g * self._sd if self._chol is None else g @ self._chol.T
+        return self.loc + g / np.sqrt(rng.chisquare(self.df, size=(n, 1)) / self.df)
 
     def _log_density_of_s(self, s):
         nu, d = self.df, self.dim
@@ -205,14 +230,15 @@ class StudentT(RadialPrior):
         return -(self.df + self.dim) / (self.df / r + r)
 
     def __repr__(self):
-        return f"StudentT(dim={self.dim}, df={self.df})"
+        extra = "" if self.is_standard else ", loc, shape"
+        return f"StudentT(dim={self.dim}, df={self.df}{extra})"
 
 
 class Cauchy(StudentT):
     """Multivariate Cauchy (Student-t with one degree of freedom; Lesniak et al.'s prior)."""
 
-    def __init__(self, dim, **kde_options):
-        super().__init__(dim, 1.0, **kde_options)
+    def __init__(self, dim, loc=None, shape=None, **kde_options):
+        super().__init__(dim, 1.0, loc, shape, **kde_options)
 
     def __repr__(self):
         return f"Cauchy(dim={self.dim})"
