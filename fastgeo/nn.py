@@ -16,13 +16,14 @@ from __future__ import annotations
 import torch
 
 from .path import path_energy
+from .priors.convert import as_prior
 from .realism import check_alpha, log_ri, ri
 
 
 class _PointIndex(torch.nn.Module):
     def __init__(self, prior, alpha=1.0, backend="auto", method="auto"):
         super().__init__()
-        self.prior = prior
+        self.prior = as_prior(prior)
         self.alpha = check_alpha(alpha)
         self.backend = backend
         self.method = method
@@ -33,7 +34,8 @@ class _PointIndex(torch.nn.Module):
 
 class RealismIndex(_PointIndex):
     """ri_alpha(z) = alpha P_{X~f}(f(X) <= f(z)) of each point z (..., D), in [0, alpha]
-    (:func:`fastgeo.ri`). ``prior``: a :mod:`fastgeo.priors` prior."""
+    (:func:`fastgeo.ri`). ``prior``: a :mod:`fastgeo.priors` prior, a torch distribution or a
+    frozen scipy distribution (converted once, :func:`fastgeo.priors.as_prior`)."""
 
     @torch.compiler.disable
     def forward(self, z):

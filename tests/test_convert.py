@@ -277,9 +277,10 @@ def test_torch_kde_route(rng, d):
     np.testing.assert_array_equal(fastgeo.ri(z, fresh), fastgeo.ri(z, prior))
 
 
-def test_torch_kde_route_outside_the_support(rng):
+@pytest.mark.parametrize("validate", [True, False])  # torch.compile turns validation off process-wide
+def test_torch_kde_route_outside_the_support(rng, validate):
     conc, rate = rng.uniform(1.5, 4.0, 2), rng.uniform(0.5, 2.0, 2)
-    dist = td.Independent(td.Gamma(torch.tensor(conc), torch.tensor(rate)), 1)  # validates its arguments
+    dist = td.Independent(td.Gamma(torch.tensor(conc), torch.tensor(rate), validate_args=validate), 1)
     prior = from_distribution(dist, kde_samples=500)
     z = np.abs(rng.standard_normal((6, 2))) + 0.1
     z[::2, rng.integers(2)] *= -1  # every other row outside the support

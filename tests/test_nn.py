@@ -39,6 +39,14 @@ def test_path_energy_module(rng, dtype):
     torch.testing.assert_close(l.grad, dl, rtol=0, atol=0)
 
 
+def test_index_modules_take_a_distribution_converted_once(rng):
+    mvn = torch.distributions.MultivariateNormal(torch.zeros(3), torch.eye(3) * 2.0)
+    module = nn.RealismIndex(mvn, 0.7)
+    assert isinstance(module.prior, priors.Gaussian)
+    z = torch.tensor(rng.standard_normal((5, 3)) * 2)
+    torch.testing.assert_close(module(z), fastgeo.ri(z, module.prior, 0.7), rtol=0, atol=0)
+
+
 def test_modules_in_a_model_under_torch_compile(rng):
     """A regulariser inside a model: torch.compile breaks the graph at the module and runs."""
     prior = priors.StandardNormal(6)
@@ -67,5 +75,5 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"alpha must be a number in \(0, 1\)"):
         nn.PathEnergy(1.0)
     with pytest.raises(TypeError, match="prior must be"):
-        nn.LogRealismIndex("normal")(torch.ones(3, 2))
+        nn.LogRealismIndex("normal")
     assert "alpha=0.5" in repr(nn.RealismIndex(priors.StandardNormal(2), 0.5))

@@ -24,7 +24,7 @@ Any other continuous distribution of event shape (D,) (or a scalar one: D = 1) w
 whose index is the KDE estimator (``conversion.method == "kde"``). Its gradient is torch
 autograd through ``log_prob`` on the distribution's device (torch), or central finite
 differences of ``logpdf`` (scipy: approximate, about 1e-5 relative). A torch distribution that
-validates its arguments gets log f = -inf (not an error) outside its support. Its KDE samples are drawn
+gets log f = -inf (not an error, nor NaN) outside its support, whether or not it validates its arguments. Its KDE samples are drawn
 with the torch generator seeded from ``kde_seed`` (reproducible) or scipy's ``random_state``.
 
 Devices: the closed-form priors keep float64 host copies of the parameters, which the
@@ -226,9 +226,14 @@ def _torch_custom(d, name, device, options):
     scalar = len(d.event_shape) == 0
     dim = 1 if scalar else int(d.event_shape[0])
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    # a distribution that validates its arguments raises for values outside its support: those
-    # rows are evaluated at a point of the support instead and get log f = -inf (density 0)
-    check = getattr(d.support, "check", None) if getattr(d, "_validate_args", False) else None
+    # outside its support a distribution raises (when it validates its arguments) or returns
+    # anything, NaN included (when it does not: torch.compile turns validation off for the
+    # whole process): those rows are evaluated at a point of the support instead and get
+    # log f = -inf (density 0)
+    try:
+        check = getattr(d.support, "check", None)
+    except NotImplementedError:
+        check = None
     if check is not None:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             anchor = d.sample()
