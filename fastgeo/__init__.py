@@ -22,11 +22,12 @@ __all__ = [
 
 
 # Parts that need torch or matplotlib load on first use, so that `import fastgeo` stays light:
-# the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib).
+# the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib),
+# fastgeo.special (whose kernels compile on their first call).
 _LAZY = {"interpolate": "interpolation", "InterpolationResult": "_result",
          "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
          "matched_linear_path": "baselines", "GeneratorError": "_errors"}
-_LAZY_MODULES = ("models", "report")
+_LAZY_MODULES = ("models", "report", "special")
 
 
 def __getattr__(name):
