@@ -65,7 +65,9 @@ def chi2_logsf(x, df):
     df/2, Temme's uniform expansion for df/2 >= 20): finite where S underflows (chi2_logsf(
     51200, 512) = -24173.3634..., where scipy.stats.chi2.logsf returns -inf), and relatively
     accurate where S is close to 1 (log1p(-P)). x <= 0 gives 0 (below the support).
-    Accuracy against mpmath: about 1e-14 relative (tests/test_fastgeo_special.py).
+    Accuracy against mpmath (tests/test_fastgeo_special.py, docs/SPECIAL.md): log S within
+    1e-13 relative for df/2 in [0.05, 1e5], x/df in [1e-10, 1e4] (worst seen 7e-15), the
+    gradient within 1e-12 (worst seen 2e-13).
     """
     return evaluate(_CHI2, (x, df))
 
@@ -108,6 +110,8 @@ def f_logsf(x, dfn, dfd):
     log1p of the complement); log w = -log1p(r) and log(1 - w) = -log1p(1/r), r = dfn x/dfd,
     carry no cancellation. d/dx log S = -w^a (1-w)^b / (B(a, b) I_w(a, b) x), a = dfd/2,
     b = dfn/2. x <= 0 gives 0. Finite far in the tail, where scipy's logsf is -inf.
+    Accuracy against mpmath: log S within 1e-13 relative for dfn, dfd in [0.2, 5000], x in
+    [1e-8, 1e8] (worst seen 5e-14), the gradient within 1e-12 (worst seen 3e-13).
     """
     return evaluate(_F, (x, dfn, dfd))
 
@@ -118,6 +122,9 @@ def log_betainc_upper(a, b, x):
     I_x(a, b) = 1/B(a, b) int_0^x t^(a-1) (1-t)^(b-1) dt (DLMF 8.17.2), a, b > 0, 0 <= x <= 1
     (x = 1 gives -inf); evaluated as log I_y(b, a) with log y = log1p(-x) (fastgeo.kernels.
     special_beta). d/dx = -x^(a-1) (1-x)^(b-1) / (B(a, b) (1 - I_x(a, b))).
+    Accuracy against mpmath: log S within 1e-13 relative for a, b in [0.2, 5000], x and 1 - x
+    down to 1e-12 (worst seen 9e-14, plus the floor 4 eps |log|log S|| where log S is tiny),
+    the gradient within 1e-12 (worst seen 3e-13).
     """
     return evaluate(_BETA, (a, b, x))
 
