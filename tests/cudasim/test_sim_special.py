@@ -37,3 +37,36 @@ def test_cuda_special_matches_the_cpu_kernel(rng, code, n, want_grad):
     cuda_special.launch_special(code, *[cuda.to_device(a) for a in p], d_out, d_grad)
     np.testing.assert_array_equal(d_out.copy_to_host(), out)
     np.testing.assert_array_equal(d_grad.copy_to_host(), grad)
+
+
+def test_public_functions_on_the_gpu_path(rng, monkeypatch):
+    """fastgeo.special's GPU branch end to end: torch CPU tensors pose as cuda:0 tensors
+    (tests/cudasim/test_sim_torch_path.py's stand-in: outputs poisoned, zero-copy simulator
+    views), so checks, broadcasting, Python scalars moved to the "device", the kernel launch
+    and autograd run as on a GPU; results equal the CPU path's."""
+    import torch
+
+    import fastgeo.special as S
+    from array_standins import use_array_library
+    from test_sim_torch_path import SimulatedTorchCuda
+
+    x = rng.uniform(0, 3000, (4, 1))
+    df = rng.uniform(0.5, 1000, (1, 40))
+    cpu = S.chi2_logsf(x, df)
+    cpu_grad = np.empty_like(x)
+    xt = torch.tensor(x, requires_grad=True)
+    S.chi2_logsf(xt, torch.from_numpy(df)).sum().backward()
+    cpu_grad[...] = xt.grad.numpy()
+    cpu32 = S.f_logsf(x.ravel().astype(np.float32), 3.0, 7.0)
+    use_array_library(monkeypatch, SimulatedTorchCuda())
+    monkeypatch.setattr(cpu_special, "special_sf", None)  # the CPU kernel is not called from here on
+    xg = torch.tensor(x, requires_grad=True)
+    got = S.chi2_logsf(xg, torch.from_numpy(df))
+    np.testing.assert_array_equal(got.detach().numpy(), cpu)
+    got.sum().backward()
+    np.testing.assert_array_equal(xg.grad.numpy(), cpu_grad)
+    f32 = S.f_logsf(torch.tensor(x.ravel(), dtype=torch.float32), 3.0, 7.0)  # Python scalars on the "device"
+    assert f32.dtype == torch.float32
+    np.testing.assert_array_equal(f32.numpy(), cpu32)
+    with pytest.raises(ValueError, match=r"b must be finite and > 0 \(first bad entry at index \(2,\)"):
+        S.log_betainc_upper(torch.ones(3, dtype=torch.float64), torch.tensor([1.0, 2.0, -1.0]).double(), 0.5)
