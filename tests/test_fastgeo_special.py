@@ -286,10 +286,10 @@ def test_mixed_libraries_and_dtypes_raise():
 
 
 def test_importing_fastgeo_compiles_nothing():
-    code = ("import sys, fastgeo; sp = fastgeo.special; from numba.core.dispatcher import Dispatcher; "
-            "compiled = [f'{m}.{k}' for m, mod in list(sys.modules.items()) if m.startswith('fastgeo.kernels') "
-            "for k, v in vars(mod).items() if isinstance(v, Dispatcher) and v.signatures]; "
-            "assert not compiled, compiled; print(sp.__name__)")
+    """import fastgeo, and fastgeo.special, import no Numba (so compile nothing); the first call
+    compiles (or loads) the kernel."""
+    code = ("import sys, fastgeo; sp = fastgeo.special; assert 'numba' not in sys.modules, 'numba imported'; "
+            "assert sp.chi2_logsf(0.0, 2.0) == 0.0; print(sp.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "fastgeo.special", out.stderr[-2000:]
     assert fastgeo.special is S

@@ -2,8 +2,11 @@
 documented function each. The machinery is in :mod:`._ufunc`."""
 from __future__ import annotations
 
-from ..kernels.special_sf import BETA_UPPER, F_RATIO, GAMMA  # codes only: nothing compiles on import
 from ._ufunc import Spec, evaluate
+
+# the kernels' function codes, by their names in kernels/special_sf.py (read on the first call,
+# so that importing fastgeo.special imports no Numba)
+GAMMA, F_RATIO, BETA_UPPER = "GAMMA", "F_RATIO", "BETA_UPPER"
 
 
 def _positive(v):

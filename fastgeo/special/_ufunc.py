@@ -36,7 +36,7 @@ class Spec:
     params: tuple  # parameter names in call order
     x: str  # the one parameter the result is differentiated in
     domains: dict  # name -> (test of bad entries on a float64 array, words for the message)
-    code: int  # the function's code in kernels/special_sf.py (GAMMA, F_RATIO, BETA_UPPER)
+    code: str  # the name of the function's code in kernels/special_sf.py (GAMMA, F_RATIO, BETA_UPPER)
     prepare: Callable  # dict of float64 arrays -> the kernel's input arrays (broadcast shape)
     grad_factor: Callable = None  # dict of float64 arrays -> factor of the kernel's derivative
 
@@ -109,6 +109,9 @@ def compute(spec, values, need_grad):
     inputs = list(spec.prepare(flat))
     inputs += inputs[-1:] * (3 - len(inputs))  # the kernels read three arguments
     n = inputs[0].shape[0]
+    from ..kernels import special_sf  # noqa: PLC0415 - Numba is imported on the first call only
+
+    code = getattr(special_sf, spec.code)
     lib = _compute_library(kind)
     out = lib.empty(kind, (n,), np.float64)
     grad = lib.empty(kind, (n if need_grad else 0,), np.float64)
@@ -120,11 +123,11 @@ def compute(spec, values, need_grad):
             from numba import cuda
 
             stream = cuda.external_stream(stream)
-        cuda_special.launch_special(spec.code, *[lib.numba_view(a) for a in (*inputs, out, grad)], stream=stream)
+        cuda_special.launch_special(code, *[lib.numba_view(a) for a in (*inputs, out, grad)], stream=stream)
     else:
         from ..kernels import cpu_special  # noqa: PLC0415 - imported (not compiled) on first call
 
-        cpu_special.special_sf(spec.code, *inputs, out, grad)
+        cpu_special.special_sf(code, *inputs, out, grad)
     if need_grad and spec.grad_factor is not None:
         grad = grad * spec.grad_factor(flat)
     out = _finish(out, shape, dtype, kind)
