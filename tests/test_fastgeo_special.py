@@ -253,6 +253,9 @@ def test_torch_in_torch_out_and_gradcheck(rng, fn, values, xi):
             fn(*a).sum().backward()
     with torch.no_grad():
         assert not f(x).requires_grad
+    (g1,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)  # no second derivative: an error
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        torch.autograd.grad(g1.sum(), x)
 
 
 # -- bad input --------------------------------------------------------------------------------
