@@ -258,6 +258,24 @@ def test_torch_in_torch_out_and_gradcheck(rng, fn, values, xi):
         torch.autograd.grad(g1.sum(), x)
 
 
+def test_threaded_chunks_equal_one_pass(rng, monkeypatch):
+    from fastgeo.special import _ufunc
+
+    x = rng.uniform(0, 100, 1000)
+    df = rng.uniform(0.5, 100, 1000)
+    whole = S.chi2_logsf(x, df)
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    S.chi2_logsf(xt, torch.from_numpy(df)).sum().backward()
+    monkeypatch.setattr(_ufunc, "CPU_CHUNK", 64)
+    monkeypatch.setattr("numba.get_num_threads", lambda: 3)
+    np.testing.assert_array_equal(S.chi2_logsf(x, df), whole)
+    xc = torch.tensor(x, requires_grad=True)
+    S.chi2_logsf(xc, torch.from_numpy(df)).sum().backward()
+    np.testing.assert_array_equal(xc.grad.numpy(), xt.grad.numpy())
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,message", [

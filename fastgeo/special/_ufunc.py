@@ -127,11 +127,36 @@ def compute(spec, values, need_grad):
     else:
         from ..kernels import cpu_special  # noqa: PLC0415 - imported (not compiled) on first call
 
-        cpu_special.special_sf(code, *inputs, out, grad)
+        _run_cpu(cpu_special.special_sf, code, inputs, out, grad)
     if need_grad and spec.grad_factor is not None:
         grad = grad * spec.grad_factor(flat)
     out = _finish(out, shape, dtype, kind)
     return out, (_finish(grad, shape, dtype, kind) if need_grad else None)
+
+
+#: elements per thread of the CPU kernel (below two chunks it runs on the calling thread)
+CPU_CHUNK = 1 << 16
+
+
+def _run_cpu(kernel, code, inputs, out, grad):
+    """The CPU kernel over out's elements, in chunks on numba.get_num_threads() threads when
+    there are several chunks (the kernel releases the GIL; contiguous slices keep its one
+    compiled signature)."""
+    n = out.shape[0]
+    chunks = [slice(i, min(i + CPU_CHUNK, n)) for i in range(0, n, CPU_CHUNK)]
+    import numba
+
+    threads = min(numba.get_num_threads(), len(chunks))
+    if threads < 2:
+        kernel(code, *inputs, out, grad)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(s):
+        kernel(code, *[a[s] for a in inputs], out[s], grad[s] if grad.shape[0] else grad)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, chunks))
 
 
 def _compute_library(kind):
