@@ -116,14 +116,12 @@ def compute(spec, values, need_grad):
     out = lib.empty(kind, (n,), np.float64)
     grad = lib.empty(kind, (n if need_grad else 0,), np.float64)
     if kind.is_cuda:
+        from ..backends.cuda import _Launch  # noqa: PLC0415 - the CUDA backend's device, stream and views
         from ..kernels import cuda_special  # noqa: PLC0415 - compiled on first GPU call only
 
-        stream = lib.stream_handle(out)
-        if stream:
-            from numba import cuda
-
-            stream = cuda.external_stream(stream)
-        cuda_special.launch_special(code, *[lib.numba_view(a) for a in (*inputs, out, grad)], stream=stream)
+        launch = _Launch(out)
+        with launch.device():  # the arrays' device, the caller's current stream
+            cuda_special.launch_special(code, *[launch.view(a) for a in (*inputs, out, grad)], stream=launch.stream())
     else:
         from ..kernels import cpu_special  # noqa: PLC0415 - imported (not compiled) on first call
 
