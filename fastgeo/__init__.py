@@ -23,11 +23,11 @@ __all__ = [
 
 # Parts that need torch or matplotlib load on first use, so that `import fastgeo` stays light:
 # the path solvers and baselines (torch), the embedded models (torch), the report (matplotlib),
-# the torch modules (fastgeo.nn).
+# the torch modules (fastgeo.nn), fastgeo.special (whose kernels compile on their first call).
 _LAZY = {"interpolate": "interpolation", "InterpolationResult": "_result",
          "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
          "matched_linear_path": "baselines", "GeneratorError": "_errors"}
-_LAZY_MODULES = ("models", "report", "nn")
+_LAZY_MODULES = ("models", "report", "nn", "special")
 
 
 def __getattr__(name):
