@@ -13,6 +13,10 @@ backend picks by the input's layout. One dispatcher holding both read-only layou
 refuse a writable contiguous array as ambiguous (it converts equally well to both), and one
 holding a writable contiguous and a read-only strided variant would send read-only
 contiguous arrays down the strided code, whose sums round differently.
+
+A kernel for several dtypes is an :class:`OnDemand`: one such dispatcher per dtype, made on
+the first call with that dtype, so that a call compiles (or loads from the cache) only the
+signature it needs, not every listed one at import (bench/first_call.py).
 """
 import threading
 
