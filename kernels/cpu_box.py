@@ -4,13 +4,20 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .signatures import reading
+from .signatures import OnDemand, reading
 
 
-def _signatures(layout):
+def _signature(layout, dt):
     """z C-contiguous (layout "::1") or of any strides (":"); read-only inputs allowed."""
-    return [reading(f"void({dt}[:, {layout}], float64[::1], float64[::1], float64, int64, {dt}[::1])",
-                    0, 1, 2) for dt in ("float32", "float64")]
+    return reading(f"void({dt}[:, {layout}], float64[::1], float64[::1], float64, int64, {dt}[::1])", 0, 1, 2)
+
+
+def _contiguous(dt):
+    return _signature("::1", dt)
+
+
+def _strided(dt):
+    return _signature(":", dt)
 
 
 @njit(cache=True, inline="always")
@@ -44,7 +51,7 @@ def _box_index_serial(z, low, high, log_alpha, exp_out, out):
 
 
 # contiguous rows and any strides, each with and without the thread pool (kernels/signatures.py)
-box_index = njit(_signatures("::1"), parallel=True, cache=True)(_box_index)
-box_index_strided = njit(_signatures(":"), parallel=True, cache=True)(_box_index)
-box_index_serial = njit(_signatures("::1"), cache=True)(_box_index_serial)
-box_index_serial_strided = njit(_signatures(":"), cache=True)(_box_index_serial)
+box_index = OnDemand(_box_index, _contiguous, parallel=True, cache=True)
+box_index_strided = OnDemand(_box_index, _strided, parallel=True, cache=True)
+box_index_serial = OnDemand(_box_index_serial, _contiguous, cache=True)
+box_index_serial_strided = OnDemand(_box_index_serial, _strided, cache=True)

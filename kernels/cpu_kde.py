@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit, prange, types
 
-from .signatures import reading
+from .signatures import on_demand, reading
 from .kde import (
     COL_CDF, COL_DPDF, COL_LOG_CDF, COL_PDF, EXACT_CDF, EXACT_PDF, NCOEF, exact_sums, hermite5,
     hermite5_coefficients, kde_point, nearest, point_derivatives, table_point,
@@ -88,23 +88,20 @@ def kde_table_fit(points, dx, h, j_middle, j_upper, tol_cdf, tol_pdf, tol_dpdf, 
         flags[j] = flag
 
 
-def _query_signatures():
+def _query_signature(dt):
     # the table's arrays are read-only (fastgeo.kde.KDETable); x may have any stride and be
     # read-only too (kernels/signatures.py)
     vec = types.Array(types.float64, 1, "C", readonly=True)
     coef = types.Array(types.float64, 2, "C", readonly=True)
     flags = types.Array(types.uint8, 1, "C", readonly=True)
     f64, i64 = types.float64, types.int64
-    sigs = []
-    for dt in (types.float32, types.float64):
-        x = types.Array(dt, 1, "A", readonly=True)
-        out = types.Array(dt, 1, "C")
-        sigs.append(types.int64(x, i64, i64, vec, vec, vec, f64, f64, f64, f64, f64, f64, coef, flags, i64,
-                                i64, out, out))
-    return sigs
+    dt = getattr(types, dt)
+    x = types.Array(dt, 1, "A", readonly=True)
+    out = types.Array(dt, 1, "C")
+    return types.int64(x, i64, i64, vec, vec, vec, f64, f64, f64, f64, f64, f64, coef, flags, i64, i64, out, out)
 
 
-@njit(_query_signatures(), parallel=True, cache=True)
+@on_demand(_query_signature, parallel=True, cache=True)  # for the dtype of x, when first needed
 def kde_query(x, what, want_grad, vals, cnts, cum, n, h, log_n, log_nh, x0, inv_dx, coef, flags, j_middle,
               j_upper, out, dout):
     """out[i] = cdf, log cdf, pdf or log pdf (by ``what``) at x[i], and dout[i] its x-derivative

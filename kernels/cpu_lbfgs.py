@@ -24,6 +24,8 @@ tests/test_numba_flags.py).
 import numpy as np
 from numba import njit, prange
 
+from .signatures import OnDemand, on_demand
+
 _FASTMATH = {"reassoc", "contract"}
 leaf = njit(cache=True, nogil=True, fastmath=_FASTMATH)  # vectorised loops; call nothing
 jit = njit(cache=True, nogil=True)
@@ -37,14 +39,14 @@ _DTYPES = ("float32", "float64")  # of the points, gradients, pairs and directio
 _MEMORY = "float64[:, ::1], float64[:, :, ::1], float64[:, ::1], int64[::1], int64[::1]"
 
 
-def _accept_signatures():
-    return [f"void(int64[::1], int64[::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], "
-            f"{f}[:, :, ::1], {f}[:, :, ::1], {_MEMORY}, float64, float64[::1])" for f in _DTYPES]
+def _accept_signature(f):
+    return (f"void(int64[::1], int64[::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[:, ::1], "
+            f"{f}[:, :, ::1], {f}[:, :, ::1], {_MEMORY}, float64, float64[::1])")
 
 
-def _direction_signatures():
-    return [f"void(int64[::1], {f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], float64[:, ::1], boolean, "
-            f"float64[::1], {_MEMORY}, {f}[:, ::1], float64[::1], float64[::1])" for f in _DTYPES]
+def _direction_signature(f):
+    return (f"void(int64[::1], {f}[:, ::1], {f}[:, :, ::1], {f}[:, :, ::1], float64[:, ::1], boolean, "
+            f"float64[::1], {_MEMORY}, {f}[:, ::1], float64[::1], float64[::1])")
 
 
 @njit(cache=True, inline="always")
@@ -92,14 +94,14 @@ def _second_loop(b, head, n_pairs, rho, gram, sg, a, ypq, gamma, c):
     return total
 
 
-@njit(_SIG_FIRST, cache=True, nogil=True)
+@on_demand(lambda f: _SIG_FIRST, dtype_at=3, dtypes=("float64",), cache=True, nogil=True)  # GPU route only
 def two_loop_first(rows, head, n_pairs, rho, gram, sg, a_slot):
     """:func:`_first_loop` for paths rows[r], into a_slot[r] (the GPU route's host step)."""
     for r in range(rows.shape[0]):
         _first_loop(rows[r], head, n_pairs, rho, gram, sg, a_slot[r])
 
 
-@njit(_SIG_SECOND, cache=True, nogil=True)
+@on_demand(lambda f: _SIG_SECOND, dtype_at=3, dtypes=("float64",), cache=True, nogil=True)
 def two_loop_second(rows, head, n_pairs, rho, gram, sg, a_slot, ypq_slot, gamma, c_slot, c_dot_sg):
     """:func:`_second_loop` for paths rows[r] given ypq_slot[r, t] = y_t^T P q, into
     c_slot[r] and c_dot_sg[r] (the GPU route's host step)."""
@@ -369,7 +371,8 @@ def _lbfgs_directions(rows, g, S, Y, w, precondition, gamma, rho, gram, sg, head
                                                  head, n_pairs, out, a, c, ypq, q, hy, mult, inv_pivot)
 
 
-accept_iterates = njit(_accept_signatures(), parallel=True, cache=True)(_accept_iterates)
-accept_iterates_serial = njit(_accept_signatures(), cache=True, nogil=True)(_accept_iterates)
-lbfgs_directions = njit(_direction_signatures(), parallel=True, cache=True)(_lbfgs_directions)
-lbfgs_directions_serial = njit(_direction_signatures(), cache=True, nogil=True)(_lbfgs_directions)
+# each compiled for the dtype of the points (x, g) when a call first needs it (kernels/signatures.py)
+accept_iterates = OnDemand(_accept_iterates, _accept_signature, dtype_at=2, parallel=True, cache=True)
+accept_iterates_serial = OnDemand(_accept_iterates, _accept_signature, dtype_at=2, cache=True, nogil=True)
+lbfgs_directions = OnDemand(_lbfgs_directions, _direction_signature, dtype_at=1, parallel=True, cache=True)
+lbfgs_directions_serial = OnDemand(_lbfgs_directions, _direction_signature, dtype_at=1, cache=True, nogil=True)

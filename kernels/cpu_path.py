@@ -23,7 +23,7 @@ happens to compile it (tests/test_numba_flags.py checks this).
 import numpy as np
 from numba import njit, prange
 
-from .signatures import reading
+from .signatures import OnDemand, on_demand, reading
 from .path import (
     log_ri_share,
     point_grad_coef,
@@ -123,10 +123,18 @@ def _point_block(gb, j, n0, n1, dst, la_prev, la_next):
     return 0.0
 
 
-def _pass_signatures(layout):
+def _pass_signature(layout, dt):
     """g C-contiguous (layout "::1") or of any strides (":"); read-only inputs allowed."""
-    return [reading(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, float64[:, :, ::1], "
-                    f"{dt}[:, :, ::1])", 0, 1) for dt in ("float32", "float64")]
+    return reading(f"void({dt}[:, :, {layout}], float64[:, ::1], int64, boolean, float64[:, :, ::1], "
+                   f"{dt}[:, :, ::1])", 0, 1)
+
+
+def _pass_contiguous(dt):
+    return _pass_signature("::1", dt)
+
+
+def _pass_strided(dt):
+    return _pass_signature(":", dt)
 
 
 @njit(cache=True, inline="always")
@@ -170,11 +178,12 @@ def _path_pass_serial(g, log_a, block, need_grads, d_part, grad):
         _path_task(g, log_a, block, need_grads, d_part, grad, task)
 
 
-# contiguous and strided g, each with and without the thread pool (kernels/signatures.py)
-path_pass = njit(_pass_signatures("::1"), parallel=True, cache=True)(_path_pass)
-path_pass_strided = njit(_pass_signatures(":"), parallel=True, cache=True)(_path_pass)
-path_pass_serial = njit(_pass_signatures("::1"), cache=True)(_path_pass_serial)
-path_pass_serial_strided = njit(_pass_signatures(":"), cache=True)(_path_pass_serial)
+# contiguous and strided g, each with and without the thread pool, each compiled for a dtype
+# when a call first needs it (kernels/signatures.py)
+path_pass = OnDemand(_path_pass, _pass_contiguous, parallel=True, cache=True)
+path_pass_strided = OnDemand(_path_pass, _pass_strided, parallel=True, cache=True)
+path_pass_serial = OnDemand(_path_pass_serial, _pass_contiguous, cache=True)
+path_pass_serial_strided = OnDemand(_path_pass_serial, _pass_strided, cache=True)
 
 
 # -- the same pass with the fixed end points held apart (the solver's layout) ---------------
@@ -189,9 +198,9 @@ def _ends_row(g0, g_free, g_end, b, j, n0, n1):
     return g_free[b, j - 1, n0:n1]
 
 
-def _ends_signatures():
-    return [reading(f"void({dt}[:, ::1], {dt}[:, :, ::1], {dt}[:, ::1], float64[:, ::1], int64, boolean, "
-                    f"float64[:, :, ::1], {dt}[:, :, ::1])", 0, 1, 2, 3) for dt in ("float32", "float64")]
+def _ends_signature(dt):
+    return reading(f"void({dt}[:, ::1], {dt}[:, :, ::1], {dt}[:, ::1], float64[:, ::1], int64, boolean, "
+                   f"float64[:, :, ::1], {dt}[:, :, ::1])", 0, 1, 2, 3)
 
 
 @njit(cache=True, inline="always")
@@ -223,7 +232,7 @@ def _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task):
         d_part[b, blk, j] = acc
 
 
-@njit(_ends_signatures(), parallel=True, cache=True)
+@on_demand(_ends_signature, parallel=True, cache=True)
 def path_pass_ends(g0, g_free, g_end, log_a, block, need_grads, d_part, grad):
     """:func:`path_pass` on a path held as its end points g0, g_end (B, N) and its free points
     g_free (B, K-1, N), all C-contiguous; with need_grads, grad (B, K-1, N) = dE/dG of the
@@ -234,7 +243,7 @@ def path_pass_ends(g0, g_free, g_end, log_a, block, need_grads, d_part, grad):
         _ends_task(g0, g_free, g_end, log_a, block, need_grads, d_part, grad, task)
 
 
-@njit(_ends_signatures(), cache=True)
+@on_demand(_ends_signature, cache=True)
 def path_pass_ends_serial(g0, g_free, g_end, log_a, block, need_grads, d_part, grad):
     """:func:`path_pass_ends` on the calling thread, for small inputs."""
     for task in range(g_free.shape[0] * d_part.shape[1]):

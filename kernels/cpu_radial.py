@@ -23,7 +23,7 @@ from . import codes
 from .cpu_prefetch import prefetch_row, rows_ahead
 from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
 from .rows import row_radius
-from .signatures import reading
+from .signatures import OnDemand, reading
 
 #: what to compute, as kernels/codes.py defines it (log ri is what the other tests leave)
 WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = codes.WHAT_LOG_RI, codes.WHAT_RI, codes.WHAT_LOG_DENSITY
@@ -31,10 +31,18 @@ WHAT_LOG_RI, WHAT_RI, WHAT_LOG_DENSITY = codes.WHAT_LOG_RI, codes.WHAT_RI, codes
 _FASTMATH = {"reassoc", "contract"}
 
 
-def _signatures(layout):
+def _signature(layout, dt):
     """y C-contiguous (layout "::1", vectorised) or of any strides (":"); read-only allowed."""
-    return [reading(f"void({dt}[:, {layout}], int64, float64, float64, float64, float64, int64, {dt}[::1], "
-                    f"{dt}[:, ::1])", 0) for dt in ("float32", "float64")]
+    return reading(f"void({dt}[:, {layout}], int64, float64, float64, float64, float64, int64, {dt}[::1], "
+                   f"{dt}[:, ::1])", 0)
+
+
+def _contiguous(dt):
+    return _signature("::1", dt)
+
+
+def _strided(dt):
+    return _signature(":", dt)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -107,8 +115,9 @@ def _radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
         _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
 
 
-# contiguous rows and any strides, each with and without the thread pool (kernels/signatures.py)
-radial_index = njit(_signatures("::1"), parallel=True, cache=True)(_radial_index)
-radial_index_strided = njit(_signatures(":"), parallel=True, cache=True)(_radial_index)
-radial_index_serial = njit(_signatures("::1"), cache=True)(_radial_index_serial)
-radial_index_serial_strided = njit(_signatures(":"), cache=True)(_radial_index_serial)
+# contiguous rows and any strides, each with and without the thread pool, each compiled for
+# a dtype when a call first needs it (kernels/signatures.py)
+radial_index = OnDemand(_radial_index, _contiguous, parallel=True, cache=True)
+radial_index_strided = OnDemand(_radial_index, _strided, parallel=True, cache=True)
+radial_index_serial = OnDemand(_radial_index_serial, _contiguous, cache=True)
+radial_index_serial_strided = OnDemand(_radial_index_serial, _strided, cache=True)

@@ -13,8 +13,15 @@ backend picks by the input's layout. One dispatcher holding both read-only layou
 refuse a writable contiguous array as ambiguous (it converts equally well to both), and one
 holding a writable contiguous and a read-only strided variant would send read-only
 contiguous arrays down the strided code, whose sums round differently.
+
+A kernel for several dtypes is an :class:`OnDemand`: one such dispatcher per dtype, made on
+the first call with that dtype, so that a call compiles (or loads from the cache) only the
+signature it needs, not every listed one at import (bench/first_call.py).
 """
-from numba import types
+import threading
+
+import numpy as np
+from numba import njit, types
 from numba.core.sigutils import normalize_signature
 
 
@@ -28,3 +35,46 @@ def reading(signature, *positions):
             raise TypeError(f"argument {i} of {signature!r} is not an array")
         args[i] = args[i].copy(readonly=True)
     return (ret or types.void)(*args)
+
+
+class OnDemand:
+    """A kernel compiled for one dtype at a time, when a call first needs it.
+
+    ``njit([sig_float32, sig_float64], ...)`` compiles every listed signature when the module
+    is imported (a parallel one takes seconds), though a call needs one. This holds one
+    dispatcher per dtype of the argument at ``dtype_at``, each made with the single explicit
+    signature ``signature_of(dtype name)`` (so read-only inputs keep working as above, and the
+    machine code is the same as before) on the first call with that dtype; ``cache=True``
+    then loads it from disk in later processes.
+    """
+
+    def __init__(self, func, signature_of, dtype_at=0, dtypes=("float32", "float64"), **options):
+        self.py_func = func
+        self.__name__, self.__doc__ = func.__name__, func.__doc__
+        self._signature_of, self._at, self._dtypes, self._options = signature_of, dtype_at, dtypes, options
+        self._lock = threading.Lock()
+        self._by_char = {}
+
+    def __call__(self, *args):
+        kernel = self._by_char.get(args[self._at].dtype.char)
+        if kernel is None:
+            kernel = self.dispatcher(args[self._at].dtype)
+        return kernel(*args)
+
+    def dispatcher(self, dtype):
+        """The Numba dispatcher for ``dtype`` (compiled or loaded from the cache now if need be)."""
+        dtype = np.dtype(dtype)
+        with self._lock:
+            kernel = self._by_char.get(dtype.char)
+            if kernel is None:
+                if dtype.name not in self._dtypes:
+                    raise TypeError(f"{self.__name__}: no kernel for {dtype.name} arrays "
+                                    f"(only {', '.join(self._dtypes)})")
+                kernel = njit([self._signature_of(dtype.name)], **self._options)(self.py_func)
+                self._by_char[dtype.char] = kernel
+        return kernel
+
+
+def on_demand(signature_of, dtype_at=0, dtypes=("float32", "float64"), **options):
+    """Decorator form of :class:`OnDemand`."""
+    return lambda func: OnDemand(func, signature_of, dtype_at, dtypes, **options)

@@ -1,0 +1,57 @@
+"""Kernels compile the one signature a call needs (kernels/signatures.py: OnDemand), and the
+explicit read-only signatures keep taking every layout the backend sends them."""
+import numpy as np
+import pytest
+
+from fastgeo.kernels.signatures import OnDemand, reading
+
+
+def _double(x, out):
+    for i in range(x.shape[0]):
+        out[i] = 2 * x[i]
+
+
+def _kernel():
+    return OnDemand(_double, lambda dt: reading(f"void({dt}[:], {dt}[::1])", 0))
+
+
+def test_compiles_only_the_dtype_called():
+    k = _kernel()
+    x = np.arange(4, dtype=np.float32)
+    out = np.empty(4, np.float32)
+    k(x, out)
+    assert sorted(k._by_char) == ["f"]
+    assert len(k.dispatcher(np.float32).signatures) == 1
+    np.testing.assert_array_equal(out, 2 * x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_read_only_strided_and_negative_stride_inputs_use_the_one_signature(dtype):
+    k = _kernel()
+    base = np.arange(12, dtype=dtype)
+    ro = base.copy()
+    ro.flags.writeable = False
+    for x in (base[:6], ro[:6], base[::2], base[::-2], ro[::-2]):
+        out = np.empty(6, dtype)
+        k(x, out)
+        np.testing.assert_array_equal(out, 2 * x)
+    assert len(k.dispatcher(dtype).signatures) == 1  # nothing compiled beyond the declared one
+
+
+def test_other_dtypes_are_refused():
+    with pytest.raises(TypeError, match="float32, float64"):
+        _kernel()(np.arange(3), np.empty(3, np.int64))
+
+
+def test_importing_the_kernels_compiles_nothing():
+    """The dispatchers appear on the first call; importing a kernel module builds none
+    (in a fresh process: this one's other tests have called them)."""
+    import subprocess
+    import sys
+
+    code = ("import fastgeo.kernels.cpu_radial as r, fastgeo.kernels.cpu_path as p, "
+            "fastgeo.kernels.cpu_box as b, fastgeo.kernels.cpu_lbfgs as l, fastgeo.kernels.cpu_kde as k\n"
+            "from fastgeo.kernels.signatures import OnDemand\n"
+            "built = [n for m in (r, p, b, l, k) for n, o in vars(m).items() if isinstance(o, OnDemand) and o._by_char]\n"
+            "assert not built, built\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
