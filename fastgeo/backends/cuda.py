@@ -190,6 +190,19 @@ class CUDABackend(Backend):
             _raise_nonfinite(arrays, z, "z")
         return out
 
+    def mixture_log_density(self, z, whiten, means, log_norm, need_grad):
+        """One thread per row (kernels/cuda_mixture.py); the parameters are on z's device."""
+        from ..kernels.cuda_mixture import mixture_log_density
+
+        arrays = _Launch(z)
+        m, d = z.shape
+        out = arrays.empty((m,), np.float64)
+        grad = arrays.empty((m if need_grad else 0, d), np.float64)
+        with arrays.device():
+            mixture_log_density(arrays.view(z), arrays.view(whiten), arrays.view(means), arrays.view(log_norm),
+                                int(need_grad), arrays.view(out), arrays.view(grad), arrays.stream())
+        return out, (grad if need_grad else None)
+
     def kde(self, x, kde, what, need_grad):
         """The KDE's two query passes (kernels/cuda_kde.py) on the table, copied to x's device
         once per table and device. x may have any stride; ±inf are answered as on the CPU."""
