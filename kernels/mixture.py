@@ -24,37 +24,47 @@ from numba import njit
 jit = njit(cache=True, nogil=True)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def whiten_entry(z, i, whiten, first, means, k, j):
+    """(W_k (z_i - mu_k))_j in float64: the diagonal term, then the row's nonzero columns left
+    of it (none for a diagonal W_k; a loop that does not run costs next to nothing)."""
+    y = whiten[k, j, j] * (np.float64(z[i, j]) - means[k, j])
+    for l in range(first[k, j], j):
+        y += whiten[k, j, l] * (np.float64(z[i, l]) - means[k, l])
+    return y
+
+
 @jit
-def component_sq(z, i, whiten, means, k):
-    """|W_k (z_i - mu_k)|^2 in float64 (W_k lower triangular)."""
+def component_sq(z, i, whiten, first, means, k):
+    """|W_k (z_i - mu_k)|^2 in float64 (W_k lower triangular, row j nonzero from column
+    first[k, j] on)."""
     d = means.shape[1]
     q = 0.0
     for j in range(d):
-        y = 0.0
-        for l in range(j + 1):
-            y += whiten[k, j, l] * (np.float64(z[i, l]) - means[k, l])
+        y = whiten_entry(z, i, whiten, first, means, k, j)
         q += y * y
     return q
 
 
 @jit
-def add_pulled_back(z, i, whiten, means, k, weight, grad):
+def add_pulled_back(z, i, whiten, first, means, k, weight, grad):
     """grad[i, :] += weight W_k^T y_k with y_k = W_k (z_i - mu_k)."""
     d = means.shape[1]
     for j in range(d):
-        y = 0.0
-        for l in range(j + 1):
-            y += whiten[k, j, l] * (np.float64(z[i, l]) - means[k, l])
-        wy = weight * y
-        for l in range(j + 1):
+        wy = weight * whiten_entry(z, i, whiten, first, means, k, j)
+        grad[i, j] += wy * whiten[k, j, j]
+        for l in range(first[k, j], j):
             grad[i, l] += wy * whiten[k, j, l]
 
 
 @jit
-def mixture_row(z, i, whiten, means, log_norm, want_grad, grad):
+def mixture_row(z, i, whiten, first, means, log_norm, want_grad, grad):
     """log f(z_i) of the mixture; with want_grad, grad log f(z_i) in grad[i, :] (float64).
 
-    A NaN in z_i gives NaN (and a NaN gradient)."""
+    first[k, j]: the first column of row j of W_k that may be nonzero (:func:`first_columns`;
+    0 for a full matrix, j for a diagonal one, so diagonal and block-diagonal covariances
+    cost O(D) per component instead of O(D^2)). A NaN in z_i gives NaN (and a NaN
+    gradient)."""
     n_comp = means.shape[0]
     d = means.shape[1]
     if want_grad:
@@ -65,7 +75,7 @@ def mixture_row(z, i, whiten, means, log_norm, want_grad, grad):
     for k in range(n_comp):
         if log_norm[k] == -math.inf:
             continue
-        q = component_sq(z, i, whiten, means, k)
+        q = component_sq(z, i, whiten, first, means, k)
         if q != q:
             if want_grad:
                 for l in range(d):
@@ -86,7 +96,7 @@ def mixture_row(z, i, whiten, means, log_norm, want_grad, grad):
             weight = math.exp(c - m)
             s += weight
         if want_grad and weight > 0.0:
-            add_pulled_back(z, i, whiten, means, k, weight, grad)
+            add_pulled_back(z, i, whiten, first, means, k, weight, grad)
     if m == -math.inf:  # every component underflowed (or has zero weight): gradient 0
         return -math.inf
     if want_grad:
@@ -94,3 +104,12 @@ def mixture_row(z, i, whiten, means, log_norm, want_grad, grad):
         for l in range(d):
             grad[i, l] *= inv
     return m + math.log(s)
+
+
+def first_columns(whiten):
+    """first[k, j] = the first column of row j of whiten[k] (K, D, D lower triangular) that is
+    nonzero (j where the whole row left of the diagonal is zero): int64 (K, D), host numpy."""
+    lower = np.tril(whiten != 0)
+    d = whiten.shape[1]
+    lower[:, np.arange(d), np.arange(d)] = True
+    return np.argmax(lower, axis=2).astype(np.int64)

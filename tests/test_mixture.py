@@ -8,14 +8,14 @@ import pytest
 
 import fastgeo
 from fastgeo.backends import get
-from fastgeo.kernels import cpu_mixture
+from fastgeo.kernels import cpu_mixture, mixture
 from fastgeo.priors import GaussianMixture, semicircle
 
 REF = get("reference")
 CPU = get("cpu")
 
 
-def random_mixture(rng, k, d, diagonal=False, zero_weight=False):
+def random_mixture(rng, k, d, diagonal=False, zero_weight=False, blocks=False):
     weights = rng.uniform(0.2, 1.0, k)
     if zero_weight and k > 1:
         weights[rng.integers(k)] = 0.0
@@ -27,6 +27,10 @@ def random_mixture(rng, k, d, diagonal=False, zero_weight=False):
         else:
             a = rng.normal(size=(d, d))
             covs[i] = a @ a.T / d + np.diag(rng.uniform(0.1, 1.0, d))
+            if blocks:  # block diagonal (random cuts): rows of W_k start at their block
+                cuts = np.sort(rng.choice(np.arange(1, d), size=min(d - 1, 3), replace=False)) if d > 1 else []
+                label = np.searchsorted(cuts, np.arange(d), side="right")
+                covs[i] *= label[:, None] == label[None, :]
     return GaussianMixture(weights, means, covs)
 
 
@@ -57,21 +61,37 @@ def assert_matches(z, prior, need_grad=True, rtol=1e-11):
 
 @pytest.mark.parametrize("k,d", [(1, 1), (2, 1), (3, 2), (3, 7), (5, 20), (4, 33)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("diagonal", [False, True])
-def test_kernel_matches_the_reference(rng, k, d, dtype, diagonal):
-    prior = random_mixture(rng, k, d, diagonal=diagonal, zero_weight=k > 2)
+@pytest.mark.parametrize("structure", ["full", "diagonal", "blocks"])
+def test_kernel_matches_the_reference(rng, k, d, dtype, structure):
+    prior = random_mixture(rng, k, d, diagonal=structure == "diagonal", blocks=structure == "blocks",
+                           zero_weight=k > 2)
     z = points(rng, prior, 257, dtype)
     assert_matches(z, prior)
     assert_matches(z, prior, need_grad=False)
+    # as the prior calls it: with the first nonzero columns it keeps
+    lp, g = prior.log_density(z, True, backend=CPU)
+    lp_ref, g_ref = prior.log_density(z, True, backend=REF)
+    np.testing.assert_allclose(lp, lp_ref, rtol=1e-11)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-8, atol=1e-10 * max(1.0, float(np.abs(g_ref).max())))
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_serial_and_parallel_kernels_agree(rng, parallel):
+def test_first_columns():
+    w = np.zeros((2, 4, 4))
+    w[0] = np.tril(np.ones((4, 4)))
+    w[1] = np.diag([1.0, 2, 3, 4])
+    w[1, 3, 1] = 0.5
+    np.testing.assert_array_equal(mixture.first_columns(w), [[0, 0, 0, 0], [0, 1, 2, 1]])
+
+
+@pytest.mark.parametrize("name", ["mixture_log_density", "mixture_log_density_strided",
+                                  "mixture_log_density_serial", "mixture_log_density_serial_strided"])
+def test_each_kernel_variant_matches_the_reference(rng, name):
     prior = random_mixture(rng, 3, 6)
     z = points(rng, prior, 300)
-    kernel = cpu_mixture.mixture_log_density if parallel else cpu_mixture.mixture_log_density_serial
+    kernel = getattr(cpu_mixture, name)
     out, grad = np.empty(300), np.empty((300, 6))
-    kernel(z, *params(prior), 1, out, grad)
+    whiten, means, log_norm = params(prior)
+    kernel(z, whiten, mixture.first_columns(whiten), means, log_norm, 1, out, grad)
     lp_ref, g_ref = REF.mixture_log_density(z, *params(prior), True)
     np.testing.assert_allclose(out, lp_ref, rtol=1e-12)
     np.testing.assert_allclose(grad, g_ref, rtol=1e-9, atol=1e-12)

@@ -67,12 +67,15 @@ class Backend:
         raise NotImplementedError
 
     # -- log-density of a Gaussian mixture (MATH.md 1.3) -------------------------------
-    def mixture_log_density(self, z, whiten, means, log_norm, need_grad):
+    def mixture_log_density(self, z, whiten, means, log_norm, need_grad, first=None):
         """log f = logsumexp_k (log_norm_k - |y_k|^2 / 2) with y_k = W_k (z - mu_k), and with
         need_grad grad log f = -sum_k r_k W_k^T y_k (r_k the components' posterior
         probabilities; 0 on rows where log f = -inf), for the rows of z (M, D), float32 or
         float64, any strides. whiten (K, D, D) lower triangular, means (K, D), log_norm (K,):
-        float64 on z's device. Returns float64 (M,) and (M, D) or None; a NaN in z gives NaN.
+        float64 on z's device; first (K, D) int64 on z's device or None: the first column of
+        each row of W_k that may be nonzero (kernels.mixture.first_columns; the compiled
+        kernels skip the zeros left of it). Returns float64 (M,) and (M, D) or None; a NaN in
+        z gives NaN.
 
         This default is the float64 formula in z's own library (the ground truth the
         compiled backends are tested against)."""

@@ -36,6 +36,7 @@ class GaussianMixture(Prior):
         # whitening W_k = L_k^{-1}; log N_k(z) = -|W_k (z - m_k)|^2 / 2 + log|W_k| - D/2 log 2pi
         # (lower triangular: the kernels read the lower triangle only)
         self._whiten = np.tril(np.stack([np.linalg.solve(c, np.eye(dim)) for c in self._chols]))
+        self._first = None  # the kernels skip the zeros left of these columns (set on first use)
         self._log_norm = (np.log(self.weights, where=self.weights > 0, out=np.full(k, -np.inf))
                           - np.sum(np.log(np.diagonal(self._chols, axis1=1, axis2=2)), axis=1)
                           - 0.5 * dim * math.log(2 * math.pi))
@@ -60,10 +61,14 @@ class GaussianMixture(Prior):
 
         if backend is None:
             backend = backends.select("auto", kind)
-        whiten, means, log_norm = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm")
+        if self._first is None:
+            from ..kernels.mixture import first_columns  # imports Numba: not when fastgeo is imported
+
+            self._first = first_columns(self._whiten)
+        whiten, means, log_norm, first = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm", "_first")
         if _arrays.numpy_dtype(z) not in (np.float32, np.float64):
             z = _arrays.astype(z, np.float64)
-        return backend.mixture_log_density(z, whiten, means, log_norm, need_grad)
+        return backend.mixture_log_density(z, whiten, means, log_norm, need_grad, first)
 
     def log_density_bytes_per_row(self, need_grad):
         k = self.weights.shape[0]

@@ -77,11 +77,14 @@ def test_kernel_matches_the_cpu_kernel(rng, backend, m, k, d, dtype):
 
 def test_strided_and_far_rows(rng, backend):
     p = prior(rng, 3, 3)
+    p._whiten[1, 2, :2] = 0.0  # a row of W_1 that starts at its diagonal
     big = rng.standard_normal((70, 6)) * 5
     big[3] = [1e200, 0, 0, 0, 0, 0]  # beyond float64: -inf, gradient 0
     big[5] = [1e50, -1e50, 0, 0, 0, 0]  # every exp underflows; the log-sum-exp does not
     view = cuda.to_device(big)[:, ::2]
-    lp, grad = backend.mixture_log_density(view, *on_device(p), True)
+    first = cuda.to_device(mixture.first_columns(p._whiten))
+    lp, grad = backend.mixture_log_density(view, *on_device(p), True, first)
+    assert mixture.first_columns(p._whiten)[1, 2] == 2
     want, gwant = CPU.mixture_log_density(big[:, ::2], p._whiten, p.means, p._log_norm, True)
     np.testing.assert_array_equal(lp.copy_to_host(), want)
     np.testing.assert_array_equal(grad.copy_to_host(), gwant)
