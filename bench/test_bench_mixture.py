@@ -88,30 +88,31 @@ def test_ri_naive_kde_sum(benchmark, prior, points, truth):
     check(benchmark(ri_naive, z, prior), truth[:M_NAIVE])
 
 
-@pytest.mark.benchmark(group="log-density-semicircle20")
-def test_log_density_cpu(benchmark, prior, points):
-    benchmark.extra_info.update(role="kernel", bytes=points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
-    lp, _ = benchmark(prior.log_density, points, False, backend=get("cpu"))
-    want, _ = prior.log_density(points[:CHECK_ROWS], backend=get("reference"))
-    np.testing.assert_allclose(lp[:CHECK_ROWS], want, rtol=1e-12)
+@pytest.fixture(scope="module")
+def density_truth(prior, points):
+    """float64 log f and grad log f at the first CHECK_ROWS points (the numpy formula)."""
+    return prior.log_density(points[:CHECK_ROWS], True, backend=get("reference"))
+
+
+def check_density(result, truth):
+    lp, grad = result
+    np.testing.assert_allclose(lp[:CHECK_ROWS], truth[0], rtol=1e-12)
+    if grad is not None:
+        np.testing.assert_allclose(grad[:CHECK_ROWS], truth[1], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.benchmark(group="log-density-semicircle20")
-def test_log_density_numpy(benchmark, prior, points):
-    benchmark.extra_info.update(role="reference", bytes=points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
-    lp, _ = benchmark(prior.log_density, points, False, backend=get("reference"))
-    assert lp.shape == (M_KERNEL,)
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_log_density(benchmark, prior, points, density_truth, backend):
+    """The compiled kernel ("cpu") against the float64 numpy formula ("reference")."""
+    role = "kernel" if backend == "cpu" else "reference"
+    benchmark.extra_info.update(role=role, bytes=points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
+    check_density(benchmark(prior.log_density, points, False, backend=get(backend)), density_truth)
 
 
 @pytest.mark.benchmark(group="log-density-grad-semicircle20")
-def test_log_density_and_grad_cpu(benchmark, prior, points):
-    benchmark.extra_info.update(role="kernel", bytes=2 * points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
-    lp, g = benchmark(prior.log_density, points, True, backend=get("cpu"))
-    want, gwant = prior.log_density(points[:CHECK_ROWS], True, backend=get("reference"))
-    np.testing.assert_allclose(g[:CHECK_ROWS], gwant, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.benchmark(group="log-density-grad-semicircle20")
-def test_log_density_and_grad_numpy(benchmark, prior, points):
-    benchmark.extra_info.update(role="reference", bytes=2 * points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
-    benchmark(prior.log_density, points, True, backend=get("reference"))
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_log_density_and_grad(benchmark, prior, points, density_truth, backend):
+    role = "kernel" if backend == "cpu" else "reference"
+    benchmark.extra_info.update(role=role, bytes=2 * points.nbytes + 8 * M_KERNEL, items=M_KERNEL)
+    check_density(benchmark(prior.log_density, points, True, backend=get(backend)), density_truth)
