@@ -23,8 +23,8 @@ def _signatures(layout):
     log_norm = types.Array(types.float64, 1, "C", readonly=True)
     out = types.Array(types.float64, 1, "C")
     grad = types.Array(types.float64, 2, "C")
-    return [types.void(types.Array(dt, 2, layout, readonly=True), whiten, first, means, log_norm, types.int64, out, grad)
-            for dt in (types.float32, types.float64)]
+    return [types.void(types.Array(dt, 2, layout, readonly=True), whiten, first, means, log_norm, types.int64,
+                       out, grad) for dt in (types.float32, types.float64)]
 
 
 def _rows(z, whiten, first, means, log_norm, want_grad, out, grad):

@@ -24,8 +24,8 @@ def signature(name: str, dtype: str, layout: str = "C") -> str:
     """The signature of kernel ``name`` for z of ``dtype`` and ``layout`` ("C" or "A"); used
     to compile PTX ahead of time in tests."""
     z = f"{dtype}[:, ::1]" if layout == "C" else f"{dtype}[:, :]"
-    return (f"void({z}, float64[:, :, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64, float64[::1], "
-            "float64[:, ::1])")
+    return (f"void({z}, float64[:, :, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64, "
+            "float64[::1], float64[:, ::1])")
 
 
 def mixture_log_density(z, whiten, first, means, log_norm, want_grad, out, grad, stream=0):

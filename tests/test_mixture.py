@@ -28,7 +28,8 @@ def random_mixture(rng, k, d, diagonal=False, zero_weight=False, blocks=False):
             a = rng.normal(size=(d, d))
             covs[i] = a @ a.T / d + np.diag(rng.uniform(0.1, 1.0, d))
             if blocks:  # block diagonal (random cuts): rows of W_k start at their block
-                cuts = np.sort(rng.choice(np.arange(1, d), size=min(d - 1, 3), replace=False)) if d > 1 else []
+                cuts = (np.sort(rng.choice(np.arange(1, d), size=min(d - 1, 3), replace=False))
+                        if d > 1 else [])
                 label = np.searchsorted(cuts, np.arange(d), side="right")
                 covs[i] *= label[:, None] == label[None, :]
     return GaussianMixture(weights, means, covs)
@@ -54,7 +55,8 @@ def assert_matches(z, prior, need_grad=True, rtol=1e-11):
     if need_grad:
         assert g.dtype == np.float64 and g.shape == z.shape
         gscale = np.maximum(1.0, np.abs(g_ref).max(axis=1, keepdims=True))
-        np.testing.assert_array_less(np.abs(g - g_ref), np.broadcast_to(1e3 * rtol * gscale + 1e-300, g.shape))
+        bound = np.broadcast_to(1e3 * rtol * gscale + 1e-300, g.shape)
+        np.testing.assert_array_less(np.abs(g - g_ref), bound)
     else:
         assert g is None
 
@@ -137,7 +139,8 @@ def mp_log_density(prior, row):
             if prior.weights[k] == 0:
                 continue
             w = mpmath.matrix(prior._whiten[k].tolist())
-            y = w * mpmath.matrix([mpmath.mpf(float(a)) - mpmath.mpf(float(b)) for a, b in zip(row, prior.means[k])])
+            y = w * mpmath.matrix([mpmath.mpf(float(a)) - mpmath.mpf(float(b))
+                                   for a, b in zip(row, prior.means[k])])
             terms.append(mpmath.mpf(float(prior._log_norm[k])) - sum(v * v for v in y) / 2)
             pulls.append(w.T * y)
         top = max(terms)

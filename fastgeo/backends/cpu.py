@@ -135,7 +135,7 @@ class CPUBackend(Backend):
         m, d = z.shape
         out = np.empty(m)
         grad = np.empty((m if need_grad else 0, d))
-        # a row costs about K D^2 multiply-adds (twice with the gradient)
+        # a row costs at most about K D^2 multiply-adds (twice with the gradient)
         work = m * means.shape[0] * (d * d + 2 * d) * (2 if need_grad else 1)
         kernel = pick_for(cpu_mixture, "mixture_log_density", z, work)
         kernel(z, whiten, first, means, log_norm, int(need_grad), out, grad)

@@ -203,8 +203,9 @@ class CUDABackend(Backend):
         out = arrays.empty((m,), np.float64)
         grad = arrays.empty((m if need_grad else 0, d), np.float64)
         with arrays.device():
-            mixture_log_density(arrays.view(z), arrays.view(whiten), arrays.view(first), arrays.view(means), arrays.view(log_norm),
-                                int(need_grad), arrays.view(out), arrays.view(grad), arrays.stream())
+            mixture_log_density(arrays.view(z), arrays.view(whiten), arrays.view(first), arrays.view(means),
+                                arrays.view(log_norm), int(need_grad), arrays.view(out), arrays.view(grad),
+                                arrays.stream())
         return out, (grad if need_grad else None)
 
     def kde(self, x, kde, what, need_grad):

@@ -65,7 +65,8 @@ class GaussianMixture(Prior):
             from ..kernels.mixture import first_columns  # imports Numba: not when fastgeo is imported
 
             self._first = first_columns(self._whiten)
-        whiten, means, log_norm, first = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm", "_first")
+        whiten, means, log_norm, first = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm",
+                                                           "_first")
         if _arrays.numpy_dtype(z) not in (np.float32, np.float64):
             z = _arrays.astype(z, np.float64)
         return backend.mixture_log_density(z, whiten, means, log_norm, need_grad, first)
