@@ -305,7 +305,7 @@ def _estimated(z2, call):
     prior, what, need_grad = request.prior, request.what, request.need_grad
     if not kind.is_cuda or what == "log_density":
         check_finite(z2)
-    if getattr(prior, "log_density_takes_backend", False):  # the mixtures: computed by the chosen backend
+    if getattr(prior.log_density, "takes_backend", False):  # the mixtures: computed by the chosen backend
         lp, glp = prior.log_density(z2, need_grad, kind, backend=call.backend)
     else:
         lp, glp = prior.log_density(z2, need_grad, kind)

@@ -2,10 +2,10 @@
 against the CPU kernel and the float64 reference.
 
 Under the simulator the shared scalar function (kernels/mixture.py's ``mixture_row``) runs
-compiled for the CPU on the simulated arrays' host memory (as conftest.py does for the other
-kernels), so the CUDA kernel must give bit for bit the CPU kernel's results: what is tested
-here is the launch, the row indexing, strides, dtypes and outputs (poisoned before every
-launch). Sizes cross the block size (128 rows).
+compiled for the CPU on the simulated arrays' host memory (conftest.py), so the CUDA kernel
+must give bit for bit the CPU kernel's results: what is tested here is the launch, the row
+indexing, strides, dtypes and outputs (poisoned before every launch). Sizes cross the block
+size (128 rows).
 """
 import numpy as np
 import pytest
@@ -15,26 +15,12 @@ from array_standins import poison_numba_outputs
 from fastgeo.backends import cuda as cuda_backend
 from fastgeo.backends.cpu import CPUBackend
 from fastgeo.backends.reference import ReferenceBackend
-from fastgeo.kernels import cuda_mixture, mixture
+from fastgeo.kernels import mixture
 from fastgeo.priors import GaussianMixture
 
 SENTINEL = -7.25e33
 CPU = CPUBackend()
 REF = ReferenceBackend()
-
-
-def _host(a):
-    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray, FakeWithinKernelCUDAArray
-
-    if isinstance(a, FakeWithinKernelCUDAArray):
-        a = a._item
-    return a._ary if isinstance(a, FakeCUDAArray) else a
-
-
-@pytest.fixture(autouse=True)
-def row_function_takes_simulated_arrays(monkeypatch):
-    monkeypatch.setattr(cuda_mixture, "mixture_row",
-                        lambda *args: mixture.mixture_row(*[_host(a) for a in args]))
 
 
 @pytest.fixture
