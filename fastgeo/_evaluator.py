@@ -305,7 +305,10 @@ def _estimated(z2, call):
     prior, what, need_grad = request.prior, request.what, request.need_grad
     if not kind.is_cuda or what == "log_density":
         check_finite(z2)
-    lp, glp = prior.log_density(z2, need_grad, kind)
+    if getattr(prior.log_density, "takes_backend", False):  # the mixtures: computed by the chosen backend
+        lp, glp = prior.log_density(z2, need_grad, kind, backend=call.backend)
+    else:
+        lp, glp = prior.log_density(z2, need_grad, kind)
     if what == "log_density":
         if kind.is_cuda:
             _raise_if_nan_density(lp, prior)

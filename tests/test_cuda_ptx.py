@@ -48,9 +48,9 @@ def compile_ptx(cuda, monkeypatch, pyfunc, signature, cc):
 
 
 def modules():
-    from fastgeo.kernels import cuda_box, cuda_kde, cuda_path, cuda_radial
+    from fastgeo.kernels import cuda_box, cuda_kde, cuda_mixture, cuda_path, cuda_radial
 
-    return (cuda_radial, cuda_box, cuda_kde, cuda_path)
+    return (cuda_radial, cuda_box, cuda_kde, cuda_path, cuda_mixture)
 
 
 def kernels():
@@ -70,11 +70,11 @@ def signature(name, dtype, layout):
 
 #: kernels that read the caller's array (its dtype and strides matter): five variants each
 READERS = ("radial_narrow", "radial_wide", "box_narrow", "box_wide", "kde_table_pass", "kde_exact_pass",
-           "path_pass")
+           "path_pass", "mixture_rows")
 #: kernels on float64 scratch only (the input's dtype is at most an output's): two variants
 INNER = ("path_log_a", "path_energy_reduce", "path_log_index_reduce")
 #: kernels whose float32 input is widened before any arithmetic
-WIDENED = ("radial_narrow", "radial_wide", "path_pass")
+WIDENED = ("radial_narrow", "radial_wide", "path_pass", "mixture_rows")
 CASES = ([(name, dtype, layout, cc) for name in READERS
           for dtype, layout, cc in (("float32", "C", (9, 0)), ("float64", "C", (9, 0)),
                                     ("float32", "A", (9, 0)), ("float32", "C", (7, 5)),

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import _arrays
 from .._arrays import contiguous, namespace
 
 #: numpy, cupy or torch for an array (fastgeo._arrays.namespace), kept for backends written against it
@@ -62,6 +65,32 @@ class Backend:
         x is 1-D float. With need_grad, also returns d out / dx.
         """
         raise NotImplementedError
+
+    # -- log-density of a Gaussian mixture (MATH.md 1.3) -------------------------------
+    def mixture_log_density(self, z, whiten, means, log_norm, need_grad, first=None):
+        """log f = logsumexp_k (log_norm_k - |y_k|^2 / 2) with y_k = W_k (z - mu_k), and with
+        need_grad grad log f = -sum_k r_k W_k^T y_k (r_k the components' posterior
+        probabilities; 0 on rows where log f = -inf), for the rows of z (M, D), float32 or
+        float64, any strides. whiten (K, D, D) lower triangular, means (K, D), log_norm (K,):
+        float64 on z's device; first (K, D) int64 on z's device or None: the first column of
+        each row of W_k that may be nonzero (kernels.mixture.first_columns; the compiled
+        kernels skip the zeros left of it). Returns float64 (M,) and (M, D) or None; a NaN in
+        z gives NaN.
+
+        This default is the float64 formula in z's own library (the ground truth the
+        compiled backends are tested against)."""
+        z = _arrays.astype(z, np.float64)
+        # y[k, m] = W_k (z_m - mu_k): rows times W_k^T
+        y = _arrays.matmul(z[None, :, :] - means[:, None, :], _arrays.swap_last(whiten))
+        log_comp = log_norm[:, None] - 0.5 * _arrays.total(y * y, axis=2)
+        lp = _arrays.log_sum_exp(log_comp, axis=0)
+        if not need_grad:
+            return lp, None
+        # r_k; 0 where every component underflowed (lp = -inf: z beyond float64's reach)
+        resp = _arrays.exp(log_comp - _arrays.where(_arrays.isfinite(lp), lp, 0.0)[None, :])
+        # W_k^T y_k for each row is the row y_k W_k
+        grad = -_arrays.total(resp[:, :, None] * _arrays.matmul(y, whiten), axis=0)
+        return lp, grad
 
     # -- energy of a path, eq. (3), and its gradients (MATH.md 3) -----------------------
     def path_energy(self, G3, l, log_alpha, need_grads):

@@ -123,6 +123,24 @@ class CPUBackend(Backend):
             raise ValueError("x produced NaN in a kernel")  # pragma: no cover - a kernel bug
         return out, (dout if need_grad else None)
 
+    def mixture_log_density(self, z, whiten, means, log_norm, need_grad, first=None):
+        """The compiled one-pass kernel (kernels/cpu_mixture.py)."""
+        from ..kernels import cpu_mixture
+        from ..kernels.mixture import first_columns
+
+        if not isinstance(z, np.ndarray):  # another library's CPU array: the formula in that library
+            return super().mixture_log_density(z, whiten, means, log_norm, need_grad)
+        if first is None:
+            first = first_columns(whiten)
+        m, d = z.shape
+        out = np.empty(m)
+        grad = np.empty((m if need_grad else 0, d))
+        # a row costs at most about K D^2 multiply-adds (twice with the gradient)
+        work = m * means.shape[0] * (d * d + 2 * d) * (2 if need_grad else 1)
+        kernel = pick_for(cpu_mixture, "mixture_log_density", z, work)
+        kernel(z, whiten, first, means, log_norm, int(need_grad), out, grad)
+        return out, (grad if need_grad else None)
+
     def _path_segments(self, G3, l, log_alpha, need_grads):
         """log a (B, K), d (B, K) float64 and (with need_grads) dE/dG from one fused pass."""
         import numba

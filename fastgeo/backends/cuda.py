@@ -190,6 +190,24 @@ class CUDABackend(Backend):
             _raise_nonfinite(arrays, z, "z")
         return out
 
+    def mixture_log_density(self, z, whiten, means, log_norm, need_grad, first=None):
+        """One thread per row (kernels/cuda_mixture.py); the parameters are on z's device
+        (first is looked up on the host when not given: a synchronisation)."""
+        from ..kernels.cuda_mixture import mixture_log_density
+        from ..kernels.mixture import first_columns
+
+        arrays = _Launch(z)
+        if first is None:
+            first = arrays.lib.to_device(first_columns(arrays.lib.to_host(whiten)), arrays.kind)
+        m, d = z.shape
+        out = arrays.empty((m,), np.float64)
+        grad = arrays.empty((m if need_grad else 0, d), np.float64)
+        with arrays.device():
+            mixture_log_density(arrays.view(z), arrays.view(whiten), arrays.view(first), arrays.view(means),
+                                arrays.view(log_norm), int(need_grad), arrays.view(out), arrays.view(grad),
+                                arrays.stream())
+        return out, (grad if need_grad else None)
+
     def kde(self, x, kde, what, need_grad):
         """The KDE's two query passes (kernels/cuda_kde.py) on the table, copied to x's device
         once per table and device. x may have any stride; ±inf are answered as on the CPU."""

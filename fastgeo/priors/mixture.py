@@ -34,7 +34,9 @@ class GaussianMixture(Prior):
         self.covs = covs
         self._chols = np.stack([cholesky_spd(c, f"covs[{i}]", dim) for i, c in enumerate(covs)])
         # whitening W_k = L_k^{-1}; log N_k(z) = -|W_k (z - m_k)|^2 / 2 + log|W_k| - D/2 log 2pi
-        self._whiten = np.stack([np.linalg.solve(c, np.eye(dim)) for c in self._chols])
+        # (lower triangular: the kernels read the lower triangle only)
+        self._whiten = np.tril(np.stack([np.linalg.solve(c, np.eye(dim)) for c in self._chols]))
+        self._first = None  # the kernels skip the zeros left of these columns (set on first use)
         self._log_norm = (np.log(self.weights, where=self.weights > 0, out=np.full(k, -np.inf))
                           - np.sum(np.log(np.diagonal(self._chols, axis1=1, axis2=2)), axis=1)
                           - 0.5 * dim * math.log(2 * math.pi))
@@ -44,23 +46,31 @@ class GaussianMixture(Prior):
         e = rng.standard_normal((n, self.dim))
         return self.means[comp] + np.einsum("nij,nj->ni", self._chols[comp], e)
 
-    def log_density(self, z, need_grad=False, kind=CPU):
+    def log_density(self, z, need_grad=False, kind=CPU, backend=None):
         """log f = logsumexp_k (log w_k + log N_k(z)) and grad log f = -sum_k resp_k W_k^T y_k,
-        with y_k = W_k (z - mu_k) and resp_k the posterior component probabilities, in z's
-        library on its device (float64; the parameters are copied to a device once)."""
-        whiten, means, log_norm = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm")
-        z = _arrays.astype(z, np.float64)
-        # y[k, m] = W_k (z_m - mu_k): rows times W_k^T
-        y = _arrays.matmul(z[None, :, :] - means[:, None, :], _arrays.swap_last(whiten))
-        log_comp = log_norm[:, None] - 0.5 * _arrays.total(y * y, axis=2)
-        lp = _arrays.log_sum_exp(log_comp, axis=0)
-        if not need_grad:
-            return lp, None
-        # resp_k; 0 where every component underflowed (lp = -inf: z beyond float64's reach)
-        resp = _arrays.exp(log_comp - _arrays.where(_arrays.isfinite(lp), lp, 0.0)[None, :])
-        # W_k^T y_k for each row is the row y_k W_k
-        grad = -_arrays.total(resp[:, :, None] * _arrays.matmul(y, whiten), axis=0)
-        return lp, grad
+        with y_k = W_k (z - mu_k) and resp_k the posterior component probabilities (float64,
+        on z's device; the parameters are copied to a device once).
+
+        Computed by ``backend`` (a :class:`fastgeo.backends.Backend`; None: the one
+        ``backends.select("auto", kind)`` picks): the compiled one-pass kernels on the CPU and
+        GPU backends, the float64 formula in z's library on the reference backend."""
+        from .. import backends
+
+        if backend is None:
+            backend = backends.select("auto", kind)
+        if self._first is None:
+            from ..kernels.mixture import first_columns  # imports Numba: not when fastgeo is imported
+
+            self._first = first_columns(self._whiten)
+        whiten, means, log_norm, first = _arrays.on_device(self, kind, "_whiten", "means", "_log_norm",
+                                                           "_first")
+        if _arrays.numpy_dtype(z) not in (np.float32, np.float64):
+            z = _arrays.astype(z, np.float64)
+        return backend.mixture_log_density(z, whiten, means, log_norm, need_grad, first)
+
+    # the evaluator passes its backend to a log_density marked so (other priors take none; a
+    # replacement of this method without the mark gets none either)
+    log_density.takes_backend = True
 
     def log_density_bytes_per_row(self, need_grad):
         k = self.weights.shape[0]

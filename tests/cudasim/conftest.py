@@ -39,11 +39,12 @@ def _with_host_arrays(fn):
 
 @pytest.fixture(autouse=True)
 def scalar_functions_take_simulated_arrays(monkeypatch):
-    from fastgeo.kernels import cuda_kde, cuda_radial, kde, rows
+    from fastgeo.kernels import cuda_kde, cuda_mixture, cuda_radial, kde, mixture, rows
 
     monkeypatch.setattr(cuda_kde, "table_point", _with_host_arrays(kde.table_point))
     monkeypatch.setattr(cuda_kde, "kde_point", _with_host_arrays(kde.kde_point))
     monkeypatch.setattr(cuda_radial, "row_radius", _with_host_arrays(rows.row_radius))
+    monkeypatch.setattr(cuda_mixture, "mixture_row", _with_host_arrays(mixture.mixture_row))
 
 
 @pytest.fixture
