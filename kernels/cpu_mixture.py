@@ -11,20 +11,30 @@ of any strides (the contiguous ones index faster: about 1.5x on semicircle(20)).
 float32 or float64 and read-only (kernels/signatures.py); the parameters are the prior's
 read-only float64 arrays.
 """
-from numba import njit, prange, types
+from numba import prange, types
 
 from .mixture import mixture_row
+from .signatures import OnDemand
 
 
-def _signatures(layout):
+def _signature(layout, dtype):
+    """The one signature for z of ``dtype`` (a name) and ``layout``; z read-only."""
     whiten = types.Array(types.float64, 3, "C", readonly=True)
     first = types.Array(types.int64, 2, "C", readonly=True)
     means = types.Array(types.float64, 2, "C", readonly=True)
     log_norm = types.Array(types.float64, 1, "C", readonly=True)
     out = types.Array(types.float64, 1, "C")
     grad = types.Array(types.float64, 2, "C")
-    return [types.void(types.Array(dt, 2, layout, readonly=True), whiten, first, means, log_norm, types.int64,
-                       out, grad) for dt in (types.float32, types.float64)]
+    return types.void(types.Array(getattr(types, dtype), 2, layout, readonly=True), whiten, first, means, log_norm,
+                      types.int64, out, grad)
+
+
+def _contiguous(dtype):
+    return _signature("C", dtype)
+
+
+def _strided(dtype):
+    return _signature("A", dtype)
 
 
 def _rows(z, whiten, first, means, log_norm, want_grad, out, grad):
@@ -39,7 +49,8 @@ def _rows_serial(z, whiten, first, means, log_norm, want_grad, out, grad):
         out[i] = mixture_row(z, i, whiten, first, means, log_norm, want_grad, grad)
 
 
-mixture_log_density = njit(_signatures("C"), parallel=True, cache=True)(_rows)
-mixture_log_density_strided = njit(_signatures("A"), parallel=True, cache=True)(_rows)
-mixture_log_density_serial = njit(_signatures("C"), cache=True)(_rows_serial)
-mixture_log_density_serial_strided = njit(_signatures("A"), cache=True)(_rows_serial)
+# one dtype compiled at a time, on its first call (kernels/signatures.py: OnDemand)
+mixture_log_density = OnDemand(_rows, _contiguous, parallel=True, cache=True)
+mixture_log_density_strided = OnDemand(_rows, _strided, parallel=True, cache=True)
+mixture_log_density_serial = OnDemand(_rows_serial, _contiguous, cache=True)
+mixture_log_density_serial_strided = OnDemand(_rows_serial, _strided, cache=True)
