@@ -100,7 +100,9 @@ def test_quantities_match_naive_sums(rng, name):
     cdf_ref, _ = ref.kde(x, kde, "cdf", False)
     np.testing.assert_allclose(cdf, cdf_ref, rtol=0, atol=1e-12)           # the naive sum
     # and relatively: the G cells (G >= 0.05) pass their check at 1e-13 absolute
-    np.testing.assert_allclose(cdf, np.exp(log_cdf), rtol=3e-12, atol=0)
+    # (below float64's smallest normal a result has absolute, not relative, precision: a few of
+    # its 5e-324 steps; seed 6075250620572088367 met one step at G = 4.4e-313)
+    np.testing.assert_allclose(cdf, np.exp(log_cdf), rtol=3e-12, atol=4 * np.finfo(np.float64).smallest_subnormal)
     np.testing.assert_allclose(dcdf, np.exp(log_pdf), rtol=1e-10, atol=1e-300)  # (subnormals)
 
     got, dgot = kde._evaluate(x, "log_cdf", "cpu", need_grad=True)
