@@ -9,14 +9,55 @@ log s - log(nu + s)); it stays finite where I_x underflows.
 Method: the continued fraction of DLMF 8.17.22 (modified Lentz, capped) on the side where it
 converges fast, x < (a+1)/(a+b+2); otherwise 1 - I_y(b, a) through log1p. The front factor
 x^a y^b / B(a, b) is formed in Stirling form (see log_beta_front), which does not cancel for
-large a or b.
+large a or b. Where one shape is large, the other small and the large shape's argument near 1,
+the fraction cancels (about the large shape in ulps); there the expansion in incomplete gamma
+functions of _log_beta_i_large_shape takes over.
 """
 import math
+from fractions import Fraction
 
-from .special_core import EPS, HALF_LOG_2PI, expm1mx, jit, rescaled_convergents, stirling_correction
+import numpy as np
+
+from .special_core import EPS, HALF_LOG_2PI, expm1mx, jit, log1pmx, rescaled_convergents, stirling_correction
+from .special_gamma import log_gamma_q_and_hazard
 
 MAX_TERMS = 5000  # caps the continued fraction (it needs O(sqrt(min(a, b))) terms)
 ILL_CONDITIONED = 50.0  # fraction values h = 1/F above this also try the other side
+
+
+def _bernoulli_even(n):
+    """B_2, B_4, ..., B_2n as Fractions (Akiyama-Tanigawa)."""
+    out, a = [], []
+    for m in range(2 * n + 1):
+        a.append(Fraction(1, m + 1))
+        for j in range(m, 0, -1):
+            a[j - 1] = j * (a[j - 1] - a[j])
+        if m >= 2 and m % 2 == 0:
+            out.append(a[0])
+    return out
+
+
+def _large_shape_coefficients(n):
+    """C[k, j] with p_k(alpha) = sum_j C[k, j] alpha^j the coefficients of
+    (sinh(s/2) / (s/2))^alpha = sum_k p_k s^(2k), from log(sinh(y)/y) = sum_k B_2k (2y)^2k /
+    (2k (2k)!) and n p_n = alpha sum_{k<=n} k l_k p_(n-k) (exp of a series), exactly."""
+    ell = [Fraction(0)] + [b / (2 * k * Fraction(math.factorial(2 * k)))
+                           for k, b in enumerate(_bernoulli_even(n), start=1)]
+    polys = [[Fraction(1)]]
+    for m in range(1, n + 1):
+        acc = [Fraction(0)] * (m + 1)
+        for k in range(1, m + 1):
+            for j, c in enumerate(polys[m - k]):
+                acc[j + 1] += k * ell[k] * c / m
+        polys.append(acc)
+    table = np.zeros((n + 1, n + 1))
+    for m, poly in enumerate(polys):
+        table[m, :len(poly)] = [float(c) for c in poly]
+    return table
+
+
+LARGE_SHAPE_TERMS = 12
+LARGE_SHAPE_C = _large_shape_coefficients(LARGE_SHAPE_TERMS)
 
 
 @jit
@@ -95,6 +136,65 @@ def log_beta_front(a, b, log_x, log_y):
 
 
 @jit
+def _large_shape_applies(p, q, log_t):
+    """Whether _log_beta_i_large_shape is the method for I_t(p, q): p >= 15 with q <= 5, or
+    p >= 300 with q <= 15 (where its asymptotic series was measured accurate against
+    mpmath), -log t <= 1 (its series converges fast) and u = T (-log t) >= q (I_t is not
+    close to 1, where log I_t would come from cancelling terms)."""
+    if not (p >= 15.0 and q <= (15.0 if p >= 300.0 else 5.0) and -log_t <= 1.0):
+        return False
+    return (p + 0.5 * (q - 1.0)) * -log_t >= q
+
+
+@jit
+def _log_beta_i_large_shape(p, q, log_t):
+    """log I_t(p, q) for a large p and a moderate q, t close enough to 1 (-log t <= 1).
+
+    With t = e^-xi, T = p + (q - 1)/2, u = T xi and s = -log of the integration variable,
+    (1 - e^-s)^(q-1) = s^(q-1) e^-((q-1) s/2) (sinh(s/2)/(s/2))^(q-1) turns the integral
+    into gamma functions (the expansion behind DiDonato & Morris's BGRAT):
+
+        I_t(p, q) = Gamma(p+q) / (Gamma(p) T^q) sum_n p_n Gamma(q+2n, u) / (Gamma(q) T^2n),
+
+    p_n the coefficients of (sinh(s/2)/(s/2))^(q-1) in s^2n (LARGE_SHAPE_C). Written as
+    log G + log Q(q, u) + log1p(sum_{n>=1} p_n R_n), R_n = Gamma(q+2n, u)/(Gamma(q, u) T^2n)
+    from Gamma(s+2, u) = s(s+1) Gamma(s, u) + u^s e^-u (s + 1 + u):
+
+        R_(n+1) = ((q+2n)(q+2n+1) R_n + xi^2n (q+2n+1+u) u p(u)/Q(q, u)) / T^2,
+
+    p(u)/Q the gamma hazard; log G = log Gamma(p+q) - log Gamma(p) - q log T in Stirling form,
+    p log1pmx(q/p) - log1p(q/p)/2 + q log1p((q+1)/(2T)) + mu(p+q) - mu(p), which does not
+    cancel. Where the continued fraction cancels (one shape small, the other large, the
+    argument near 1: h ~ p ulps lost), this keeps the few ulps of Q(q, u).
+    """
+    xi = -log_t
+    big_t = p + 0.5 * (q - 1.0)
+    u = big_t * xi
+    log_q, haz = log_gamma_q_and_hazard(q, u)
+    log_g = (p * log1pmx(q / p) - 0.5 * math.log1p(q / p) + q * math.log1p(0.5 * (q + 1.0) / big_t)
+             + stirling_correction(p + q) - stirling_correction(p))
+    alpha = q - 1.0
+    inv_t2 = 1.0 / (big_t * big_t)
+    xi2 = xi * xi
+    r = 1.0
+    xi_pow = 1.0
+    u_haz = u * haz
+    total = 0.0
+    for n in range(LARGE_SHAPE_TERMS):
+        s = q + 2.0 * n
+        r = (s * (s + 1.0) * r + xi_pow * (s + 1.0 + u) * u_haz) * inv_t2
+        xi_pow *= xi2
+        coef = 0.0
+        for j in range(n + 1, 0, -1):
+            coef = coef * alpha + LARGE_SHAPE_C[n + 1, j]
+        term = coef * alpha * r
+        total += term
+        if abs(term) <= 0.25 * EPS * abs(1.0 + total):
+            break
+    return log_g + log_q + math.log1p(total)
+
+
+@jit
 def _beta_fraction(a, b, x):
     """I_x(a, b) / (x^a (1-x)^b / (a B(a, b))) by the continued fraction DLMF 8.17.22.
 
@@ -153,6 +253,12 @@ def _beta_i_core(a, b, log_x, log_y, want_hazard):
     if log_y == -math.inf:
         return 0.0, -math.inf
     front = log_beta_front(a, b, log_x, log_y)
+    if _large_shape_applies(a, b, log_x):
+        log_i = _log_beta_i_large_shape(a, b, log_x)
+        return log_i, (front - log_i if want_hazard else 0.0)
+    if _large_shape_applies(b, a, log_y):
+        log_i = math.log1p(-math.exp(_log_beta_i_large_shape(b, a, log_y)))
+        return log_i, (front - log_i if want_hazard else 0.0)
     x = math.exp(log_x)
     y = math.exp(log_y)
     direct = x < (a + 1.0) / (a + b + 2.0)

@@ -194,9 +194,13 @@ def test_erfcx_and_elementary_helpers(rng):
         mu = mp.loggamma(bi) - ((bi - 0.5) * mp.log(bi) - bi + mp.log(2 * mp.pi) / 2)
         # below 10, lgamma minus Stirling's expression: a few 1e-15 absolute
         assert abs(got[i, 3] - mu) <= 2e-14 * abs(mu) + (5e-15 if b[i] < 10 else 1e-17), b[i]
-        lb = mp.log(mp.beta(bi, abs(xi) + 1))
+        # the reference from the double the function received: abs(x) + 1 is rounded, and
+        # log(lam) - lam + 1 magnifies that rounding by |1/lam - 1| / |log(lam) - lam + 1|
+        # (5e-15 relative at lam = 1.04, seed 3148740614503131061)
+        second = mp.mpf(abs(x[i]) + 1.0)
+        lb = mp.log(mp.beta(bi, second))
         assert abs(got[i, 4] - lb) <= 1e-14 * abs(lb) + 5e-15, (b[i], x[i])
-        lam = bi / (abs(xi) + 1)
+        lam = bi / second
         assert rel_err(got[i, 5], mp.log(lam) - lam + 1) <= 4e-15, (b[i], x[i])
     np.testing.assert_allclose(got[:, 0], sp.erfcx(x), rtol=1e-14)
 
@@ -469,6 +473,35 @@ def test_log_beta_i_general_against_mpmath(rng):
         rf = float(ref)
         tol = 1e-12 + near_one_allowance(rf)
         assert abs(got[i] - ref) <= tol * abs(rf) + 1e-300, (a[i], b[i], logit[i], got[i], rf)
+
+
+def test_log_beta_i_one_shape_large_other_small_near_one(rng):
+    """I_x(p, q) and its complement where p is large, q small and x near 1 (u = p (1 - x) of
+    order 1 to 60): the continued fraction cancels there (h ~ p ulps; 1.8e-13 relative seen at
+    p = 1403, q = 0.3, u = 3.2, seed 3148740614503131061) and the large-shape expansion in
+    incomplete gamma functions takes over. Both argument orders, value and hazard, 1e-13."""
+    n = 150
+    p = np.exp(rng.uniform(np.log(15.0), np.log(5000.0), n))
+    q = np.exp(rng.uniform(np.log(0.2), np.log(15.0), n))
+    u = np.exp(rng.uniform(np.log(0.05), np.log(60.0), n))
+    y = np.minimum(u / p, 0.6)
+    lx, ly = np.log1p(-y), np.log(y)
+    swap = rng.random(n) < 0.5  # half as I_y(q, p), the complement's side
+    a, b = np.where(swap, q, p), np.where(swap, p, q)
+    la, lb = np.where(swap, ly, lx), np.where(swap, lx, ly)
+    got = _vec_beta_i(a, b, la, lb)
+    haz = _vec_beta_hazard(a, b, la, lb)
+    for i in range(n):
+        ym = mp.mpf(y[i])
+        xa, xb = (ym, 1 - ym) if swap[i] else (1 - ym, ym)
+        ai, bi = mp.mpf(a[i]), mp.mpf(b[i])
+        ref = mp_log_beta_i(ai, bi, xa, xb)
+        rf = float(ref)
+        tol = 1e-13 + near_one_allowance(rf)
+        assert abs(got[i] - ref) <= tol * abs(rf) + 1e-300, (a[i], b[i], y[i], got[i], rf)
+        ref_h = mp.exp(ai * mp.log(xa) + bi * mp.log(xb) - mp.log(mp.beta(ai, bi)) - ref)
+        if ref_h > 1e-300:
+            assert rel_err(haz[i], ref_h) <= 1e-12, (a[i], b[i], y[i], haz[i], ref_h)
 
 
 def test_log_beta_i_against_scipy_f_logsf(rng):
