@@ -109,8 +109,18 @@ def test_observation1_linear_generator_uniform_box_gives_linear_path(rng, method
     res = fastgeo.interpolate(gen, z0, z1, box, n_points=k + 1, init=init, ftol=1e-14, method=method)
     assert all(s in ("converged", "no_decrease") for s in res.status)
     assert (res.energy_history[:, 0] > linear.energy * (1 + 1e-3)).all()  # the start was off
-    torch.testing.assert_close(res.path, linear.path, rtol=0, atol=1e-8)
     torch.testing.assert_close(res.energy, linear.energy, rtol=1e-12, atol=0)
+    # How close the points can come is set by float64's resolution of E: E = w sum_j |A dx_j|^2
+    # (w constant under the box) has Hessian 2 w (L kron A^T A), L the free points' path
+    # Laplacian, and a line search cannot see a decrease below the rounding of E's K terms, so
+    # a point is determined to |dx| <= sqrt(2 K eps E / lambda_min) at best. (An atol of 1e-8,
+    # below that floor, failed at seed 5664175911491514726: 2.8e-8 with a floor of 2.7e-7.)
+    steps = linear.path[:, 1:] - linear.path[:, :-1]
+    w = linear.energy / ((steps @ a.T) ** 2).sum(dim=(1, 2))
+    lam_min = 2 * w * torch.linalg.svdvals(a)[-1] ** 2 * 4 * math.sin(math.pi / (2 * k)) ** 2
+    floor = torch.sqrt(2 * k * torch.finfo(torch.float64).eps * linear.energy / lam_min)
+    off = (res.path - linear.path).abs().amax(dim=(1, 2))
+    assert (off <= floor).all(), (off, floor)
 
 
 @pytest.mark.parametrize("method", SOLVERS)
@@ -345,14 +355,19 @@ def test_progress_bar_can_be_shown(capsys):
 # -- failures ---------------------------------------------------------------------------------
 
 class NaNAfter:
-    """Decodes the first two latent coordinates with ``base``; after ``calls`` calls it returns
-    NaN for latents whose third coordinate (a tag the output ignores) is positive."""
+    """Decodes the first two latent coordinates with ``base``; after ``calls`` path evaluations
+    it returns NaN for latents whose third coordinate (a tag the output ignores) is positive.
+
+    Path evaluations are the calls made with autograd enabled; the no-grad decodes of the
+    endpoints and of the result and the Gauss-Newton phase's forward-mode Jacobian calls are
+    not counted (counting those broke the generator one iteration early for a path that had
+    switched to Gauss-Newton, seed 8027386720047389100)."""
 
     def __init__(self, base, calls):
         self.base, self.calls, self.count = base, calls, 0
 
     def __call__(self, x):
-        self.count += 1
+        self.count += torch.is_grad_enabled()
         out = self.base(x[:, :2])
         if self.count > self.calls:
             out = torch.where((x[:, 2] > 0)[:, None], float("nan"), out)
@@ -372,11 +387,10 @@ def test_nan_from_generator_flags_only_that_path(rng, method):
     gen = NaNAfter(gen, calls=10**9)
     clean = fastgeo.interpolate(gen, z0, z1, prior, n_points=8, method=method)
     assert int(clean.iterations[1]) >= 2
-    # break the generator right after path 1's iteration t: one call decodes the endpoints,
-    # then every call evaluates all active paths, so path 1 has been evaluated
-    # forward_history[1, t] times by then
+    # break the generator right after path 1's iteration t: every path evaluation evaluates all
+    # active paths, so path 1 has been evaluated forward_history[1, t] times by then
     t = int(clean.iterations[1]) // 2
-    flaky = NaNAfter(gen.base, calls=1 + int(clean.forward_history[1, t]))
+    flaky = NaNAfter(gen.base, calls=int(clean.forward_history[1, t]))
     res = fastgeo.interpolate(flaky, z0, z1, prior, n_points=8, method=method)
     assert res.status[1] == "nan" and not bool(res.converged[1])
     assert res.status[0] == res.status[2] == "converged"
