@@ -17,7 +17,7 @@ __all__ = [
     "priors", "ri", "log_ri", "grad_log_ri", "log_ri_and_grad", "KDE", "info",
     "path_energy", "path_log_index", "energy_and_grads",
     "interpolate", "InterpolationResult", "DEFAULT_ALPHA", "linear_path", "slerp_path", "matched_linear_path",
-    "GeneratorError", "use_backend", "set_backend", "BackendUnavailable", "__version__",
+    "GeneratorError", "interpolate_many", "use_backend", "set_backend", "BackendUnavailable", "__version__",
 ]
 
 
@@ -26,7 +26,7 @@ __all__ = [
 # the torch modules (fastgeo.nn), fastgeo.special (whose kernels compile on their first call).
 _LAZY = {"interpolate": "interpolation", "InterpolationResult": "_result",
          "DEFAULT_ALPHA": "interpolation", "linear_path": "baselines", "slerp_path": "baselines",
-         "matched_linear_path": "baselines", "GeneratorError": "_errors"}
+         "matched_linear_path": "baselines", "GeneratorError": "_errors", "interpolate_many": "many"}
 _LAZY_MODULES = ("models", "report", "nn", "special")
 
 

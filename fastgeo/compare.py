@@ -56,13 +56,14 @@ def check_methods(methods) -> tuple:
 
 
 def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, alpha=None, solver="lbfgs",
-                max_iter=None, backend="auto", progress=False) -> dict:
+                max_iter=None, backend="auto", progress=False, **interpolate_options) -> dict:
     """{method: InterpolationResult} for the pairs (z0[b], z1[b]), every method on the same pairs.
 
     z0, z1 : (B, D) torch tensors (or numpy arrays) in the generator's dtype.
     alpha : the scale of eq. (3); None for ``fastgeo.DEFAULT_ALPHA``. Baselines are scored
         with the same alpha, so their energies compare with the optimal path's.
-    solver, max_iter : :func:`fastgeo.interpolate`'s ``method`` and ``max_iter``.
+    solver, max_iter : :func:`fastgeo.interpolate`'s ``method`` and ``max_iter``; any other
+        keyword (``ftol``, ``memory``, ...) goes to :func:`fastgeo.interpolate` as well.
     """
     from . import baselines
     from .interpolation import DEFAULT_ALPHA, interpolate
@@ -74,7 +75,7 @@ def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, 
     for method in check_methods(methods):
         if method == "optimal":
             out[method] = interpolate(generator, z0, z1, prior, n_points=n_points, alpha=alpha, method=solver,
-                                      max_iter=max_iter, backend=backend, progress=progress)
+                                      max_iter=max_iter, backend=backend, progress=progress, **interpolate_options)
         else:
             baseline = getattr(baselines, f"{method}_path")
             out[method] = baseline(generator, z0, z1, prior, n_points=n_points, alpha=alpha, backend=backend)

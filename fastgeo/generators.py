@@ -1,4 +1,7 @@
-"""``--generator`` specs: where a user's torch generator lives, and how to get it.
+"""Generator specs: where a user's torch generator lives, and how to get it.
+
+The command line's ``--generator`` and :func:`fastgeo.interpolate_many` (whose workers each
+build the generator once) take the same specs.
 
 ``MODULE:ATTR`` imports MODULE (a dotted name, found on sys.path; the current folder is
 searched first, as with ``python -m``) and takes ATTR from it (dotted, e.g.
@@ -19,17 +22,20 @@ import importlib.util
 import os
 import sys
 
-from .._errors import one_line
-from . import UserError
+from ._errors import one_line
+
+
+class GeneratorSpecError(ValueError):
+    """A generator spec that cannot be turned into a generator; the message is one line."""
 
 
 def _import_file(path: str):
     if not os.path.isfile(path):
-        raise UserError(f"--generator: no such file {path!r}")
+        raise GeneratorSpecError(f"no such file {path!r}")
     name = "_fastgeo_generator_" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise UserError(f"--generator: cannot import {path!r} as a Python module")
+        raise GeneratorSpecError(f"cannot import {path!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)
@@ -40,7 +46,7 @@ def _import_file(path: str):
         sys.modules.pop(name, None)
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
-        raise UserError(f"--generator: importing {path!r} failed: {one_line(err)}") from None
+        raise GeneratorSpecError(f"importing {path!r} failed: {one_line(err)}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
@@ -57,7 +63,7 @@ def _import_module(name: str):
     except BaseException as err:
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
-        raise UserError(f"--generator: importing module {name!r} failed: {one_line(err)}") from None
+        raise GeneratorSpecError(f"importing module {name!r} failed: {one_line(err)}") from None
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
@@ -68,33 +74,33 @@ def is_file_spec(where: str) -> bool:
 
 
 def load(spec: str):
-    """The generator named by ``spec`` (see the module docstring); UserError when it cannot be had."""
+    """The generator named by ``spec`` (see the module docstring); GeneratorSpecError when it cannot be had."""
     import torch
 
     where, sep, attr = spec.rpartition(":")
     if not sep or not where or not attr:
-        raise UserError(f"--generator must be MODULE:ATTR or path/to/file.py:ATTR, got {spec!r}")
+        raise GeneratorSpecError(f"a generator spec must be MODULE:ATTR or path/to/file.py:ATTR, got {spec!r}")
     factory = attr.endswith("()")
     if factory:
         attr = attr[:-2]
     if not all(part.isidentifier() for part in attr.split(".")):
-        raise UserError(f"--generator: {attr!r} is not an attribute name (in {spec!r})")
+        raise GeneratorSpecError(f"{attr!r} is not an attribute name (in {spec!r})")
     module = _import_file(where) if is_file_spec(where) else _import_module(where)
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise UserError(f"--generator: {where!r} has no attribute {attr!r}")
+            raise GeneratorSpecError(f"{where!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if factory or isinstance(obj, type):
         what = "factory" if factory else "class"
         if not callable(obj):
-            raise UserError(f"--generator: {attr!r} is not callable, so it cannot be a {what}")
+            raise GeneratorSpecError(f"{attr!r} is not callable, so it cannot be a {what}")
         try:
             obj = obj()
         except Exception as err:
-            raise UserError(f"--generator: calling the {what} {attr}() failed: {one_line(err)}") from None
+            raise GeneratorSpecError(f"calling the {what} {attr}() failed: {one_line(err)}") from None
     if not callable(obj):
-        raise UserError(f"--generator: {attr!r} is a {type(obj).__name__}, not a torch module or a function "
+        raise GeneratorSpecError(f"{attr!r} is a {type(obj).__name__}, not a torch module or a function "
                         "(for a factory, write ATTR())")
     if isinstance(obj, torch.nn.Module):
         obj.eval()

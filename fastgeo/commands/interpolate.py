@@ -86,6 +86,14 @@ def add_parser(subparsers):
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="device of the paths and the generator (default: the generator's parameters', "
                              "else cpu)")
+    parser.add_argument("--store", default=None, metavar="PATH.zarr",
+                        help="run on Dask and write every method's arrays into this Zarr store, batch by batch "
+                             "(resumable; needs fastgeo[distributed]); --out then gets metrics.json")
+    parser.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
+                        help="with --store: a local cluster of N single-threaded worker processes (default "
+                             "local: one per core) or the address of a running Dask scheduler (tcp://host:port)")
+    parser.add_argument("--keep-decoded", action="store_true",
+                        help="with --store: also keep the decoded outputs of every path (large)")
     add_run_options(parser, "results")
     add_threads_option(parser, None)
     parser.set_defaults(run=run)
@@ -133,7 +141,7 @@ def load_prior(spec):
 def resolve_dtype_device(args, generator):
     import torch
 
-    from ._generator import dtype_and_device
+    from ..generators import dtype_and_device
 
     g_dtype, g_device = dtype_and_device(generator)
     dtype = (g_dtype or torch.float32) if args.dtype == "auto" else getattr(torch, args.dtype)
@@ -237,7 +245,7 @@ def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     format (fastgeo.runstore.MANIFEST_FORMAT)."""
     import numpy as np
 
-    from ._generator import file_digest
+    from ..generators import file_digest
 
     digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
     return {"generator": args.generator,
@@ -249,8 +257,12 @@ def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
 
 
 def run(args):
-    with threads(args.threads):
-        return _run(args)
+    if args.store is None:
+        if args.scheduler is not None or args.keep_decoded:
+            raise UserError("--scheduler and --keep-decoded go with --store (a Dask run into a Zarr store)")
+        with threads(args.threads):
+            return _run(args)
+    return _run_store(args)
 
 
 def _run(args):
@@ -259,7 +271,7 @@ def _run(args):
     from .. import compare
     from .._errors import GeneratorError
     from ..interpolation import DEFAULT_ALPHA
-    from ._generator import load as load_generator
+    from ..generators import GeneratorSpecError, load as load_generator
 
     start_time = time.perf_counter()
     check_backend(args.backend)
@@ -270,7 +282,10 @@ def _run(args):
         raise UserError(f"--prior {args.prior} is {prior.dim}-dimensional but {args.pairs} holds {d}-dimensional "
                         "endpoints")
     out = writable_folder(args.out)
-    generator = load_generator(args.generator)
+    try:
+        generator = load_generator(args.generator)
+    except GeneratorSpecError as err:
+        raise UserError(f"--generator: {err}") from None
     dtype, device = resolve_dtype_device(args, generator)
     backend = check_backend(args.backend, "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}")
     out_shape, itemsize = check_generator(generator, pairs, dtype, device)
@@ -341,3 +356,71 @@ def _run(args):
     print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
     return 0
 
+
+
+def _run_store(args):
+    """--store: the same batches on Dask (fastgeo.interpolate_many), into a Zarr store; the
+    per-pair metrics come from the store (computed where each batch ran) into --out."""
+    from .. import compare, zarrstore
+    from ..generators import GeneratorSpecError
+    from ..many import interpolate_many, summary_line
+
+    if args.figures:
+        raise UserError("--figures is not available with --store (draw them from the store's arrays)")
+    if args.threads is not None:
+        raise UserError("--threads does not apply to --store: each Dask worker runs single-threaded")
+    check_backend(args.backend)
+    prior, prior_canonical = load_prior(args.prior)
+    pairs = load_pairs(args.pairs)
+    if prior.dim != pairs.shape[2]:
+        raise UserError(f"--prior {args.prior} is {prior.dim}-dimensional but {args.pairs} holds "
+                        f"{pairs.shape[2]}-dimensional endpoints")
+    out = writable_folder(args.out)
+    dtype = None if args.dtype == "auto" else args.dtype
+    device = None if args.device == "auto" else args.device
+    try:
+        result = interpolate_many(args.generator, pairs, prior, store=args.store, client=args.scheduler,
+                                  batch_size=args.batch_size, methods=args.methods, keep_decoded=args.keep_decoded,
+                                  dtype=dtype, device=device, progress=show_progress(args), n_points=args.n_points,
+                                  alpha=args.alpha, method=args.solver, max_iter=args.max_iter, backend=args.backend)
+    except GeneratorSpecError as err:
+        raise UserError(f"--generator: {err}") from None
+    except (ValueError, TypeError, ConnectionError, ImportError) as err:
+        raise UserError(" ".join(str(err).split())) from None
+    print(summary_line(result))
+    if not result.ok:
+        pairs_failed = result.failed_pairs
+        print(f"fastgeo interpolate: {len(pairs_failed)} pair(s) failed: "
+              f"{', '.join(map(str, pairs_failed[:20]))}{' ...' if len(pairs_failed) > 20 else ''}; "
+              "run the same command again to retry them", file=sys.stderr)
+        return 1
+    store = zarrstore.ZarrStore.attached(result.store, None)
+    per_pair = store_pair_metrics(store, args.methods)
+    summary = compare.summarize(per_pair)
+    import zarr
+
+    settings = dict(zarr.open_group(result.store, mode="r").attrs)["fastgeo"]["settings"]
+    report = {"settings": {**settings, "prior_spec": prior_canonical}, "store": result.store,
+              "pairs": [{"index": b, "methods": p} for b, p in enumerate(per_pair)], "summary": summary,
+              "seconds": result.seconds, "reused_batches": result.reused_batches, "batches": result.n_batches}
+    written = runstore.write_json(os.path.join(out, "metrics.json"), report)
+    print(compare.table(summary))
+    print(f"\nwritten: {result.store} and {written}")
+    return 0
+
+
+def store_pair_metrics(store, methods):
+    """Per pair, {method: {metric: value}} from a store's metrics arrays (as compare.pair_metrics)."""
+    per_method = {}
+    for method in methods:
+        arrays = store.read_method(method)
+        names = [k for k in arrays if k.startswith("metrics/")]
+        n = len(arrays["energy"])
+        rows = [{k.partition("/")[2]: float(arrays[k][b]) for k in names} for b in range(n)]
+        if "status" in arrays:
+            for b, row in enumerate(rows):
+                row["status"] = str(arrays["status"][b])
+                row["iterations"] = int(arrays["iterations"][b])
+        per_method[method] = rows
+    n = len(next(iter(per_method.values())))
+    return [{m: rows[b] for m, rows in per_method.items()} for b in range(n)]

@@ -1,0 +1,209 @@
+"""The Zarr run store: the results of many interpolations in one Zarr group, written batch by
+batch by any number of processes, resumable after any interruption, readable with zarr alone.
+
+Layout of the group (P pairs, K+1 points per path, D latent dimensions, batches of ``batch_size``
+pairs; every array of P rows is chunked by batches, so two batches never write the same chunk):
+
+- attributes: ``fastgeo`` = {"format": FORMAT, "settings": {...}, "layout": {...}}, everything the
+  numbers depend on; a rerun with other settings is refused, naming the differences;
+- ``batch_done`` (n_batches,) bool, one chunk per batch: written last, after every array of the
+  batch, so a batch counts as done only once all of it is on disk;
+- one group per method (``linear``, ``slerp``, ``optimal``, ...) with ``latents`` (P, K+1, D),
+  ``ri`` and ``log_ri`` (P, K+1), ``distances`` (P, K), ``energy`` and ``path_log_index`` (P,),
+  ``seconds`` (n_batches,); for the optimal paths also ``status`` (P,) strings, ``iterations``,
+  ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
+  ``metrics/<name>`` (P,) the per-pair metrics of fastgeo.compare (computed where the batch ran).
+
+Latents and decoded outputs keep the run's dtype; every other number is float64 (exact for a
+float32 run). A worker killed in the middle of a write leaves chunks of a batch whose
+``batch_done`` is still false: the batch is recomputed and its chunks overwritten.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+FORMAT = 1
+DONE = "batch_done"
+#: the per-pair metrics kept (fastgeo.compare.pair_metrics' numeric ones)
+METRICS = ("energy", "log_index", "min_log_ri", "min_ri", "decoded_length", "latent_length",
+           "max_step_over_mean")
+
+
+class ZarrStoreError(Exception):
+    """A store that cannot be used for this run (other settings, damaged, not writable); the
+    message is one line for the user."""
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError("the Zarr run store needs zarr: pip install 'fastgeo[distributed]'") from None
+    return zarr
+
+
+def _canonical(obj):
+    """JSON-normal form (tuples as lists, numpy scalars as Python numbers) for comparisons."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+
+
+def layout(n_pairs, n_points, dim, batch_size, methods, dtype, out_shape=None):
+    """The shapes the store is made with (stored with the settings): ``out_shape`` is the
+    shape of one decoded output when the run keeps them, else None."""
+    return _canonical({"n_pairs": int(n_pairs), "n_points": int(n_points), "dim": int(dim),
+                       "batch_size": int(batch_size), "methods": list(methods), "dtype": str(dtype),
+                       "decoded_shape": None if out_shape is None else list(out_shape)})
+
+
+class ZarrStore:
+    """The run store at ``path`` (a folder; made if missing)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.settings = None
+        self.layout = None
+
+    @classmethod
+    def attached(cls, path, shape: dict) -> "ZarrStore":
+        """The store at ``path`` as opened elsewhere (a worker's view: no checks)."""
+        store = cls(path)
+        store.layout = shape
+        return store
+
+    # -- opening ----------------------------------------------------------------------------------
+    def open(self, settings: dict, shape: dict) -> bool:
+        """Check the store against ``settings`` and ``shape`` (:func:`layout`), or make it;
+        returns whether it already held this run. Raises ZarrStoreError for another run's
+        store, a damaged one, or a path that cannot be written."""
+        zarr = _zarr()
+        settings, shape = _canonical(settings), _canonical(shape)
+        exists = os.path.exists(os.path.join(self.path, "zarr.json"))
+        if exists:
+            self._check(zarr, settings, shape)
+        else:
+            if os.path.exists(self.path) and (not os.path.isdir(self.path) or os.listdir(self.path)):
+                raise ZarrStoreError(f"{self.path} exists and is not a Zarr store; choose another store path")
+            try:
+                self._create(zarr, settings, shape)
+            except OSError as err:
+                raise ZarrStoreError(f"cannot write the store {self.path}: {err.strerror or err}") from None
+        self.settings, self.layout = settings, shape
+        return exists
+
+    def _check(self, zarr, settings, shape):
+        try:
+            meta = dict(zarr.open_group(self.path, mode="r").attrs)["fastgeo"]
+            old_settings, old_shape = meta["settings"], meta["layout"]
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}")
+        except Exception as err:
+            raise ZarrStoreError(f"{self.path} is not a fastgeo store of format {FORMAT} (unreadable or damaged: "
+                                 f"{type(err).__name__}); choose another store path or delete it") from None
+        new, old = {**settings, **shape}, {**old_settings, **old_shape}
+        if new != old:
+            diff = [f"{k}: {new.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(new) | set(old))
+                    if new.get(k) != old.get(k)]
+            raise ZarrStoreError(f"{self.path} holds a run with other settings ({'; '.join(diff)}); choose another "
+                                 "store path or delete that one to start over")
+        if not os.access(self.path, os.W_OK):
+            raise ZarrStoreError(f"cannot write the store {self.path}: permission denied")
+
+    def _create(self, zarr, settings, shape):
+        n, k1, d, bs = shape["n_pairs"], shape["n_points"], shape["dim"], shape["batch_size"]
+        nb = math.ceil(n / bs)
+        root = zarr.open_group(self.path, mode="w")
+        root.create_array(DONE, shape=(nb,), chunks=(1,), dtype=bool, fill_value=False)
+        for method in shape["methods"]:
+            g = root.create_group(method)
+            run = shape["dtype"]
+            g.create_array("latents", shape=(n, k1, d), chunks=(bs, k1, d), dtype=run, fill_value=np.nan)
+            for name, cols in (("ri", k1), ("log_ri", k1), ("distances", k1 - 1)):
+                g.create_array(name, shape=(n, cols), chunks=(bs, cols), dtype="float64", fill_value=np.nan)
+            for name in ("energy", "path_log_index"):
+                g.create_array(name, shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
+            g.create_array("seconds", shape=(nb,), chunks=(1,), dtype="float64", fill_value=np.nan)
+            if method == "optimal":
+                g.create_array("status", shape=(n,), chunks=(bs,), dtype=str)
+                g.create_array("iterations", shape=(n,), chunks=(bs,), dtype="int64", fill_value=-1)
+                g.create_array("converged", shape=(n,), chunks=(bs,), dtype=bool, fill_value=False)
+                g.create_array("gap", shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
+            if shape["decoded_shape"] is not None:
+                out = tuple(shape["decoded_shape"])
+                g.create_array("decoded", shape=(n, k1, *out), chunks=(bs, k1, *out), dtype=run, fill_value=np.nan)
+            metrics = g.create_group("metrics")
+            for name in METRICS + (("relative_gap",) if method == "optimal" else ()):
+                metrics.create_array(name, shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
+        # the settings go in last: a store whose creation was cut short has no fastgeo
+        # attributes and is reported damaged rather than half-used
+        root.attrs["fastgeo"] = {"format": FORMAT, "settings": settings, "layout": shape}
+
+    # -- batches ----------------------------------------------------------------------------------
+    @property
+    def n_batches(self) -> int:
+        return math.ceil(self.layout["n_pairs"] / self.layout["batch_size"])
+
+    def bounds(self, i: int):
+        """(start, stop) of batch i's pairs."""
+        bs = self.layout["batch_size"]
+        return i * bs, min((i + 1) * bs, self.layout["n_pairs"])
+
+    def done(self) -> np.ndarray:
+        """(n_batches,) bool: which batches are complete. A mask chunk that cannot be read (a
+        write cut short) counts as not done."""
+        zarr = _zarr()
+        mask = zarr.open_array(self.path, path=DONE, mode="r")
+        try:
+            return np.asarray(mask[:], dtype=bool)
+        except Exception:
+            out = np.zeros(self.n_batches, dtype=bool)
+            for i in range(self.n_batches):
+                try:
+                    out[i] = bool(mask[i])
+                except Exception:
+                    out[i] = False
+            return out
+
+    def write_batch(self, i: int, arrays: dict, metrics: dict):
+        """Write batch ``i``: ``arrays`` {method: fastgeo.compare.result_arrays(...)} and
+        ``metrics`` {method: {name: (n,) float}}; then mark it done."""
+        zarr = _zarr()
+        start, stop = self.bounds(i)
+        root = zarr.open_group(self.path, mode="r+")
+        for method, arr in arrays.items():
+            g = root[method]
+            for name, value in arr.items():
+                if name == "seconds":
+                    g["seconds"][i] = float(value)
+                elif name == "decoded" and "decoded" not in g:
+                    continue
+                elif name in g:
+                    _check_rows(name, value, stop - start)
+                    g[name][start:stop] = np.asarray(value, dtype=str if name == "status" else g[name].dtype)
+            folder = g["metrics"]
+            for name, value in metrics.get(method, {}).items():
+                if name in folder:
+                    folder[name][start:stop] = np.asarray(value, dtype=np.float64)
+        root[DONE][i] = True
+
+    def read(self, method: str, name: str) -> np.ndarray:
+        """One array of the store (rows of unfinished batches hold the fill values)."""
+        zarr = _zarr()
+        return np.asarray(zarr.open_group(self.path, mode="r")[method][name][:])
+
+    def read_method(self, method: str) -> dict:
+        """Every array of one method's group (metrics as ``metrics/<name>``)."""
+        zarr = _zarr()
+        g = zarr.open_group(self.path, mode="r")[method]
+        out = {name: np.asarray(g[name][:]) for name in g.array_keys()}
+        out.update({f"metrics/{name}": np.asarray(a[:]) for name, a in g["metrics"].arrays()})
+        return out
+
+
+def _check_rows(name, value, rows):
+    value = np.asarray(value)
+    if value.ndim and value.shape[0] != rows:
+        raise ValueError(f"batch array {name} has {value.shape[0]} rows, expected {rows}")
