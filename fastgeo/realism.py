@@ -7,10 +7,15 @@ numpy array or a torch tensor and return the same type, dtype and device; with t
 tensors that require grad, ``ri`` and ``log_ri`` are differentiable (their backward calls
 ``grad_log_ri``). They are thin wrappers over the evaluator (:mod:`fastgeo._evaluator`),
 which checks the request, picks the backend and routes the prior's index spec to it.
+
+A Dask array z (numpy or CuPy blocks, the last axis in one chunk) gives a lazy Dask array of
+the same chunks (less the last axis for ``ri`` and ``log_ri``) and block type, each block equal
+to the in-memory call on it; arguments are checked when the graph is built, and the prior
+(with its KDE table, built first) is one key of the graph (:mod:`fastgeo._dask`).
 """
 from __future__ import annotations
 
-from . import _evaluator
+from . import _dask, _evaluator
 from ._evaluator import METHODS, Request, check_alpha, compute
 from .priors.base import check_device
 from .priors.convert import as_prior
@@ -38,7 +43,10 @@ def index_spec(prior, method="auto"):
 def evaluate(z, prior, what="log_ri", alpha=1.0, backend="auto", method="auto", need_grad=False,
              keep_graph=True):
     """``what`` in {"log_ri", "ri", "log_density"} (and its gradient) for z (..., D), as z's
-    array type (see :func:`fastgeo._evaluator.evaluate`)."""
+    array type (see :func:`fastgeo._evaluator.evaluate`); for a Dask array, a lazy Dask array (and
+    gradient) of its chunks and block type, computed per block (see :mod:`fastgeo._dask`)."""
+    if _dask.is_dask_array(z):
+        return _dask.evaluate(z, _checked(prior, z._meta), what, alpha, backend, method, need_grad)
     return _evaluator.evaluate(z, _checked(prior, z), what, alpha, backend, method, need_grad, keep_graph)
 
 
@@ -50,7 +58,9 @@ def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
 
     Parameters
     ----------
-    z : numpy array or torch tensor of shape (..., D), float32 or float64.
+    z : numpy array, torch tensor, CuPy array or Dask array of shape (..., D), float32 or
+        float64. A Dask array (its last axis in one chunk, else ``z.rechunk({-1: -1})``) gives a
+        lazy Dask array with z's chunks less the last axis and z's block type.
     prior : a :mod:`fastgeo.priors` prior of dimension D, or a torch distribution or frozen scipy
         distribution of event shape (D,) (see :func:`fastgeo.priors.from_distribution`).
     alpha : scale of the index, in (0, 1].
@@ -61,12 +71,14 @@ def log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
 
 
 def ri(z, prior, alpha=1.0, backend="auto", method="auto"):
-    """ri_alpha(z) = alpha * P_{X~f}(f(X) <= f(z)), in [0, alpha]; see :func:`log_ri`."""
+    """ri_alpha(z) = alpha * P_{X~f}(f(X) <= f(z)), in [0, alpha]; see :func:`log_ri` (a Dask
+    array z gives a lazy Dask array of z's chunks less the last axis)."""
     return evaluate(z, prior, "ri", alpha, backend, method)
 
 
 def grad_log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
-    """The gradient of log ri with respect to z: same shape, type, dtype and device as z.
+    """The gradient of log ri with respect to z: same shape, type, dtype and device as z (a Dask
+    array z gives a lazy Dask array of z's chunks).
 
     For radial priors ``2 (d log S / ds) W^T W (z - mu)``, with the hazard formed as
     exp(log pdf - log sf); for the KDE ``(g_W / G_W)(log f(z)) grad log f(z)``; 0 for uniform
@@ -76,5 +88,7 @@ def grad_log_ri(z, prior, alpha=1.0, backend="auto", method="auto"):
 
 
 def log_ri_and_grad(z, prior, alpha=1.0, backend="auto", method="auto"):
-    """(log ri, grad log ri) in one pass over z."""
+    """(log ri, grad log ri) in one pass over z. For a Dask array z, two lazy Dask arrays (z's
+    chunks less the last axis, and z's chunks) that share one task per block: computing both
+    runs the kernel once per block."""
     return evaluate(z, prior, "log_ri", alpha, backend, method, need_grad=True)

@@ -188,7 +188,7 @@ LAYERS = [
     ("solver", ["fastgeo._path_problem", "fastgeo._solver"]),
     ("points and paths", ["fastgeo.realism", "fastgeo.path", "fastgeo.kde", "fastgeo.priors", "fastgeo._info",
                           "fastgeo.special"]),
-    ("evaluator", ["fastgeo._evaluator"]),
+    ("evaluator", ["fastgeo._evaluator", "fastgeo._dask"]),
     ("backends", ["fastgeo.backends"]),
     ("index specs", ["fastgeo._specs"]),
     ("kernels", ["fastgeo.kernels"]),
