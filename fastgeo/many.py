@@ -48,7 +48,8 @@ class ManyResult:
     done_batches : batches complete in the store now (reused ones included).
     reused_batches : batches found complete and not recomputed.
     failed : the batches that raised (:class:`FailedBatch`), with their errors.
-    batch_seconds : {batch: seconds the batch's task computed}, for the batches computed now.
+    batch_seconds : {batch: seconds the batch's task took}, for the batches computed now.
+    write_seconds : {batch: seconds of those spent writing into the store}.
     seconds : wall time of the call.
     """
     store: str
@@ -58,6 +59,7 @@ class ManyResult:
     reused_batches: int
     failed: tuple
     batch_seconds: dict
+    write_seconds: dict
     seconds: float
 
     @property
@@ -148,7 +150,7 @@ def _worker_threads():
 
 def run_batch(i, pairs, prior, job: _Job):
     """Compute batch ``i`` (its pairs (n, 2, D)) and write it into the store; returns (i, the
-    seconds it took)."""
+    seconds it took, the seconds of those spent writing)."""
     import torch
 
     start = time.perf_counter()
@@ -170,8 +172,10 @@ def run_batch(i, pairs, prior, job: _Job):
     if not job.keep_decoded:
         for arr in arrays.values():
             arr.pop("decoded", None)
+    before_write = time.perf_counter()
     zarrstore.ZarrStore.attached(job.store, job.layout).write_batch(i, arrays, metrics)
-    return i, time.perf_counter() - start
+    end = time.perf_counter()
+    return i, end - start, end - before_write
 
 
 def batch_metrics(arrays: dict, alpha: float) -> dict:
@@ -278,8 +282,13 @@ def _resolve_generator(generator, dtype, device):
     from .generators import dtype_and_device, load
 
     if isinstance(generator, str):
-        spec, factory = generator, None
-        built = load(generator)
+        from .generators import is_file_spec
+
+        where, sep, attr = generator.rpartition(":")
+        # workers in other folders (or on other nodes sharing the file system) find the file,
+        # and a relative and an absolute spec of one file are the same run
+        spec, factory = (f"{os.path.abspath(where)}:{attr}" if sep and is_file_spec(where) else generator), None
+        built = load(spec)
     elif callable(generator):
         spec, factory = None, generator
         try:
@@ -439,7 +448,7 @@ def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=
         settings["generator_file_sha256"] = file_digest(source.spec)
     shape = zarrstore.layout(n, n_points, prior.dim, batch_size, methods, source.dtype,
                              out_shape if keep_decoded else None)
-    zs = zarrstore.ZarrStore(store)
+    zs = zarrstore.ZarrStore(os.path.abspath(os.fspath(store)))
     try:
         zs.open(settings, shape)
     except zarrstore.ZarrStoreError as err:
@@ -452,15 +461,15 @@ def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=
     if progress is None:
         progress = sys.stderr is not None and sys.stderr.isatty()
 
-    failed, seconds = [], {}
+    failed, seconds, writes = [], {}, {}
     if missing:
         with connect(client, connect_timeout) as c, _sigterm_as_interrupt():
             if kind != "numpy":
                 _raise_nonfinite(c.compute(~_finite_rows(data)).result())
-            failed, seconds = _run(c, zs, job, kind, data, prior, missing, progress)
+            failed, seconds, writes = _run(c, zs, job, kind, data, prior, missing, progress)
     done = zs.done()
     return ManyResult(store=zs.path, n_pairs=n, n_batches=zs.n_batches, done_batches=int(done.sum()),
-                      reused_batches=reused, failed=tuple(failed), batch_seconds=seconds,
+                      reused_batches=reused, failed=tuple(failed), batch_seconds=seconds, write_seconds=writes,
                       seconds=time.perf_counter() - t0)
 
 
@@ -499,7 +508,7 @@ def _run(c, zs, job, kind, data, prior, missing, progress):
              for i in missing]
     futures = c.compute(tasks)
     index = {f.key: i for f, i in zip(futures, missing)}
-    failed, seconds = [], {}
+    failed, seconds, writes = [], {}, {}
     bar = _bar(len(missing), progress)
     try:
         for fut in as_completed(futures):
@@ -508,7 +517,7 @@ def _run(c, zs, job, kind, data, prior, missing, progress):
                 start, stop = zs.bounds(i)
                 failed.append(FailedBatch(i, start, stop, one_line(fut.exception())))
             else:
-                seconds[i] = fut.result()[1]
+                _, seconds[i], writes[i] = fut.result()
             bar.update(1)
     except BaseException:
         c.cancel(futures)
@@ -516,7 +525,7 @@ def _run(c, zs, job, kind, data, prior, missing, progress):
     finally:
         bar.close()
     failed.sort(key=lambda f: f.batch)
-    return failed, seconds
+    return failed, seconds, writes
 
 
 def _bar(total, enabled):

@@ -29,5 +29,5 @@ def test_the_examples_run_in_order(tmp_path, monkeypatch, capsys):
     for index, block in enumerate(BLOCKS):
         exec(compile(block, f"{DOC.name} block {index + 1}", "exec"), namespace)
     out = capsys.readouterr().out
-    assert "3 of 3 batches in run.zarr (0 reused)" in out
+    assert f"3 of 3 batches in {tmp_path / 'run.zarr'} (0 reused)" in out
     assert "max_iter: 21 now, 20 there" in out
