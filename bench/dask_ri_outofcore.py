@@ -35,7 +35,7 @@ def make_array(path, rows, dim, chunk, client):
         return 0.0
     start = time.perf_counter()
     z = da.random.default_rng(0).standard_normal((rows, dim), chunks=(chunk, dim), dtype=np.float32)
-    z.to_zarr(path, compressor=None, overwrite=True)
+    z.to_zarr(path, compressors=None, overwrite=True)
     return time.perf_counter() - start
 
 
@@ -148,7 +148,7 @@ def main(argv=None):
         fastgeo.log_ri(da.from_zarr(src)[: args.chunk], prior).sum().compute()
         with PeakMemory() as mem:
             start = time.perf_counter()
-            fastgeo.log_ri(da.from_zarr(src), prior).to_zarr(dst, compressor=None, overwrite=True)
+            fastgeo.log_ri(da.from_zarr(src), prior).to_zarr(dst, compressors=None, overwrite=True)
             seconds = time.perf_counter() - start
         result["dask"] = {"seconds": seconds, "rows_per_s": args.rows / seconds, "GB_per_s": nbytes / seconds / 1e9,
                           "fraction_of_disk_read": (nbytes / seconds) / (result["disk_read"]["bytes"] /

@@ -14,8 +14,9 @@ pairs; every array of P rows is chunked by batches, so two batches never write t
   ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
   ``metrics/<name>`` (P,) the per-pair metrics of fastgeo.compare (computed where the batch ran).
 
-Latents and decoded outputs keep the run's dtype; every other number is float64 (exact for a
-float32 run). A worker killed in the middle of a write leaves chunks of a batch whose
+Every array carries dimension names (``pair``, ``point``, ``dim``, ``step``, ``batch``,
+``output_0`` ...), so xarray opens a method's group as a Dataset. Latents and decoded outputs
+keep the run's dtype; every other number is float64 (exact for a float32 run). A worker killed in the middle of a write leaves chunks of a batch whose
 ``batch_done`` is still false: the batch is recomputed and its chunks overwritten.
 """
 from __future__ import annotations
@@ -116,27 +117,36 @@ class ZarrStore:
         n, k1, d, bs = shape["n_pairs"], shape["n_points"], shape["dim"], shape["batch_size"]
         nb = math.ceil(n / bs)
         root = zarr.open_group(self.path, mode="w")
-        root.create_array(DONE, shape=(nb,), chunks=(1,), dtype=bool, fill_value=False)
+
+        def array(group, name, dims, rows, dtype, fill=None, **extra):
+            # dimension names: xarray opens each method's group as a Dataset
+            rest = extra.pop("rest", ())
+            group.create_array(name, shape=(rows, *rest), chunks=(1 if dims[0] == "batch" else bs, *rest),
+                               dtype=dtype, fill_value=fill, dimension_names=dims)
+
+        array(root, DONE, ("batch",), nb, bool, False)
         for method in shape["methods"]:
             g = root.create_group(method)
             run = shape["dtype"]
-            g.create_array("latents", shape=(n, k1, d), chunks=(bs, k1, d), dtype=run, fill_value=np.nan)
-            for name, cols in (("ri", k1), ("log_ri", k1), ("distances", k1 - 1)):
-                g.create_array(name, shape=(n, cols), chunks=(bs, cols), dtype="float64", fill_value=np.nan)
+            array(g, "latents", ("pair", "point", "dim"), n, run, np.nan, rest=(k1, d))
+            array(g, "ri", ("pair", "point"), n, "float64", np.nan, rest=(k1,))
+            array(g, "log_ri", ("pair", "point"), n, "float64", np.nan, rest=(k1,))
+            array(g, "distances", ("pair", "step"), n, "float64", np.nan, rest=(k1 - 1,))
             for name in ("energy", "path_log_index"):
-                g.create_array(name, shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
-            g.create_array("seconds", shape=(nb,), chunks=(1,), dtype="float64", fill_value=np.nan)
+                array(g, name, ("pair",), n, "float64", np.nan)
+            array(g, "seconds", ("batch",), nb, "float64", np.nan)
             if method == "optimal":
-                g.create_array("status", shape=(n,), chunks=(bs,), dtype=str)
-                g.create_array("iterations", shape=(n,), chunks=(bs,), dtype="int64", fill_value=-1)
-                g.create_array("converged", shape=(n,), chunks=(bs,), dtype=bool, fill_value=False)
-                g.create_array("gap", shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
+                array(g, "status", ("pair",), n, str)
+                array(g, "iterations", ("pair",), n, "int64", -1)
+                array(g, "converged", ("pair",), n, bool, False)
+                array(g, "gap", ("pair",), n, "float64", np.nan)
             if shape["decoded_shape"] is not None:
                 out = tuple(shape["decoded_shape"])
-                g.create_array("decoded", shape=(n, k1, *out), chunks=(bs, k1, *out), dtype=run, fill_value=np.nan)
+                array(g, "decoded", ("pair", "point", *(f"output_{i}" for i in range(len(out)))), n, run, np.nan,
+                      rest=(k1, *out))
             metrics = g.create_group("metrics")
             for name in METRICS + (("relative_gap",) if method == "optimal" else ()):
-                metrics.create_array(name, shape=(n,), chunks=(bs,), dtype="float64", fill_value=np.nan)
+                array(metrics, name, ("pair",), n, "float64", np.nan)
         # the settings go in last: a store whose creation was cut short has no fastgeo
         # attributes and is reported damaged rather than half-used
         root.attrs["fastgeo"] = {"format": FORMAT, "settings": settings, "layout": shape}

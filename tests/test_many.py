@@ -270,7 +270,7 @@ def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_
     assert_store_equals(store, ref)
 
 
-def test_store_reads_with_zarr_and_dask_alone(client, gen_spec, rng, tmp_path):
+def test_store_reads_with_zarr_dask_and_xarray_alone(client, gen_spec, rng, tmp_path):
     pairs = make_pairs(rng, 5)
     store = str(tmp_path / "run.zarr")
     fastgeo.interpolate_many(gen_spec, pairs, StandardNormal(DIM), store=store, client=client, **SETTINGS)
@@ -281,6 +281,13 @@ def test_store_reads_with_zarr_and_dask_alone(client, gen_spec, rng, tmp_path):
         assert lat.shape == (5, {SETTINGS['n_points']}, {DIM}) and lat.chunksize[0] == {SETTINGS['batch_size']}
         print(float(da.from_zarr({store!r}, component="optimal/energy").mean().compute()),
               list(root["optimal/status"][:])[:1], dict(root.attrs)["fastgeo"]["settings"]["solver"])
+        import xarray
+        ds = xarray.open_zarr({store!r}, group="optimal", consolidated=False)
+        assert ds.latents.dims == ("pair", "point", "dim") and ds.distances.dims == ("pair", "step")
+        assert ds.status.dims == ("pair",) and ds.seconds.dims == ("batch",)
+        assert (ds.energy.values == root["optimal/energy"][:]).all()
+        metrics = xarray.open_zarr({store!r}, group="optimal/metrics", consolidated=False)
+        assert (metrics.energy.values == root["optimal/energy"][:]).all()
         assert "fastgeo" not in sys.modules
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
