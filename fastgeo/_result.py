@@ -53,7 +53,8 @@ class InterpolationResult:
     status : per path (a tuple, or one string when unbatched): "converged", "max_iter",
         "nan" (the generator or the realism index returned NaN/inf on a trial path: the
         path stopped at its last finite iterate), "no_decrease" (the line search found no
-        lower energy: a numerical minimum or a non-smooth point), "stalled" (its steps stayed
+        lower energy, or 20 accepted steps in a row lowered it by at most ftol |E|: a numerical
+        minimum, E at its rounding floor, or a non-smooth point), "stalled" (its steps stayed
         negligible because they kept running into the edge of the prior's support, where
         E = inf: it stopped short of a minimum), or "baseline".
     iterations : (B,) accepted iterations of each path.

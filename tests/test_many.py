@@ -28,7 +28,8 @@ GENERATOR = textwrap.dedent('''
     class G(torch.nn.Module):
         """A fixed random MLP 4 -> 8; sleeps FASTGEO_TEST_SLEEP seconds per call; raises for a
         latent with a coordinate of exactly 7.25 (the test's poisoned endpoint: a magnitude
-        threshold would also catch the solver's long trial steps)."""
+        threshold would also catch the solver's long trial steps); blocks on a latent with a
+        coordinate of exactly 0.5 while the file FASTGEO_TEST_GATE exists."""
 
         def __init__(self):
             super().__init__()
@@ -38,6 +39,10 @@ GENERATOR = textwrap.dedent('''
 
         def forward(self, z):
             time.sleep(float(os.environ.get("FASTGEO_TEST_SLEEP", "0")))
+            gate = os.environ.get("FASTGEO_TEST_GATE")
+            if gate and (z == 0.5).any():  # gated endpoints wait while the gate file exists
+                while os.path.exists(gate):
+                    time.sleep(0.05)
             if (z == 7.25).any():
                 raise RuntimeError("poisoned latent")
             return torch.tanh(z @ self.w1.T) @ self.w2.T
@@ -241,8 +246,11 @@ def test_killed_worker_batches_are_rerun(gen_spec, rng, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_spec, rng, tmp_path, sig):
-    pairs = make_pairs(rng, 32)  # 8 batches of about 3 s each: work is left when the signal lands
+    pairs = make_pairs(rng, 32)
+    pairs[28:, 0, 3] = 0.5  # the last batch waits at the gate: the signal always lands mid-run
     np.save(tmp_path / "pairs.npy", pairs)
+    gate = tmp_path / "gate"
+    gate.write_text("closed")
     store = str(tmp_path / "run.zarr")
     script = textwrap.dedent(f"""
         import numpy as np, fastgeo
@@ -251,20 +259,23 @@ def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_
             fastgeo.interpolate_many({gen_spec!r}, np.load({str(tmp_path / 'pairs.npy')!r}), StandardNormal({DIM}),
                                      store={store!r}, client="local:2", **{SETTINGS!r})
     """)
-    env = {**os.environ, "FASTGEO_TEST_SLEEP": "0.05"}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**os.environ, "FASTGEO_TEST_GATE": str(gate)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
         wait_for_done(store, 1, timeout=180)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0
     done = zarr.open_group(store, mode="r")["batch_done"][:]
-    assert 1 <= done.sum() < len(done)
+    assert proc.returncode != 0, (done, err[-2000:])
+    assert "KeyboardInterrupt" in err
+    assert 1 <= done.sum() <= 7 and not done[7]
     ref = reference(gen_spec, pairs)
     assert_store_equals(store, ref, batches=np.flatnonzero(done))
+    gate.unlink()
     res = fastgeo.interpolate_many(gen_spec, pairs, StandardNormal(DIM), store=store, client="local:2", **SETTINGS)
     assert res.ok and res.reused_batches == done.sum()
     assert_store_equals(store, ref)

@@ -36,6 +36,10 @@ STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", 
 # the prior's support (E = inf beyond it) stops as "stalled" after this many in a row
 MAX_STALLS = 3
 MAX_BACKTRACKS = 40
+# a path whose accepted steps have lowered E by at most ftol |E| this many times in a row while
+# its model still predicted more (E at its rounding floor, e.g. float32 energies, where a step
+# of zero decrease passes Armijo's test) stops as "no_decrease" instead of spending max_iter
+MAX_FLAT = 20
 
 
 @dataclass
@@ -363,6 +367,7 @@ class Solver:
         self.stalls[rows] = np.where(walled, self.stalls[rows] + 1, 0)
         small &= ~walled
         self.small_steps[rows] = np.where(small, self.small_steps[rows] + 1, 0)
+        self.status[rows[self.small_steps[rows] >= MAX_FLAT]] = NO_DECREASE
         # every |dE/dx| <= gtol is first-order optimality itself; the other tests (and the
         # iteration limit) are taken at the next fresh direction, see _start_line_search
         done = gmax <= self.gtol
