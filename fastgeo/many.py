@@ -9,13 +9,11 @@ the batches whose flag is missing.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
 import os
 import pickle
-import signal
 import threading
 import time
 import uuid
@@ -23,11 +21,11 @@ import uuid
 import numpy as np
 
 from . import compare, zarrstore
+from ._cluster import CONNECT_TIMEOUT, connect, sigterm_as_interrupt
 from ._errors import one_line
 
 DEFAULT_BATCH = 16
 DEFAULT_N_POINTS = 52
-CONNECT_TIMEOUT = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,62 +317,6 @@ def _interpolate_options(options):
     return options
 
 
-@contextlib.contextmanager
-def connect(client=None, timeout=CONNECT_TIMEOUT):
-    """A ``distributed.Client``: ``None`` or ``"local"`` starts a LocalCluster (one
-    single-threaded worker process per core; ``"local:N"`` for N), an address
-    (``"tcp://host:port"``) connects to a running scheduler within ``timeout`` seconds, and a
-    Client is used as given (and not closed)."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ImportError("interpolate_many needs dask.distributed: pip install 'fastgeo[distributed]'") from None
-    if isinstance(client, Client):
-        yield client
-        return
-    if client is None or (isinstance(client, str) and (client == "local" or client.startswith("local:"))):
-        n = os.cpu_count() or 1
-        if isinstance(client, str) and client.startswith("local:"):
-            text = client.partition(":")[2]
-            if not text.isdigit() or int(text) < 1:
-                raise ValueError(f"scheduler 'local:N' needs a worker count N >= 1, got {client!r}")
-            n = int(text)
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-                Client(cluster) as c:
-            yield c
-        return
-    if not isinstance(client, str):
-        raise TypeError(f"client must be None, 'local[:N]', a scheduler address or a distributed.Client, "
-                        f"got {type(client).__name__}")
-    try:
-        c = Client(client, timeout=timeout)
-    except (OSError, TimeoutError) as err:
-        raise ConnectionError(f"no Dask scheduler answered at {client} within {timeout:g} s "
-                              f"({one_line(err, with_type=False)})") from None
-    with c:
-        yield c
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt in the main thread, so that the run stops as after
-    Ctrl-C: its tasks cancelled, a cluster it started shut down (the store is consistent
-    either way: a batch is marked done only after all of it is written)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-            signal.SIG_DFL, None):
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=DEFAULT_BATCH,
                      methods=("linear", "slerp", "optimal"), keep_decoded=False, dtype=None, device=None,
                      progress=None, connect_timeout=CONNECT_TIMEOUT, **interpolate_options) -> ManyResult:
@@ -463,7 +405,7 @@ def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=
 
     failed, seconds, writes = [], {}, {}
     if missing:
-        with connect(client, connect_timeout) as c, _sigterm_as_interrupt():
+        with connect(client, connect_timeout) as c, sigterm_as_interrupt():
             if kind != "numpy":
                 _raise_nonfinite(c.compute(~_finite_rows(data)).result())
             failed, seconds, writes = _run(c, zs, job, kind, data, prior, missing, progress)
