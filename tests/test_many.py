@@ -252,7 +252,11 @@ def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_
     gate = tmp_path / "gate"
     gate.write_text("closed")
     store = str(tmp_path / "run.zarr")
+    # SIGINT as a terminal delivers it: a job started in the background (as CI may be) hands its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     script = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import numpy as np, fastgeo
         from fastgeo.priors import StandardNormal
         if __name__ == "__main__":
