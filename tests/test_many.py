@@ -247,7 +247,7 @@ def test_killed_worker_batches_are_rerun(gen_spec, rng, tmp_path, monkeypatch):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_spec, rng, tmp_path, sig):
     pairs = make_pairs(rng, 32)
-    pairs[28:, 0, 3] = 0.5  # the last batch waits at the gate: the signal lands mid-run
+    pairs[28:, 0, 3] = 0.5  # the last batch waits at the gate: the signal always lands mid-run
     np.save(tmp_path / "pairs.npy", pairs)
     gate = tmp_path / "gate"
     gate.write_text("closed")
@@ -269,20 +269,17 @@ def test_interrupted_client_leaves_complete_batches_and_the_rerun_completes(gen_
     try:
         wait_for_done(store, 1, timeout=180)
         proc.send_signal(sig)
-        # the gated task may finish now (or be cancelled): a task stuck forever would only test
-        # how long the cluster's shutdown waits before it kills a worker
-        time.sleep(0.5)
-        gate.unlink()
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)  # a few seconds, the gated task still running
     finally:
         if proc.poll() is None:
             proc.kill()
     done = zarr.open_group(store, mode="r")["batch_done"][:]
     assert proc.returncode != 0, (done, err[-2000:])
     assert "KeyboardInterrupt" in err
-    assert done.sum() >= 1
+    assert 1 <= done.sum() <= 7 and not done[7]
     ref = reference(gen_spec, pairs)
     assert_store_equals(store, ref, batches=np.flatnonzero(done))
+    gate.unlink()
     res = fastgeo.interpolate_many(gen_spec, pairs, StandardNormal(DIM), store=store, client="local:2", **SETTINGS)
     assert res.ok and res.reused_batches == done.sum()
     assert_store_equals(store, ref)
