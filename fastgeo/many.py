@@ -88,11 +88,14 @@ class _Generator:
         return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', type(f).__name__)}"
 
     def build(self):
-        import torch
-
         from .generators import load
 
-        gen = load(self.spec) if self.spec is not None else self.factory()
+        return self.prepared(load(self.spec) if self.spec is not None else self.factory())
+
+    def prepared(self, gen):
+        """``gen`` checked, and a torch module moved to the run's dtype and device, eval mode."""
+        import torch
+
         if not callable(gen):
             raise TypeError(f"the generator factory {self.name} returned a {type(gen).__name__}, not a callable")
         if isinstance(gen, torch.nn.Module):
@@ -153,11 +156,7 @@ def run_batch(i, pairs, prior, job: _Job):
 
     start = time.perf_counter()
     _worker_threads()
-    pairs = np.asarray(pairs, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(pairs).all(axis=(1, 2)))
-    first = zarrstore.ZarrStore.attached(job.store, job.layout).bounds(i)[0]
-    if len(bad):
-        raise ValueError(f"pairs {', '.join(str(first + b) for b in bad[:5])} contain NaN or inf")
+    pairs = np.asarray(pairs, dtype=np.float64)  # NaN and inf were refused on the client
     generator = _worker_generator(job.generator)
     dtype = getattr(torch, job.generator.dtype)
     z0 = torch.as_tensor(pairs[:, 0], dtype=dtype, device=job.generator.device)
@@ -260,11 +259,11 @@ def prior_fingerprint(prior) -> str:
     return hashlib.sha256(pickle.dumps((type(prior).__module__, type(prior).__qualname__, state))).hexdigest()
 
 
-def _probe(source: _Generator, first_point):
-    """The shape of one decoded output (the generator built once here, as a check)."""
+def _probe(source: _Generator, gen, first_point):
+    """The shape of one decoded output of ``gen`` (the generator as built here, a check)."""
     import torch
 
-    gen = source.build()
+    gen = source.prepared(gen)
     z = torch.as_tensor(first_point[None], dtype=getattr(torch, source.dtype), device=source.device)
     with torch.no_grad():
         out = gen(z)
@@ -275,6 +274,7 @@ def _probe(source: _Generator, first_point):
 
 
 def _resolve_generator(generator, dtype, device):
+    """(where workers get the generator, the generator built here once)."""
     import torch
 
     from .generators import dtype_and_device, load
@@ -303,7 +303,7 @@ def _resolve_generator(generator, dtype, device):
     device = str(device or g_device or "cpu")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return _Generator(spec, factory, dtype, device)
+    return _Generator(spec, factory, dtype, device), built
 
 
 def _interpolate_options(options):
@@ -374,9 +374,9 @@ def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=
     prior = _prepare_prior(prior)
     kind, data = _pairs_kind(pairs)
     _check_pairs(kind, data, prior.dim)
-    source = _resolve_generator(generator, dtype, device)
+    source, built = _resolve_generator(generator, dtype, device)
     first = np.asarray(data[:1, 0] if kind == "numpy" else data[:1, 0].compute(), dtype=np.float64)[0]
-    out_shape = _probe(source, first)
+    out_shape = _probe(source, built, first)
 
     n = int(data.shape[0])
     settings = {"generator": source.name, "prior": repr(prior),

@@ -92,6 +92,12 @@ def write_npz(path, arrays: dict) -> str:
     return _atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
+def differences(new: dict, old: dict) -> str:
+    """``key: new now, old there`` for every setting that differs, joined by "; "."""
+    return "; ".join(f"{k}: {new.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(old) | set(new))
+                     if old.get(k) != new.get(k))
+
+
 # -- the store --------------------------------------------------------------------------------------
 
 class RunStore:
@@ -132,10 +138,8 @@ class RunStore:
             raise RunStoreError(f"{path} is not a fastgeo manifest (unreadable or damaged); choose another --out "
                                 "or remove it") from None
         if old != settings:
-            diff = [f"{k}: {settings.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(old) | set(settings))
-                    if old.get(k) != settings.get(k)]
-            raise RunStoreError(f"{self.folder} holds a run with other settings ({'; '.join(diff)}); choose another "
-                                "--out or delete that folder to start over")
+            raise RunStoreError(f"{self.folder} holds a run with other settings ({differences(settings, old)}); "
+                                "choose another --out or delete that folder to start over")
         return True
 
     def finish(self) -> str:

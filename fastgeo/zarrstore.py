@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from .runstore import differences
+
 FORMAT = 1
 DONE = "batch_done"
 #: the per-pair metrics kept (fastgeo.compare.pair_metrics' numeric ones)
@@ -106,10 +108,8 @@ class ZarrStore:
                                  f"{type(err).__name__}); choose another store path or delete it") from None
         new, old = {**settings, **shape}, {**old_settings, **old_shape}
         if new != old:
-            diff = [f"{k}: {new.get(k)!r} now, {old.get(k)!r} there" for k in sorted(set(new) | set(old))
-                    if new.get(k) != old.get(k)]
-            raise ZarrStoreError(f"{self.path} holds a run with other settings ({'; '.join(diff)}); choose another "
-                                 "store path or delete that one to start over")
+            raise ZarrStoreError(f"{self.path} holds a run with other settings ({differences(new, old)}); choose "
+                                 "another store path or delete that one to start over")
         if not os.access(self.path, os.W_OK):
             raise ZarrStoreError(f"cannot write the store {self.path}: permission denied")
 
@@ -173,8 +173,8 @@ class ZarrStore:
             for i in range(self.n_batches):
                 try:
                     out[i] = bool(mask[i])
-                except Exception:
-                    out[i] = False
+                except Exception:  # left False
+                    pass
             return out
 
     def write_batch(self, i: int, arrays: dict, metrics: dict):
@@ -188,9 +188,7 @@ class ZarrStore:
             for name, value in arr.items():
                 if name == "seconds":
                     g["seconds"][i] = float(value)
-                elif name == "decoded" and "decoded" not in g:
-                    continue
-                elif name in g:
+                elif name in g:  # decoded outputs only where the run keeps them
                     _check_rows(name, value, stop - start)
                     g[name][start:stop] = np.asarray(value, dtype=str if name == "status" else g[name].dtype)
             folder = g["metrics"]
@@ -199,18 +197,18 @@ class ZarrStore:
                     folder[name][start:stop] = np.asarray(value, dtype=np.float64)
         root[DONE][i] = True
 
-    def read(self, method: str, name: str) -> np.ndarray:
-        """One array of the store (rows of unfinished batches hold the fill values)."""
-        zarr = _zarr()
-        return np.asarray(zarr.open_group(self.path, mode="r")[method][name][:])
-
-    def read_method(self, method: str) -> dict:
-        """Every array of one method's group (metrics as ``metrics/<name>``)."""
+    def read_metrics(self, method: str) -> dict:
+        """One method's per-pair metrics ``metrics/<name>``, and ``status`` and ``iterations``
+        where it has them: what a report needs, without the paths."""
         zarr = _zarr()
         g = zarr.open_group(self.path, mode="r")[method]
-        out = {name: np.asarray(g[name][:]) for name in g.array_keys()}
-        out.update({f"metrics/{name}": np.asarray(a[:]) for name, a in g["metrics"].arrays()})
+        out = {f"metrics/{name}": np.asarray(a[:]) for name, a in g["metrics"].arrays()}
+        out.update({name: np.asarray(g[name][:]) for name in ("status", "iterations") if name in g})
         return out
+
+    def saved_settings(self) -> dict:
+        """The settings the store was made with."""
+        return dict(_zarr().open_group(self.path, mode="r").attrs)["fastgeo"]["settings"]
 
 
 def _check_rows(name, value, rows):

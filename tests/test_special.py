@@ -435,6 +435,18 @@ def f_log_inputs(nu, s):
         return np.where(np.isfinite(r), -np.log1p(r), np.log(nu) - np.log(s)), -np.log1p(nu / s)
 
 
+def check_log_beta_i(got, haz, a, b, x, y, rtol, where):
+    """log I_x(a, b) against mpmath to rtol (plus the near-one floor), and the hazard
+    x^a y^b / (B(a, b) I) to 1e-12 where it is a normal number; a, b, x, y as mpf."""
+    ref = mp_log_beta_i(a, b, x, y)
+    rf = float(ref)
+    tol = rtol + near_one_allowance(rf)
+    assert abs(got - ref) <= tol * abs(rf) + 1e-300, (*where, got, rf)
+    ref_h = mp.exp(a * mp.log(x) + b * mp.log(y) - mp.log(mp.beta(a, b)) - ref)
+    if ref_h > 1e-300:
+        assert rel_err(haz, ref_h) <= 1e-12, (*where, haz, ref_h)
+
+
 def test_log_beta_i_f_family_against_mpmath(rng):
     nu, dim, s = f_family_points(rng, 300)
     lx, ly = f_log_inputs(nu, s)
@@ -443,14 +455,8 @@ def test_log_beta_i_f_family_against_mpmath(rng):
     for i in range(nu.size):
         n_, d_, s_ = mp.mpf(nu[i]), mp.mpf(dim[i]), mp.mpf(s[i])
         a, b, x, y = n_ / 2, d_ / 2, n_ / (n_ + s_), s_ / (n_ + s_)
-        ref = mp_log_beta_i(a, b, x, y)
-        rf = float(ref)
-        tol = 1e-12 + near_one_allowance(rf)
-        assert abs(got[i] - ref) <= tol * abs(rf) + 1e-300, (nu[i], dim[i], s[i], got[i], rf)
-        # x^a y^b / (B I): -1/s times it is d log ri / ds (the gradients)
-        ref_h = mp.exp(a * mp.log(x) + b * mp.log(y) - mp.log(mp.beta(a, b)) - ref)
-        if ref_h > 1e-300:
-            assert rel_err(haz[i], ref_h) <= 1e-12, (nu[i], dim[i], s[i], haz[i], ref_h)
+        # the hazard x^a y^b / (B I): -1/s times it is d log ri / ds (the gradients)
+        check_log_beta_i(got[i], haz[i], a, b, x, y, 1e-12, (nu[i], dim[i], s[i]))
 
 
 def test_log_beta_i_general_against_mpmath(rng):
@@ -495,14 +501,7 @@ def test_log_beta_i_one_shape_large_other_small_near_one(rng):
     for i in range(n):
         ym = mp.mpf(y[i])
         xa, xb = (ym, 1 - ym) if swap[i] else (1 - ym, ym)
-        ai, bi = mp.mpf(a[i]), mp.mpf(b[i])
-        ref = mp_log_beta_i(ai, bi, xa, xb)
-        rf = float(ref)
-        tol = 1e-13 + near_one_allowance(rf)
-        assert abs(got[i] - ref) <= tol * abs(rf) + 1e-300, (a[i], b[i], y[i], got[i], rf)
-        ref_h = mp.exp(ai * mp.log(xa) + bi * mp.log(xb) - mp.log(mp.beta(ai, bi)) - ref)
-        if ref_h > 1e-300:
-            assert rel_err(haz[i], ref_h) <= 1e-12, (a[i], b[i], y[i], haz[i], ref_h)
+        check_log_beta_i(got[i], haz[i], mp.mpf(a[i]), mp.mpf(b[i]), xa, xb, 1e-13, (a[i], b[i], y[i]))
 
 
 def test_log_beta_i_against_scipy_f_logsf(rng):

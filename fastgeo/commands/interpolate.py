@@ -394,12 +394,10 @@ def _run_store(args):
               f"{', '.join(map(str, pairs_failed[:20]))}{' ...' if len(pairs_failed) > 20 else ''}; "
               "run the same command again to retry them", file=sys.stderr)
         return 1
-    store = zarrstore.ZarrStore.attached(result.store, None)
+    store = zarrstore.ZarrStore(result.store)
     per_pair = store_pair_metrics(store, args.methods)
     summary = compare.summarize(per_pair)
-    import zarr
-
-    settings = dict(zarr.open_group(result.store, mode="r").attrs)["fastgeo"]["settings"]
+    settings = store.saved_settings()
     report = {"settings": {**settings, "prior_spec": prior_canonical}, "store": result.store,
               "pairs": [{"index": b, "methods": p} for b, p in enumerate(per_pair)], "summary": summary,
               "seconds": result.seconds, "reused_batches": result.reused_batches, "batches": result.n_batches}
@@ -413,9 +411,9 @@ def store_pair_metrics(store, methods):
     """Per pair, {method: {metric: value}} from a store's metrics arrays (as compare.pair_metrics)."""
     per_method = {}
     for method in methods:
-        arrays = store.read_method(method)
+        arrays = store.read_metrics(method)
         names = [k for k in arrays if k.startswith("metrics/")]
-        n = len(arrays["energy"])
+        n = len(arrays["metrics/energy"])
         rows = [{k.partition("/")[2]: float(arrays[k][b]) for k in names} for b in range(n)]
         if "status" in arrays:
             for b, row in enumerate(rows):
