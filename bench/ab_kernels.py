@@ -25,6 +25,10 @@ from fastgeo.benchmarks import describe_machine
 CASES = {  # case: (key of its time, key of its copy limit or None)
     "ri standard normal 200000x512 float32": ("radial", "copy_radial"),
     "ri standard normal 200000x512 float32, read-only": ("radial_ro", "copy_radial"),
+    "ri standard normal 400000x64 float32, radii 0.5-1.5x the bulk's": ("radial64", "copy_radial64"),
+    "ri standard normal 50000x512 float32, radii 0.5-1.5x the bulk's": ("radial512_off", "copy_radial512_off"),
+    "log_ri_and_grad Student-t(5) 100000x64 float64": ("radial_t_grad", None),
+    "ri standard normal 520x64 float64 (a solver batch: serial kernel), 100 calls": ("radial_small", None),
     "KDE(5000 samples).cdf at 1000000 float64 queries": ("kde_cdf", "copy_kde"),
     "log_ri semicircle(20) (KDE estimator) 100000x20 float64": ("kde_ri", None),
     "energy_and_grads 32x51x12288 float32": ("path", "copy_path"),
@@ -63,12 +67,41 @@ try:
     out["radial_ro"] = best(lambda: fastgeo.ri(z_ro, prior, backend="cpu"))
 except TypeError:
     out["radial_ro"] = None
+dst = np.empty_like(z)
+out["copy_radial"] = best(lambda: np.copyto(dst, z))
+from fastgeo.priors import StudentT
+z64 = (rng.standard_normal((400_000, 64)) * rng.uniform(0.5, 1.5, (400_000, 1))).astype(np.float32)
+prior64 = StandardNormal(64)
+assert np.allclose(fastgeo.log_ri(z64[:1000], prior64, backend="cpu"),
+                   fastgeo.log_ri(z64[:1000].astype(np.float64), prior64, backend="reference"), rtol=1e-5, atol=1e-30)
+out["radial64"] = best(lambda: fastgeo.ri(z64, prior64, backend="cpu"))
+dst64 = np.empty_like(z64)
+out["copy_radial64"] = best(lambda: np.copyto(dst64, z64))
+z512 = z[:50_000] * rng.uniform(0.5, 1.5, (50_000, 1)).astype(np.float32)
+assert np.allclose(fastgeo.log_ri(z512[:1000], prior, backend="cpu"),
+                   fastgeo.log_ri(z512[:1000].astype(np.float64), prior, backend="reference"), rtol=1e-5, atol=1e-30)
+out["radial512_off"] = best(lambda: fastgeo.ri(z512, prior, backend="cpu"))
+dst512 = np.empty_like(z512)
+out["copy_radial512_off"] = best(lambda: np.copyto(dst512, z512))
+zt = z64[:100_000].astype(np.float64)
+student = StudentT(64, 5.0)
+got_t, got_g = fastgeo.log_ri_and_grad(zt[:300], student, backend="cpu")
+want_t, want_g = fastgeo.log_ri_and_grad(zt[:300], student, backend="reference")
+assert np.allclose(got_t, want_t, rtol=1e-10) and np.allclose(got_g, want_g, rtol=1e-9, atol=1e-300)
+out["radial_t_grad"] = best(lambda: fastgeo.log_ri_and_grad(zt, student, backend="cpu"))
+zsmall = zt[:520]
+def small_calls():
+    for _ in range(100):
+        fastgeo.ri(zsmall, prior64, backend="cpu")
+out["radial_small"] = best(small_calls)
+if "--radial-only" in sys.argv:
+    print(json.dumps(out))
+    sys.exit(0)
+
 E, dG, dl = fastgeo.energy_and_grads(G, l, 0.5, backend="cpu")
 Er = fastgeo.energy_and_grads(G[:2].astype(np.float64), l[:2].astype(np.float64), 0.5, backend="reference")[0]
 assert np.allclose(E[:2], Er, rtol=1e-5)
 out["path"] = best(lambda: fastgeo.energy_and_grads(G, l, 0.5, backend="cpu"))
-dst = np.empty_like(z)
-out["copy_radial"] = best(lambda: np.copyto(dst, z))
 dstG = np.empty_like(G)
 out["copy_path"] = best(lambda: np.copyto(dstG, G))
 
@@ -115,9 +148,9 @@ print(json.dumps(out))
 """
 
 
-def run_tree(path, repeats):
+def run_tree(path, repeats, only=()):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(repeats)], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(repeats), *only], capture_output=True, text=True, env=env,
                           cwd=os.path.abspath(path), timeout=1800)
     if proc.returncode:
         raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
@@ -141,19 +174,23 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--radial-only", action="store_true", help="only the radial index's cases")
     args = parser.parse_args()
+    only = ("--radial-only",) if args.radial_only else ()
     trees = [t.split("=", 1) for t in args.tree]
     for _, path in trees:  # compile and cache each tree's kernels outside the rounds
-        run_tree(path, 1)
+        run_tree(path, 1, only)
     rounds = []
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
-        rounds.append({name: run_tree(path, args.repeats) for name, path in order})
+        rounds.append({name: run_tree(path, args.repeats, only) for name, path in order})
         print(f"round {r + 1}: " + json.dumps(rounds[-1]), flush=True)
     summary = {}
     names = [n for n, _ in trees]
     for case, (key, copy_key) in CASES.items():
         per = {}
+        if not any(key in rd[name] for rd in rounds for name in names):
+            continue  # not run (--radial-only)
         for name in names:
             vals = [rd[name][key] for rd in rounds if rd[name].get(key) is not None]
             if not vals:
@@ -166,6 +203,8 @@ def main():
             per[f"{names[1]}_over_{names[0]}"] = per[names[1]]["min_ms"] / per[names[0]]["min_ms"]
         summary[case] = per
     for case, key in FRACTIONS.items():
+        if args.radial_only:
+            break
         summary[case] = {name: {"min": min(rd[name][key] for rd in rounds), "max": max(rd[name][key] for rd in rounds)}
                          for name in names}
     result = {"machine": describe_machine(), "trees": dict(trees), "commits": {name: commit_of(path) for name, path in trees},

@@ -13,8 +13,20 @@ ahead into the cache (cpu_prefetch.py), so that the memory keeps streaming meanw
 Two entry points share one row function: ``radial_index`` runs rows in parallel and
 ``radial_index_serial`` on the calling thread, because waking the thread pool costs more than
 a small batch does (the solver calls the index on a few hundred points at a time).
+
+Each family gets kernels of its own, made on its first call (:class:`PerFamily`): the family
+code is a constant of their code, so Numba compiles that family's special functions only
+(kernels/radial.py). A first call for a Gaussian prior compiles the incomplete gamma function,
+not the incomplete beta function of the Student-t family too (bench/first_call.py).
+
+Rows whose index must come from their radius by scaling (|y|^2 overflowed: |y| > 1.3e154;
+kernels/radial.py: from_radius) are left to a kernel of their own, ``far_rows``: the row
+kernels mark them with +inf (which no other row yields) and return how many they marked, and
+the caller runs ``far_rows`` on those only. Such rows are rare, and the code that treats them
+would otherwise double what Numba compiles for the parallel row loop on a first call.
 """
 import math
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -32,8 +44,9 @@ _FASTMATH = {"reassoc", "contract"}
 
 
 def _signature(layout, dt):
-    """y C-contiguous (layout "::1", vectorised) or of any strides (":"); read-only allowed."""
-    return reading(f"void({dt}[:, {layout}], int64, float64, float64, float64, float64, int64, {dt}[::1], "
+    """y C-contiguous (layout "::1", vectorised) or of any strides (":"); read-only allowed.
+    Returns the number of rows marked for ``far_rows``."""
+    return reading(f"int64({dt}[:, {layout}], float64, float64, float64, float64, int64, {dt}[::1], "
                    f"{dt}[:, ::1])", 0)
 
 
@@ -43,6 +56,12 @@ def _contiguous(dt):
 
 def _strided(dt):
     return _signature(":", dt)
+
+
+def _far_signature(dt):
+    """y of any strides and the rows to treat (read-only both)."""
+    return reading(f"void({dt}[:, :], int64[::1], float64, float64, float64, float64, int64, {dt}[::1], "
+                   f"{dt}[:, ::1])", 0, 1)
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -57,6 +76,7 @@ def _sum_sq(row):
 
 @njit(cache=True, inline="always")
 def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
+    """Row i; returns 1 if it is marked (+inf) for far_rows, else 0."""
     d = y.shape[1]
     s = _sum_sq(y[i])
     # the row `ahead` streams in while this one's survival function is computed
@@ -65,13 +85,13 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
         for j in range(d):
             if not math.isfinite(y[i, j]):
                 out[i] = np.nan  # the caller turns this mark into a ValueError
-                return
+                return 0
     if from_radius(family, s):
-        _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad)
-        return
+        out[i] = np.inf
+        return 1
     if what == WHAT_LOG_DENSITY:
         out[i] = radial_log_density(family, s, dim, p0, p1)
-        return
+        return 0
     want_grad = grad.shape[0] > 0
     log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
     out[i] = math.exp(log_sf + log_alpha) if what == WHAT_RI else log_sf + log_alpha
@@ -79,9 +99,10 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
         g = 2.0 * dlog
         for j in range(d):
             grad[i, j] = g * np.float64(y[i, j])
+    return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
     """A finite row whose squared norm overflows (or underflows, where that matters): from its
     radius (kernels/radial.py: from_radius, radial_far)."""
@@ -97,27 +118,71 @@ def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
             grad[i, j] = dv * (np.float64(y[i, j]) / r) if 0.0 < r < math.inf else 0.0
 
 
-def _radial_index(y, family, dim, p0, p1, log_alpha, what, out, grad):
-    """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
+def _family_kernels(family):
+    """(radial_index, radial_index_serial, far_rows) of one family: ``family`` is a constant
+    of their code (a closure cell, which Numba's cache keys on), so its branches are settled
+    before typing (the row functions and kernels/radial.py's dispatch are inlined into them)."""
 
-    If grad has rows, grad[i] = d log ri / d y_i = 2 (d log ri / ds) y_i. A row holding NaN
-    or inf gets out[i] = NaN, which the caller turns into a ValueError.
-    """
-    ahead = rows_ahead(y)
-    for i in prange(y.shape[0]):
-        _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+    def radial_index(y, dim, p0, p1, log_alpha, what, out, grad):
+        """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
+
+        If grad has rows, grad[i] = d log ri / d y_i = 2 (d log ri / ds) y_i. A row holding
+        NaN or inf gets out[i] = NaN, which the caller turns into a ValueError; a row for
+        far_rows gets +inf. Returns the number of the latter.
+        """
+        ahead = rows_ahead(y)
+        far = 0
+        for i in prange(y.shape[0]):
+            far += _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+        return far
+
+    def radial_index_serial(y, dim, p0, p1, log_alpha, what, out, grad):
+        """radial_index on the calling thread, for small batches."""
+        ahead = rows_ahead(y)
+        far = 0
+        for i in range(y.shape[0]):
+            far += _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+        return far
+
+    def far_rows(y, rows, dim, p0, p1, log_alpha, what, out, grad):
+        """Rows ``rows`` (those radial_index marked) from their radius."""
+        for k in range(rows.shape[0]):
+            _far_row(y, rows[k], family, dim, p0, p1, log_alpha, what, out, grad)
+
+    return radial_index, radial_index_serial, far_rows
 
 
-def _radial_index_serial(y, family, dim, p0, p1, log_alpha, what, out, grad):
-    """:func:`radial_index` on the calling thread, for small batches."""
-    ahead = rows_ahead(y)
-    for i in range(y.shape[0]):
-        _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+class PerFamily:
+    """A radial kernel called as ``kernel(y, family, dim, p0, p1, log_alpha, what, out,
+    grad)`` (``far_rows``: ``kernel(y, family, rows, ...)``): one :class:`OnDemand` kernel per
+    family code (kernels/families.py), made on the first call with that family."""
+
+    def __init__(self, which, signature_of, **options):
+        self._which, self._signature_of, self._options = which, signature_of, options
+        self._lock = threading.Lock()
+        self.by_family = {}
+
+    def __call__(self, y, family, *args):
+        kernel = self.by_family.get(family)
+        if kernel is None:
+            kernel = self.kernel(family)
+        return kernel(y, *args)
+
+    def kernel(self, family):
+        """The :class:`OnDemand` kernel of ``family`` (an int code)."""
+        family = int(family)
+        with self._lock:
+            kernel = self.by_family.get(family)
+            if kernel is None:
+                kernel = OnDemand(_family_kernels(family)[self._which], self._signature_of, **self._options)
+                self.by_family[family] = kernel
+        return kernel
 
 
 # contiguous rows and any strides, each with and without the thread pool, each compiled for
-# a dtype when a call first needs it (kernels/signatures.py)
-radial_index = OnDemand(_radial_index, _contiguous, parallel=True, cache=True)
-radial_index_strided = OnDemand(_radial_index, _strided, parallel=True, cache=True)
-radial_index_serial = OnDemand(_radial_index_serial, _contiguous, cache=True)
-radial_index_serial_strided = OnDemand(_radial_index_serial, _strided, cache=True)
+# a family and a dtype when a call first needs them (kernels/signatures.py)
+radial_index = PerFamily(0, _contiguous, parallel=True, cache=True)
+radial_index_strided = PerFamily(0, _strided, parallel=True, cache=True)
+radial_index_serial = PerFamily(1, _contiguous, cache=True)
+radial_index_serial_strided = PerFamily(1, _strided, cache=True)
+far_rows = PerFamily(2, _far_signature, cache=True)

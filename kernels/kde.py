@@ -47,6 +47,9 @@ from .codes import CDF, LOG_CDF, PDF
 from .special import HALF_LOG_2PI, SQRT1_2, log_ndtr
 
 jit = njit(cache=True, nogil=True)
+#: small helpers called with constant column numbers: inlined before typing, where a call
+#: would compile once for each constant (a literal int is a signature of its own)
+inline = njit(cache=True, nogil=True, inline="always")
 
 #: relative size of the terms a sum may drop (a bound on their total, relative to the sum)
 TRUNCATION = 1e-17
@@ -395,7 +398,7 @@ def point_derivatives(lg, ls, lp, mu, var, k3, h, log_n, log_nh):
 
 # -- quintic Hermite cells ----------------------------------------------------------------------
 
-@jit
+@inline
 def hermite5_coefficients(f0, f0p, f0pp, f1, f1p, f1pp, dx, coef, j, k):
     """Store in coef[j, k:k+6] the quintic matching f, f', f'' at both ends of a cell of width dx."""
     d0 = dx * f0p
@@ -413,7 +416,7 @@ def hermite5_coefficients(f0, f0p, f0pp, f1, f1p, f1pp, dx, coef, j, k):
     coef[j, k + 5] = 6.0 * a - 3.0 * b + 0.5 * c
 
 
-@jit
+@inline
 def hermite5(coef, j, k, t):
     """The interpolant stored in coef[j, k:k+6] at fraction t of cell j."""
     return coef[j, k] + t * (coef[j, k + 1] + t * (coef[j, k + 2] + t * (coef[j, k + 3] + t * (

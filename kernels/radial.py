@@ -4,8 +4,15 @@ A radial prior's density depends on z only through the squared radius s = |y|^2 
 whitened point y = W (z - mu), and decreases in s, so its realism index is the survival
 function of the radius: ``ri(z) = P(S >= s)``. One kernel shape serves every family: a
 row-norm reduction over D, then the scalar functions below, selected by an integer family
-code. The branch on ``family`` is uniform across a launch, so it costs nothing on either
-target; keeping the families in one function keeps one compiled kernel per dtype.
+code. The branch on ``family`` is uniform across a launch, so it costs nothing at run time
+on either target.
+
+The functions that branch on ``family`` are inlined into their callers before typing
+(``inline="always"``): where the caller's family is a constant (the CPU kernels make one kernel
+per family, kernels/cpu_radial.py), Numba drops the other families' branches before it types
+them, so a first call compiles its own family's special functions only (the F ratio's beta
+functions are not compiled for a Gaussian prior). Where the family is a run-time value (the
+CUDA kernels) every branch is compiled, as before.
 
 Parameters: ``dim`` is D; ``p0`` and ``p1`` are the family's own (see families.py).
 
@@ -25,19 +32,21 @@ from .special import (
     gamma_hazard,
     log_beta_i,
     log_gamma_q,
-    log_gamma_q_and_hazard,
+    log_gamma_q_hazard_if,
     log_ndtr,
     log_ndtr_hazard,
     log_ratio_weights,
 )
 
 jit = njit(cache=True, nogil=True)
+#: the functions that branch on the family (see above)
+by_family = njit(cache=True, nogil=True, inline="always")
 
 SQRT2 = math.sqrt(2.0)
 SQRT_HALF = math.sqrt(0.5)
 
 
-@jit
+@by_family
 def _gamma_argument(family, s, dim, p0, p1):
     """(a, x, c) for the gamma families, whose ri is Q(a, x(s)) with dx/ds = 1/c:
     CHI2 Q(D/2, s/2) (c = 2); GAMMA_RADIUS Q(k, r/theta), r = sqrt(s) (c = 2 r theta).
@@ -48,7 +57,7 @@ def _gamma_argument(family, s, dim, p0, p1):
     return p0, r / p1, p1 * 2.0 * r
 
 
-@jit
+@by_family
 def radial_log_sf(family, s, dim, p0, p1):
     """log ri as a function of the squared whitened radius s >= 0."""
     if family == CHI2 or family == GAMMA_RADIUS:
@@ -68,7 +77,7 @@ def radial_log_sf(family, s, dim, p0, p1):
     return 0.0 if s <= p0 * p0 else -math.inf
 
 
-@jit
+@by_family
 def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     """d(log ri)/ds at s, given log_sf = radial_log_sf(...) at the same s.
 
@@ -96,20 +105,23 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
     return -math.exp(log_beta_i_hazard(0.5 * p0, 0.5 * dim, log_w, log_1mw) - math.log(s))
 
 
-@jit
+@by_family
 def radial_log_sf_and_dlog(family, s, dim, p0, p1, want_dlog):
     """(radial_log_sf, radial_dlog_sf) at s; the second is 0 unless want_dlog. The gamma
-    families take both from one evaluation of Q and its hazard (half the cost of two calls);
-    the numbers are those of the two functions."""
-    if want_dlog and s > 0.0 and (family == CHI2 or family == GAMMA_RADIUS):
+    families take both from one evaluation of Q and its hazard (half the cost of two calls),
+    with the run-time flag (special_gamma.log_gamma_q_hazard_if: one compiled chain serves
+    the index and its gradient); the numbers are those of the two functions."""
+    if family == CHI2 or family == GAMMA_RADIUS:
         a, x, c = _gamma_argument(family, s, dim, p0, p1)
-        log_sf, haz = log_gamma_q_and_hazard(a, x)
-        return log_sf, (0.0 if log_sf == -math.inf else -haz / c)
+        log_sf, haz = log_gamma_q_hazard_if(a, x, want_dlog)
+        if want_dlog and s > 0.0 and log_sf != -math.inf:
+            return log_sf, -haz / c
+        return log_sf, 0.0
     log_sf = radial_log_sf(family, s, dim, p0, p1)
     return log_sf, (radial_dlog_sf(family, s, dim, p0, p1, log_sf) if want_dlog else 0.0)
 
 
-@jit
+@by_family
 def radial_log_density(family, s, dim, p0, p1):
     """log f(z) of the standard (unwhitened) member of the family, as a function of s.
 
@@ -136,7 +148,7 @@ def radial_log_density(family, s, dim, p0, p1):
     return -(half_dim * math.log(math.pi) + dim * math.log(p0) - math.lgamma(half_dim + 1.0))
 
 
-@jit
+@by_family
 def from_radius(family, s):
     """Whether a finite row's index must come from its radius by scaling (:func:`radial_far`):
     its s = |y|^2 overflowed, or underflowed for the gamma radius, whose index depends on r
@@ -145,7 +157,7 @@ def from_radius(family, s):
     return s == math.inf or (family == GAMMA_RADIUS and s < TINY_S)
 
 
-@jit
+@by_family
 def radial_far(family, r, dim, p0, p1, density, want_d):
     """(v, dv/dr) at a radius r whose square overflows float64 (s = r^2 > 1.8e308), for
     v = log ri, or v = log f of the standard member with ``density`` (dv/dr only with want_d
@@ -174,7 +186,7 @@ def radial_far(family, r, dim, p0, p1, density, want_d):
             a, x, dx = 0.5 * dim, (r * SQRT_HALF) * (r * SQRT_HALF), r
         else:  # x = r / theta
             a, x, dx = p0, r / p1, 1.0 / p1
-        log_sf, haz = log_gamma_q_and_hazard(a, x)
+        log_sf, haz = log_gamma_q_hazard_if(a, x, want_d)
         return log_sf, (-haz * dx if want_d else 0.0)
     if family == CHI2_ERF:
         u = SQRT2 * (math.sqrt(dim - 0.5) - r)

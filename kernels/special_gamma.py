@@ -367,6 +367,16 @@ def log_gamma_q_and_hazard(a, x):
 
 
 @jit
+def log_gamma_q_hazard_if(a, x, want_hazard):
+    """(log Q(a, x), p(x)/Q(a, x) if want_hazard else 0): :func:`log_gamma_q_and_hazard` with
+    the hazard chosen at run time. A kernel that serves both (the radial index with and
+    without its gradient) calls this with its run-time flag, so that Numba compiles the chain
+    once instead of once for each constant (a literal True or False is a signature of its
+    own)."""
+    return _gamma_q_core(a, x, want_hazard)
+
+
+@jit
 def gamma_hazard(a, x):
     """p(x) / Q(a, x) = -d/dx log Q(a, x), with p the Gamma(a, 1) density (a > 0, x >= 0).
 

@@ -53,5 +53,30 @@ def test_importing_the_kernels_compiles_nothing():
             "fastgeo.kernels.cpu_box as b, fastgeo.kernels.cpu_lbfgs as l, fastgeo.kernels.cpu_kde as k\n"
             "from fastgeo.kernels.signatures import OnDemand\n"
             "built = [n for m in (r, p, b, l, k) for n, o in vars(m).items() if isinstance(o, OnDemand) and o._by_char]\n"
+            "built += [n for n, o in vars(r).items() if isinstance(o, r.PerFamily) and o.by_family]\n"
             "assert not built, built\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_first_radial_call_compiles_its_family_only(tmp_path):
+    """With an empty Numba cache, the first ri of a Gaussian batch compiles the incomplete
+    gamma function (the chi-square family) and nothing of the other families: not the
+    incomplete beta function (Student-t), nor the normal cdf (the erf form), nor the far-row
+    kernel when no row needs it; then a Student-t prior compiles its own."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, fastgeo\n"
+            "from fastgeo.kernels import cpu_radial, special, special_beta, special_gamma\n"
+            "z = np.random.default_rng(0).standard_normal((3000, 16))\n"
+            "fastgeo.ri(z, fastgeo.priors.StandardNormal(16))\n"
+            "assert special_gamma._gamma_q_core.signatures, 'the gamma chain was not compiled'\n"
+            "assert not special_beta.log_beta_i.signatures, special_beta.log_beta_i.signatures\n"
+            "assert not special.log_ndtr.signatures, special.log_ndtr.signatures\n"
+            "assert not cpu_radial.far_rows.by_family\n"
+            "assert list(cpu_radial.radial_index.by_family) + list(cpu_radial.radial_index_serial.by_family) == [0]\n"
+            "fastgeo.log_ri_and_grad(z[:5], fastgeo.priors.StudentT(16, 3.0))\n"
+            "assert special_beta.log_beta_i.signatures\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # a cold cache: every kernel compiles
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

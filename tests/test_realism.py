@@ -430,6 +430,36 @@ def test_past_the_largest_double(backend):
         fastgeo.log_ri(z, Gaussian(np.zeros(4), 0.25), backend=backend)
 
 
+@pytest.mark.parametrize("m", [40, 3000])  # the serial and the parallel row kernel
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "reversed", "read-only"])
+def test_far_rows_among_ordinary_rows(rng, m, layout):
+    """Rows taken from their radius (|y|^2 overflows; tiny radii for the gamma radius) are
+    computed apart from the others on the CPU (kernels/cpu_radial.py: far_rows): every row of
+    a mixed batch matches the reference, values and gradients, in every layout."""
+    d = 6
+    z = rng.standard_normal((m, 2 * d))
+    far = rng.random(m) < 12 / m  # a dozen or so: the reference takes them from mpmath
+    far[rng.integers(m)] = True
+    z[far] *= 10.0 ** rng.uniform(155, 300, size=(far.sum(), 1))
+    tiny = ~far & (rng.random(m) < 6 / m)
+    z[tiny] *= 10.0 ** rng.uniform(-300, -146, size=(tiny.sum(), 1))
+    x = {"contiguous": np.ascontiguousarray(z[:, :d]), "strided": z[:, ::2], "reversed": z[::-1, :d],
+         "read-only": np.ascontiguousarray(z[:, :d])}[layout]
+    if layout == "read-only":
+        x.flags.writeable = False
+    for prior in (StandardNormal(d), StudentT(d, 3.0), Cauchy(d), GammaNorm(d, 0.5, 2.0)):
+        lr, g = fastgeo.log_ri_and_grad(x, prior, backend="cpu")
+        lr_ref, g_ref = fastgeo.log_ri_and_grad(np.array(x), prior, backend="reference")
+        np.testing.assert_allclose(lr, lr_ref, rtol=1e-12, err_msg=repr(prior))
+        np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-300, err_msg=repr(prior))
+        np.testing.assert_allclose(fastgeo.ri(x, prior, backend="cpu"), np.exp(lr_ref), rtol=1e-12)
+        np.testing.assert_allclose(prior.log_prob(x), prior.log_prob(np.array(x)), rtol=1e-12)
+    bad = np.array(x)
+    bad[m // 2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"first at index \(%d, 1\): nan" % (m // 2)):
+        fastgeo.log_ri(bad, GammaNorm(d, 0.5, 2.0), backend="cpu")
+
+
 def test_the_reference_gradient_is_right_in_far_tails():
     """exp(log pdf - log sf) with two logs near -5e15 made the reference's gradient 2x too large."""
     z = np.array([[1e8, -5e7, 1e7, 0.0]])

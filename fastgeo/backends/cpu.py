@@ -97,7 +97,10 @@ class CPUBackend(Backend):
         grad = np.empty((m if need_grad else 0, d), dtype=y.dtype)
         # a row's survival function costs about as much as streaming RADIAL_ROW_ELEMENTS elements
         kernel = pick_for(cpu_radial, "radial_index", y, y.size + RADIAL_ROW_ELEMENTS * m)
-        kernel(y, family, float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
+        args = (float(dim), float(p0), float(p1), float(log_alpha), _WHAT[what], out, grad)
+        if kernel(y, family, *args):
+            # rows whose |y|^2 overflowed, marked +inf: from their radius (kernels/cpu_radial.py)
+            cpu_radial.far_rows(y, family, np.flatnonzero(out == np.inf), *args)
         raise_if_marked(out, y)
         return out, (grad if need_grad else None)
 

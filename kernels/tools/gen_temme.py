@@ -174,11 +174,30 @@ def render(d, table):
 
 
 def _horner(coefs, var):
-    """'c0 + var * (c1 + var * (...))' with the coefficients written exactly (repr)."""
-    expr = repr(float(coefs[-1]))
-    for c in reversed(coefs[:-1]):
-        expr = f"{float(c)!r} + {var} * ({expr})"
-    return expr
+    """The polynomial c0 + var c1 + ... as a call 'horner_n(var, c0, c1, ...)' of a generated
+    helper (render_horners) with the coefficients written exactly (repr); a constant alone.
+
+    Numba types every arithmetic operation of a jitted function one by one, about a tenth of
+    a millisecond each on a first (cold) call: the same sums written as nested expressions
+    took seconds to compile. LLVM inlines the helpers, so the machine code and the numbers
+    are the same as those of the nested expression (no fast-math: the same operations in the
+    same order).
+    """
+    if len(coefs) == 1:
+        return repr(float(coefs[0]))
+    return f"horner_{len(coefs)}({var}, " + ", ".join(repr(float(c)) for c in coefs) + ")"
+
+
+def render_horners(max_len):
+    """horner_n(x, c0, ..., c_{n-1}) = c0 + x * (c1 + x * (... + x * (c_{n-1}))), n = 2..max_len."""
+    lines = []
+    for n in range(2, max_len + 1):
+        cs = [f"c{i}" for i in range(n)]
+        expr = cs[-1]
+        for c in reversed(cs[:-1]):
+            expr = f"{c} + x * ({expr})"
+        lines += ["", "@jit", f"def horner_{n}(x, {', '.join(cs)}):", f"    return {expr}", ""]
+    return lines
 
 
 def reexpand(d, a_lo, a_hi):
@@ -322,7 +341,8 @@ def render_bulk(d):
         d, "temme_wide_sum",
         f"sum_k c_k(eta) a^-k for a in band ia >= {first}, |eta| <= 1; e2 = eta^2, inv_a = 1/a.",
         first, lambda a_lo: 1.0)
-    lines = bulk + ["", f"TEMME_WIDE_FIRST_BAND = {first}", ""] + wide
+    longest = max(int(call.split("(", 1)[0]) for line in bulk + wide for call in line.split("horner_")[1:])
+    lines = render_horners(longest) + bulk + ["", f"TEMME_WIDE_FIRST_BAND = {first}", ""] + wide
     return lines, (bulk_total, wide_total)
 
 
