@@ -1,0 +1,90 @@
+"""Cold and warm first calls, repeated: bench/first_call.py and `fastgeo demo` in fresh processes.
+
+Cold: after deleting every Numba cache file (*.nbi, *.nbc) of the tree; warm: the next process,
+the cache on disk. Rounds interleave cold and warm runs and record the load average before each
+(this machine is shared). Writes the runs and their [min, max] per figure as JSON.
+
+    python bench/first_call_runs.py --tree . --rounds 3 --demo-rounds 2 --json bench/results/<name>.json
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from fastgeo.benchmarks import describe_machine
+
+
+def clear_cache(tree):
+    for pattern in ("*.nbi", "*.nbc"):
+        for f in pathlib.Path(tree).rglob(pattern):
+            f.unlink()
+
+
+def run(tree, args):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    load = os.getloadavg()
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=tree, timeout=1800)
+    seconds = time.perf_counter() - t
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    return proc.stdout, seconds, [round(v, 2) for v in load]
+
+
+def first_call(tree, dtype):
+    out, _, load = run(tree, ["bench/first_call.py", "--dtype", dtype])
+    return dict(json.loads(out.strip().splitlines()[-1]), load_average=load)
+
+
+def demo(tree):
+    with tempfile.TemporaryDirectory() as d:
+        _, seconds, load = run(tree, ["-m", "fastgeo", "demo", "--out", d, "--no-progress"])
+    return {"seconds": seconds, "load_average": load}
+
+
+def spans(runs):
+    keys = [k for k in runs[0] if k != "load_average"]
+    return {k: [min(r[k] for r in runs), max(r[k] for r in runs)] for k in keys}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", default=".")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--demo-rounds", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    runs = {"cold": [], "warm": [], "cold_float64": [], "demo_cold": [], "demo_warm": []}
+    for r in range(args.rounds):
+        clear_cache(args.tree)
+        runs["cold"].append(first_call(args.tree, "float32"))
+        runs["warm"].append(first_call(args.tree, "float32"))
+        clear_cache(args.tree)
+        runs["cold_float64"].append(first_call(args.tree, "float64"))
+        print(f"round {r + 1}: cold ri {runs['cold'][-1]['ri_f32_first_s']:.2f} s, "
+              f"float64 {runs['cold_float64'][-1]['ri_f64_first_s']:.2f} s", flush=True)
+    for r in range(args.demo_rounds):
+        clear_cache(args.tree)
+        runs["demo_cold"].append(demo(args.tree))
+        runs["demo_warm"].append(demo(args.tree))
+        print(f"demo round {r + 1}: cold {runs['demo_cold'][-1]['seconds']:.1f} s, "
+              f"warm {runs['demo_warm'][-1]['seconds']:.1f} s", flush=True)
+    result = {"benchmark": "first-call", "machine": describe_machine(), "tree": os.path.abspath(args.tree),
+              "how": __doc__.strip(), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "spans": {k: spans(v) for k, v in runs.items() if v}, "runs": runs}
+    if runs["demo_cold"]:
+        result["spans"]["demo_cold_over_warm"] = [
+            min(c["seconds"] / w["seconds"] for c, w in zip(runs["demo_cold"], runs["demo_warm"])),
+            max(c["seconds"] / w["seconds"] for c, w in zip(runs["demo_cold"], runs["demo_warm"]))]
+    print(json.dumps(result["spans"], indent=1))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
