@@ -8,8 +8,9 @@ import torch
 
 import fastgeo
 from fastgeo._path_problem import PathProblem
-from fastgeo._solver.metric import (gauss_newton_blocks, realism_blocks, realism_derivatives,
-                                    solve_block_tridiagonal)
+from fastgeo._solver.directions import GaussNewton
+from fastgeo._solver.metric import (factor_block_tridiagonal, gauss_newton_blocks, realism_blocks,
+                                    realism_derivatives, solve_block_tridiagonal)
 from fastgeo.priors import StandardNormal
 
 
@@ -51,6 +52,44 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(rng, m, d):
     big = dense(diag, off) + torch.diag_embed(damping.repeat_interleave(d, dim=1))
     want = torch.linalg.solve(big, rhs.reshape(n, -1, 1)).reshape(n, m, d)
     torch.testing.assert_close(x, want, rtol=1e-9, atol=1e-9 * want.abs().max())
+
+
+def test_held_gauss_newton_two_loop_recursion(rng):
+    """The held factorisation's L-BFGS (GaussNewton): with no pairs H g is the damped
+    Gauss-Newton solve M^{-1} g; with pairs from another quadratic (y = A s), H satisfies the
+    newest secant equation H y = s; pairs from M itself leave H = M^{-1} (the BFGS update of
+    an exact inverse); pairs beyond a path's count are ignored (paths with different counts
+    batched together give what each gives alone)."""
+    n, m, d = 3, 3, 2
+    diag, off = random_blocks(rng, n, m, d, rank=d)
+    damping = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, m)))
+    big = dense(diag, off) + torch.diag_embed(damping.repeat_interleave(d, dim=1))
+    other = dense(*random_blocks(rng, n, m, d, rank=d)) + torch.eye(m * d, dtype=torch.float64)
+
+    def held_with(matrix, memory):
+        held = GaussNewton.__new__(GaussNewton)  # the linear algebra alone, no solver
+        held.chol, held.coupling, _ = factor_block_tridiagonal(diag, off, damping)
+        held.pairs_s = torch.from_numpy(rng.standard_normal((n, memory, m, d)))
+        held.pairs_y = (matrix @ held.pairs_s.reshape(n, memory, m * d).mT).mT.reshape(held.pairs_s.shape)
+        return held
+
+    g = torch.from_numpy(rng.standard_normal((n, m, d)))
+    place = torch.arange(n)
+    want = torch.linalg.solve(big, g.reshape(n, -1, 1)).reshape(n, m, d)
+    held = held_with(other, 5)
+    torch.testing.assert_close(held._inverse_hessian_times(place, np.zeros(n, dtype=np.int64), g), want,
+                               rtol=1e-10, atol=1e-12)
+    counts = np.array([1, 5, 3])
+    got = held._inverse_hessian_times(place, counts, held.pairs_y[place, counts - 1])
+    mixed = held._inverse_hessian_times(place, counts, g)
+    for b, c in enumerate(counts):
+        torch.testing.assert_close(got[b], held.pairs_s[b, c - 1], rtol=1e-8, atol=1e-10)
+        alone = held._inverse_hessian_times(place[b:b + 1], np.array([c]), g[b:b + 1])
+        torch.testing.assert_close(mixed[b], alone[0], rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(mixed, want, rtol=1e-3)  # the pairs moved H away from M^{-1}
+    exact = held_with(big, 4)
+    torch.testing.assert_close(exact._inverse_hessian_times(place, np.array([4, 2, 3]), g), want,
+                               rtol=1e-8, atol=1e-10)
 
 
 def test_singular_and_indefinite_systems_are_damped_never_nan(rng):

@@ -29,7 +29,7 @@ from .. import backends
 from .._arrays import kind_of
 from .._path_problem import ForwardModeError
 from .lbfgs import PairMemory, PathLaplacianInverse, index_on, to_host
-from .metric import gauss_newton_blocks, realism_blocks, realism_derivatives, solve_block_tridiagonal
+from .metric import factor_block_tridiagonal, gauss_newton_blocks, realism_blocks, realism_derivatives, substitute
 from .scales import gershgorin, path_gain, preconditioner_weights
 
 
@@ -232,30 +232,58 @@ GN_DAMPING = 1e-6
 BOOST_MAX = 1e6
 
 
+#: iterations a Gauss-Newton factorisation serves as L-BFGS's initial inverse Hessian
+GN_HOLD = 10
+
+
 class GaussNewton(Direction):
-    """Gauss-Newton directions p = -(M + R + lambda I)^{-1} g with the matrix-weighted path
-    Laplacian M (blocks from J^T J) and the realism term's convex part R
-    (:mod:`fastgeo._solver.metric`); lambda_j = GN_DAMPING times the mean diagonal entry of
-    block j of M + R, times an adaptive factor (x8 after a step the line search shortened, /4
-    after a full one, within [1, BOOST_MAX]), raised where the system will not factor. Each
-    direction takes the generator's Jacobian at every free point (D forward-mode products a
-    point, counted as JVPs) and a block-tridiagonal solve of (K-1) D^3 operations a path.
+    """L-BFGS on the Gauss-Newton metric: directions p = -H g from the two-loop recursion over
+    the curvature pairs gathered since the last refresh, with the initial inverse Hessian
+    H0 = (M + R + lambda I)^{-1}: the matrix-weighted path Laplacian M (blocks from J^T J) and
+    the realism term's convex part R (:mod:`fastgeo._solver.metric`). The factorisation is
+    formed anew every ``hold`` directions (and after a failed line search), and its pairs
+    forgotten then; right after a refresh the direction is the plain Gauss-Newton one.
 
-    Its slope is minus the Gauss-Newton decrement g^T (M + R + lambda I)^{-1} g: half of it
-    is the decrease the Gauss-Newton model predicts, the solver's first-order test.
-    (Reusing a path's Jacobians for a few directions was measured slower: it cost more
-    iterations than it saved; docs/solver-diagnosis.md.)"""
+    lambda_j = GN_DAMPING times the mean diagonal entry of block j of M + R, times an adaptive
+    factor (x8 after a step the line search shortened, /4 after a full one, within [1,
+    BOOST_MAX], taken at the next refresh), raised where the system will not factor. A refresh
+    takes the generator's Jacobian at every free point (D forward-mode products a point,
+    counted as JVPs) and a block-tridiagonal factorisation of (K-1) D^3 operations a path;
+    each direction in between costs a block substitution and the pairs' products.
 
-    def __init__(self, solver):
+    Holding the factorisation for 10 directions reached the same energies with a third of
+    the Jacobians of a fresh one every direction (docs/solver-diagnosis.md). Its slope is
+    -g^T H g; half of it is the decrease the model predicts. A path converges only at a fresh
+    Gauss-Newton direction (:meth:`confirm`): where the held model predicts a small decrease,
+    the factorisation is refreshed first, and the Gauss-Newton decrement decides.
+    """
+
+    def __init__(self, solver, hold=GN_HOLD, memory=GN_HOLD):
         super().__init__(solver)
+        b, n_free, d = solver.shape
+        self.hold, self.memory = hold, memory
         # the adaptive factor on GN_DAMPING: a shortened step says the model was trusted too far
-        self.boost = np.ones(solver.shape[0])
+        self.boost = np.ones(b)
+        self.age = np.full(b, hold)  # directions since the last refresh (hold: refresh next)
+        self.n_pairs = np.zeros(b, dtype=np.int64)
+        self.chol = self.coupling = self.pairs_s = self.pairs_y = None
 
-    def start(self, rows):
+    def _allocate(self):
+        b, n_free, d = self.solver.shape
+        opts = dict(dtype=torch.float64, device=self.solver.device)
+        self.chol = torch.zeros((b, n_free, d, d), **opts)
+        self.coupling = torch.zeros((b, max(n_free - 1, 0), d, d), **opts)
+        self.pairs_s = torch.zeros((b, self.memory, n_free, d), **opts)
+        self.pairs_y = torch.zeros((b, self.memory, n_free, d), **opts)
+
+    def refresh(self, rows):
+        """Form and factor M + R + lambda I at the current iterates of paths ``rows``."""
         s = self.solver
+        if self.chol is None:
+            self._allocate()
         problem = s.problem
         index = s.index(rows)
-        x, g = s.x[index], s.grad[index]
+        x = s.x[index]
         jtj, jtj_next = problem.jacobian_products(x)
         s.n_jvp[rows] += s.shape[2]
         full = torch.cat([problem.g0[index][:, None], s.current_decoded(rows), problem.g1[index][:, None]], dim=1)
@@ -270,14 +298,90 @@ class GaussNewton(Direction):
         scale = diag.diagonal(dim1=-2, dim2=-1).mean(dim=2)
         boost = torch.from_numpy(self.boost[rows]).to(s.device)[:, None]
         damping = GN_DAMPING * boost * scale + torch.finfo(torch.float64).tiny
-        p, _ = solve_block_tridiagonal(diag, off, -g.to(torch.float64), damping)
-        s.direction[index] = p.to(s.x.dtype)
-        return to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1).to(torch.float64)))
+        place = index_on(rows, s.device)
+        self.chol[place], self.coupling[place], _ = factor_block_tridiagonal(diag, off, damping)
+        self.age[rows] = 0
+        self.n_pairs[rows] = 0
+
+    def start(self, rows):
+        stale = self.age[rows] >= self.hold
+        if stale.any():
+            self.refresh(rows[stale])
+        s = self.solver
+        place = index_on(rows, s.device)
+        g = s.grad[s.index(rows)].to(torch.float64)
+        p = -self._inverse_hessian_times(place, self.n_pairs[rows], g)
+        slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
+        uphill = ~(slope < 0)
+        if uphill.any():  # stale curvature: the plain Gauss-Newton direction of the held factors
+            self.n_pairs[rows[uphill]] = 0
+            mask = torch.from_numpy(uphill).to(s.device)
+            p[mask] = -substitute(self.chol[place[mask]], self.coupling[place[mask]], g[mask])
+            slope[uphill] = to_host(torch.linalg.vecdot(p[mask].flatten(1), g[mask].flatten(1)))
+        self.age[rows] += 1
+        s.direction[s.index(rows)] = p.to(s.x.dtype)
+        return slope
+
+    def _inverse_hessian_times(self, place, n_pairs, g):
+        """H g by the two-loop recursion, batched over paths (pairs beyond a path's count weigh 0)."""
+        count = torch.from_numpy(n_pairs).to(g.device)
+        q = g.clone()
+        alphas, rhos = [], []
+        for k in reversed(range(int(n_pairs.max(initial=0)))):
+            sk, yk = self.pairs_s[place, k], self.pairs_y[place, k]
+            rho = torch.where(count > k, 1.0 / torch.linalg.vecdot(sk.flatten(1), yk.flatten(1)), 0.0)
+            a = rho * torch.linalg.vecdot(sk.flatten(1), q.flatten(1))
+            q = q - a[:, None, None] * yk
+            alphas.append(a)
+            rhos.append(rho)
+        r = substitute(self.chol[place], self.coupling[place], q)
+        for k, (a, rho) in enumerate(zip(reversed(alphas), reversed(rhos))):
+            sk, yk = self.pairs_s[place, k], self.pairs_y[place, k]
+            beta = rho * torch.linalg.vecdot(yk.flatten(1), r.flatten(1))
+            r = r + (a - beta)[:, None, None] * sk
+        return r
 
     def accept(self, rows, took, trial, grad):
-        full = self.solver.step[rows] >= 1.0
+        s = self.solver
+        full = s.step[rows] >= 1.0
         self.boost[rows] = np.clip(np.where(full, self.boost[rows] / 4, self.boost[rows] * 8), 1.0, BOOST_MAX)
+        new_x, new_g = self._taken(took, trial, grad)
+        index = s.index(rows)
+        ds = (new_x - s.x[index]).to(torch.float64)
+        dy = (new_g - s.grad[index]).to(torch.float64)
+        sy = to_host(torch.linalg.vecdot(ds.flatten(1), dy.flatten(1)))
+        yy = to_host(torch.linalg.vecdot(dy.flatten(1), dy.flatten(1)))
+        good = np.isfinite(sy) & (sy > 1e-10 * yy)
+        if self.memory and good.any():
+            keep = rows[good]
+            full_memory = self.n_pairs[keep] >= self.memory
+            if full_memory.any():  # drop the oldest pair
+                place = index_on(keep[full_memory], s.device)
+                self.pairs_s[place] = torch.roll(self.pairs_s[place], -1, dims=1)
+                self.pairs_y[place] = torch.roll(self.pairs_y[place], -1, dims=1)
+                self.n_pairs[keep[full_memory]] -= 1
+            slot = torch.from_numpy(self.n_pairs[keep]).to(s.device)
+            place = index_on(keep, s.device)
+            mask = torch.from_numpy(good).to(s.device)
+            self.pairs_s[place, slot] = ds[mask]
+            self.pairs_y[place, slot] = dy[mask]
+            self.n_pairs[keep] += 1
         return self._copy_accepted(rows, took, trial, grad)
+
+    def confirm(self, rows, small):
+        """Whether paths ``rows``, whose model predicts a small decrease (mask ``small``), may
+        stop: only where the direction is a fresh Gauss-Newton one (the quasi-Newton model of
+        held factors and pairs can understate what is left); the others refresh next."""
+        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0)
+        self.age[rows[small & ~fresh]] = self.hold
+        return fresh
+
+    def restart(self, rows):
+        # a failed line search along a direction with pairs or an aged factorisation: retry
+        # from a fresh one; from a fresh Gauss-Newton direction there is no decrease left
+        retry = (self.n_pairs[rows] > 0) | (self.age[rows] > 1)
+        self.age[rows[retry]] = self.hold
+        return retry
 
 
 class LBFGSThenGaussNewton(Direction):
@@ -320,12 +424,15 @@ class LBFGSThenGaussNewton(Direction):
     def converged(self, rows, predicted, stalled):
         if not self.available:
             return super().converged(rows, predicted, stalled)
-        return self.in_gauss_newton[rows] & (predicted <= self.solver.ftol)
+        small = self.in_gauss_newton[rows] & (predicted <= self.solver.ftol)
+        return small & self.gauss_newton.confirm(rows, small)
 
     def restart(self, rows):
         retry = np.zeros(len(rows), dtype=bool)
         early = ~self.in_gauss_newton[rows]
         retry[early] = self.lbfgs.restart(rows[early])
+        if (~early).any():
+            retry[~early] = self.gauss_newton.restart(rows[~early])
         return retry
 
     def accept(self, rows, took, trial, grad):

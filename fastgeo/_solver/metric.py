@@ -70,26 +70,35 @@ def solve_block_tridiagonal(diag, off, rhs, damping):
     """x with (M + Lambda_b) x = rhs for each path b, M symmetric block tridiagonal with
     blocks ``diag`` (n, m, D, D) and ``off`` (n, m-1, D, D) (M_{j,j+1} = off_j), rhs (n, m, D),
     Lambda_b block diagonal with blocks damping[b, j] I (damping (n, m)).
+    Returns (x, damping used): :func:`factor_block_tridiagonal`, then :func:`substitute`.
+    """
+    chol, coupling, damping = factor_block_tridiagonal(diag, off, damping)
+    return substitute(chol, coupling, rhs), damping
+
+
+def factor_block_tridiagonal(diag, off, damping):
+    """(chol, coupling, damping used) of M + Lambda (see :func:`solve_block_tridiagonal`).
 
     Block Cholesky (block Thomas): M = L L^T with diagonal blocks L_j = chol(diag_j -
     C_{j-1}^T C_{j-1}) and C_j = L_j^{-1} off_j; cost m D^3 per path. Where a block is not
     positive definite (a singular or indefinite system), that path's damping is raised
-    100-fold (at least to 1e-12 of its blocks' mean diagonal) and its solve redone, so the
-    result is never NaN. Returns (x, damping used).
+    100-fold (at least to 1e-12 of its blocks' mean diagonal) and its factorisation redone, so
+    that a solve with the result is never NaN.
     """
     n, m, d, _ = diag.shape
     damping = damping.clone()
     eye = torch.eye(d, dtype=diag.dtype, device=diag.device)
+    chol = torch.empty_like(diag)
+    coupling = torch.empty_like(off)
     todo = torch.arange(n, device=diag.device)
-    x = torch.empty_like(rhs)
     for _ in range(12):
-        chol, coupling, failed = _factor(diag[todo], off[todo], damping[todo], eye)
+        c, cp, failed = _factor(diag[todo], off[todo], damping[todo], eye)
         ok = ~failed
         if ok.any():
             keep = ok.nonzero().flatten()
-            x[todo[keep]] = _substitute(chol[keep], coupling[keep], rhs[todo[keep]])
+            chol[todo[keep]], coupling[todo[keep]] = c[keep], cp[keep]
         if not failed.any():
-            return x, damping
+            return chol, coupling, damping
         todo = todo[failed]
         scale = diag[todo].diagonal(dim1=-2, dim2=-1).abs().mean(dim=2)
         damping[todo] = torch.maximum(100 * damping[todo], 1e-12 * scale + torch.finfo(diag.dtype).tiny)
@@ -115,7 +124,8 @@ def _factor(diag, off, damping, eye):
     return chol, coupling, failed
 
 
-def _substitute(chol, coupling, rhs):
+def substitute(chol, coupling, rhs):
+    """x with L L^T x = rhs for the factors of :func:`factor_block_tridiagonal`, rhs (n, m, D)."""
     m = chol.shape[1]
     y = torch.empty_like(rhs)
     for j in range(m):
