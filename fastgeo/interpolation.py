@@ -95,9 +95,10 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         "lbfgs-gn": L-BFGS until a path stalls or has made 300 iterations, then Gauss-Newton
         steps with the matrix-weighted path Laplacian (blocks w_i J^T J from forward-mode
         Jacobians, plus the realism term's convex part; MATH.md 3.1) and Levenberg-Marquardt
-        damping, until the decrease the Gauss-Newton model predicts is at most ``ftol`` |E|:
-        reaches the minimum (to 1e-6 on the normal and semicircle demo models), at D
-        forward-mode products per point and iteration. A generator without forward-mode
+        damping, the factorisation held for 10 directions under L-BFGS corrections, until the
+        decrease a fresh Gauss-Newton model predicts is at most ``ftol`` |E|:
+        reaches the minimum (to 1e-4 on most paths of the demo models; some settle in another
+        minimum), at D forward-mode products per point and refresh. A generator without forward-mode
         derivatives gets a warning and L-BFGS only.
         "gd": the paper's gradient descent, fixed step 1/L (halved when a step would raise the
         energy) or ``lr``.
