@@ -26,6 +26,7 @@ def clear_cache(tree):
 
 def run(tree, args):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    env.pop("NUMBA_CACHE_DIR", None)  # the cache next to the tree's sources, which clear_cache empties
     load = os.getloadavg()
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=tree, timeout=1800)

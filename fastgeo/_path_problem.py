@@ -93,7 +93,8 @@ class PathProblem:
         """A MemoryError naming ``what`` when the Gauss-Newton phase of ``n_paths`` paths of
         ``n_free`` free points cannot fit: its float64 D x D blocks a point, GN_BLOCK_COPIES of
         them alive at once (J^T J, J_j^T J_{j+1}, the realism Hessian and term, the system's
-        blocks, their Cholesky factors), and one chunk of Jacobians."""
+        blocks, their Cholesky factors, and the factors held between refreshes), and one chunk
+        of Jacobians."""
         per_path = n_free * self.dim * self.dim * 8 * GN_BLOCK_COPIES
         jacobians = min(JACOBIAN_BYTES, n_paths * self._jacobian_bytes(n_free, self.g0.element_size()))
         require_bytes(kind_of(self.g0), n_paths * per_path + jacobians, what)
@@ -242,8 +243,9 @@ class ForwardModeError(GeneratorError):
 
 #: the most bytes the Jacobians of one chunk of paths may take (PathProblem.jacobian_products)
 JACOBIAN_BYTES = 256 * 2 ** 20
-#: float64 D x D blocks a free point that a Gauss-Newton direction holds at once, at most
-GN_BLOCK_COPIES = 10
+#: float64 D x D blocks a free point that the Gauss-Newton phase holds at once, at most: 10
+#: while a refresh forms its system, and the two held factors (_solver/directions.py)
+GN_BLOCK_COPIES = 12
 
 
 class Evaluation:

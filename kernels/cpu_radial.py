@@ -19,11 +19,13 @@ code is a constant of their code, so Numba compiles that family's special functi
 (kernels/radial.py). A first call for a Gaussian prior compiles the incomplete gamma function,
 not the incomplete beta function of the Student-t family too (bench/first_call.py).
 
-Rows whose index must come from their radius by scaling (|y|^2 overflowed: |y| > 1.3e154;
-kernels/radial.py: from_radius) are left to a kernel of their own, ``far_rows``: the row
-kernels mark them with +inf (which no other row yields) and return how many they marked, and
-the caller runs ``far_rows`` on those only. Such rows are rare, and the code that treats them
-would otherwise double what Numba compiles for the parallel row loop on a first call.
+Rows whose index must come from their radius by scaling (kernels/radial.py: from_radius:
+|y|^2 overflowed, |y| > 1.3e154; for the gamma radius also |y| < 1e-145, the prior's centre
+y = 0 among them) are left to a kernel of their own, ``far_rows``: the row kernels mark them
+with +inf (which no other row yields: ri <= alpha <= 1, and the only infinite log density, the
+gamma radius's at y = 0, is such a row) and return how many they marked, and the caller runs
+``far_rows`` on those only. Such rows are rare, and the code that treats them would otherwise
+double what Numba compiles for the parallel row loop on a first call.
 """
 import math
 import threading

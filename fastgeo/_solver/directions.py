@@ -251,8 +251,11 @@ class GaussNewton(Direction):
     counted as JVPs) and a block-tridiagonal factorisation of (K-1) D^3 operations a path;
     each direction in between costs a block substitution and the pairs' products.
 
-    Holding the factorisation for 10 directions reached the same energies with a third of
-    the Jacobians of a fresh one every direction (docs/solver-diagnosis.md). Its slope is
+    Holding the factorisation for 10 directions took a third to a seventh of the Jacobians of
+    a fresh one every direction, and 1.9-5x less time, to energies within 1e-4 on most demo
+    paths (some settle in other minima; docs/solver-diagnosis.md). The factors of all B paths
+    stay allocated from the first refresh on (PathProblem.require_gauss_newton_memory counts
+    them). Its slope is
     -g^T H g; half of it is the decrease the model predicts. A path converges only at a fresh
     Gauss-Newton direction (:meth:`confirm`): where the held model predicts a small decrease,
     the factorisation is refreshed first, and the Gauss-Newton decrement decides.
@@ -279,13 +282,13 @@ class GaussNewton(Direction):
     def refresh(self, rows):
         """Form and factor M + R + lambda I at the current iterates of paths ``rows``."""
         s = self.solver
-        if self.chol is None:
-            self._allocate()
         problem = s.problem
         index = s.index(rows)
         x = s.x[index]
-        jtj, jtj_next = problem.jacobian_products(x)
+        jtj, jtj_next = problem.jacobian_products(x)  # ForwardModeError before anything is held
         s.n_jvp[rows] += s.shape[2]
+        if self.chol is None:
+            self._allocate()
         full = torch.cat([problem.g0[index][:, None], s.current_decoded(rows), problem.g1[index][:, None]], dim=1)
         full = full.flatten(2).to(torch.float64)
         dist2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
