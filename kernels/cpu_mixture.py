@@ -11,6 +11,7 @@ of any strides (the contiguous ones index faster: about 1.5x on semicircle(20)).
 float32 or float64 and read-only (kernels/signatures.py); the parameters are the prior's
 read-only float64 arrays.
 """
+import numpy as np
 from numba import prange, types
 
 from .mixture import mixture_row
@@ -40,7 +41,9 @@ def _strided(dtype):
 def _rows(z, whiten, first, means, log_norm, want_grad, out, grad):
     """out[i] = log f(z_i), and grad[i] = grad log f(z_i) when want_grad (grad is (0, D) else)."""
     for i in prange(z.shape[0]):
-        out[i] = mixture_row(z, i, whiten, first, means, log_norm, want_grad, grad)
+        # int64: the parallel loop's index is unsigned where Numba outlines the loop body, and
+        # mixture_row would compile a second time for it (the first call: ~0.8 s more)
+        out[i] = mixture_row(z, np.int64(i), whiten, first, means, log_norm, want_grad, grad)
 
 
 def _rows_serial(z, whiten, first, means, log_norm, want_grad, out, grad):

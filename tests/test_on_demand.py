@@ -80,3 +80,22 @@ def test_a_first_radial_call_compiles_its_family_only(tmp_path):
             "assert special_beta.log_beta_i.signatures\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # a cold cache: every kernel compiles
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_a_parallel_row_loop_compiles_its_row_function_once(tmp_path):
+    """Numba types a parallel loop's body twice, the second time with an unsigned index: a
+    row function called with the bare index compiled twice on a first call. The mixture
+    kernel passes it as int64 (one signature); checked with an empty cache."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, fastgeo\n"
+            "from fastgeo.kernels import cpu_mixture, mixture\n"
+            "s = fastgeo.priors.semicircle(20)\n"
+            "z = s.sample(20000, seed=0)\n"
+            "s.log_prob(z)\n"
+            "assert cpu_mixture.mixture_log_density._by_char, 'the parallel kernel did not run'\n"
+            "assert len(mixture.mixture_row.signatures) == 1, mixture.mixture_row.signatures\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_NUM_THREADS="2")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
