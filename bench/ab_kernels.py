@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks import describe_machine, save_json
 
 CASES = {  # case: (key of its time, key of its copy limit or None)
     "ri standard normal 200000x512 float32": ("radial", "copy_radial"),
@@ -212,8 +212,7 @@ def main():
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(summary, indent=1))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+        save_json(result, args.json)
 
 
 if __name__ == "__main__":

@@ -88,15 +88,14 @@ def main(argv=None):
     parser.add_argument("--folder", default="/tmp/dask-costs")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "dask-costs-cpu.json"))
     args = parser.parse_args(argv)
-    from fastgeo.benchmarks.machine import describe_machine
+    from fastgeo.benchmarks import describe_machine, save_json
 
     os.makedirs(args.folder, exist_ok=True)
     result = {"benchmark": "Dask cost per task and Zarr write rate per batch", "machine": describe_machine(),
               "dask": task_rate(args.tasks), "store": [store_rate(args.folder, False), store_rate(args.folder, True)],
               "load_average_after": os.getloadavg()}
     shutil.rmtree(args.folder, ignore_errors=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
+    save_json(result, args.out)
     print(json.dumps(result, indent=1))
     return 0
 

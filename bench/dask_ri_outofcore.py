@@ -123,7 +123,7 @@ def main(argv=None):
     import psutil
 
     import fastgeo
-    from fastgeo.benchmarks.machine import describe_machine
+    from fastgeo.benchmarks import describe_machine, save_json
     from fastgeo.priors import StandardNormal
 
     prior = StandardNormal(args.dim)
@@ -173,9 +173,7 @@ def main(argv=None):
     shutil.rmtree(dst, ignore_errors=True)
     if not args.keep:
         shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
+    save_json(result, args.out)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks import describe_machine, save_json
 
 
 def clear_cache(tree):
@@ -83,8 +83,7 @@ def main():
             max(c["seconds"] / w["seconds"] for c, w in zip(runs["demo_cold"], runs["demo_warm"]))]
     print(json.dumps(result["spans"], indent=1))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+        save_json(result, args.json)
 
 
 if __name__ == "__main__":

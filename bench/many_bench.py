@@ -57,7 +57,7 @@ def main(argv=None):
     import distributed
 
     import fastgeo
-    from fastgeo.benchmarks.machine import describe_machine
+    from fastgeo.benchmarks import describe_machine, save_json
     from fastgeo.endpoints import far_pairs
 
     model = fastgeo.models.load("semicircle")
@@ -100,9 +100,7 @@ def main(argv=None):
                           "dask_cost_fraction_1_worker": span(1, "dask_cost_fraction"),
                           "dask_cost_fraction_2_workers": span(2, "dask_cost_fraction"),
                           "load_average_after": os.getloadavg()}}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
+    save_json(result, args.out)
     print(json.dumps(result["summary"], indent=1))
     return 0
 

@@ -34,7 +34,7 @@ import torch
 import fastgeo
 from fastgeo import models
 from fastgeo._path_problem import PathProblem
-from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks import describe_machine, save_json
 from fastgeo.endpoints import far_pairs
 from fastgeo.interpolation import DEFAULT_ALPHA
 from fastgeo.realism import log_ri_and_grad
@@ -274,8 +274,7 @@ def main():
         _, rows = second_order_run(problem, generator, x0, alpha, exact, args.second_order)
         result[name] = rows
         print(name, f"{rows[-1]['seconds']:.1f}s", np.round(rows[-1]["energy"], 5), flush=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    save_json(result, args.out)
     print(json.dumps({k: v for k, v in result.items() if k not in ("gauss_newton", "newton", "machine")}, indent=1))
 
 

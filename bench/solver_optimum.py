@@ -29,7 +29,7 @@ import torch
 
 import fastgeo
 from fastgeo import models
-from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks import describe_machine, save_json
 from fastgeo.endpoints import far_pairs
 from fastgeo.interpolation import DEFAULT_ALPHA
 
@@ -199,11 +199,9 @@ def main():
               "settings": vars(args), "models": {}}
     for name in args.models.split(","):
         result["models"][name] = model_run(name, args.pairs, args)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        save_json(result, args.out)
     result["dcgan_cost_split"] = dcgan_split(args.dcgan_points)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    save_json(result, args.out)
     print(json.dumps({m: {k: v for k, v in r.items() if k.startswith("speedup")} for m, r in result["models"].items()}))
     print(json.dumps(result["dcgan_cost_split"]))
 

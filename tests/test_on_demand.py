@@ -58,15 +58,22 @@ def test_importing_the_kernels_compiles_nothing():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _run_with_an_empty_cache(code, cache_dir, **env):
+    """Run ``code`` in a fresh process whose Numba cache is the empty ``cache_dir``, so every
+    kernel it calls compiles (and its callees' signatures show what was compiled)."""
+    import os
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env=dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), **env))
+
+
 def test_a_first_radial_call_compiles_its_family_only(tmp_path):
     """With an empty Numba cache, the first ri of a Gaussian batch compiles the incomplete
     gamma function (the chi-square family) and nothing of the other families: not the
     incomplete beta function (Student-t), nor the normal cdf (the erf form), nor the far-row
     kernel when no row needs it; then a Student-t prior compiles its own."""
-    import os
-    import subprocess
-    import sys
-
     code = ("import numpy as np, fastgeo\n"
             "from fastgeo.kernels import cpu_radial, special, special_beta, special_gamma\n"
             "z = np.random.default_rng(0).standard_normal((3000, 16))\n"
@@ -78,18 +85,13 @@ def test_a_first_radial_call_compiles_its_family_only(tmp_path):
             "assert list(cpu_radial.radial_index.by_family) + list(cpu_radial.radial_index_serial.by_family) == [0]\n"
             "fastgeo.log_ri_and_grad(z[:5], fastgeo.priors.StudentT(16, 3.0))\n"
             "assert special_beta.log_beta_i.signatures\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # a cold cache: every kernel compiles
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    _run_with_an_empty_cache(code, tmp_path)
 
 
 def test_a_parallel_row_loop_compiles_its_row_function_once(tmp_path):
     """Numba types a parallel loop's body twice, the second time with an unsigned index: a
     row function called with the bare index compiled twice on a first call. The mixture
     kernel passes it as int64 (one signature); checked with an empty cache."""
-    import os
-    import subprocess
-    import sys
-
     code = ("import numpy as np, fastgeo\n"
             "from fastgeo.kernels import cpu_mixture, mixture\n"
             "s = fastgeo.priors.semicircle(20)\n"
@@ -97,5 +99,4 @@ def test_a_parallel_row_loop_compiles_its_row_function_once(tmp_path):
             "s.log_prob(z)\n"
             "assert cpu_mixture.mixture_log_density._by_char, 'the parallel kernel did not run'\n"
             "assert len(mixture.mixture_row.signatures) == 1, mixture.mixture_row.signatures\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_NUM_THREADS="2")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    _run_with_an_empty_cache(code, tmp_path, NUMBA_NUM_THREADS="2")

@@ -352,8 +352,8 @@ class GaussNewton(Direction):
         index = s.index(rows)
         ds = (new_x - s.x[index]).to(torch.float64)
         dy = (new_g - s.grad[index]).to(torch.float64)
-        sy = to_host(torch.linalg.vecdot(ds.flatten(1), dy.flatten(1)))
-        yy = to_host(torch.linalg.vecdot(dy.flatten(1), dy.flatten(1)))
+        sy, yy = to_host(torch.stack([torch.linalg.vecdot(ds.flatten(1), dy.flatten(1)),
+                                      torch.linalg.vecdot(dy.flatten(1), dy.flatten(1))]))  # one transfer
         good = np.isfinite(sy) & (sy > 1e-10 * yy)
         if self.memory and good.any():
             keep = rows[good]

@@ -28,7 +28,7 @@ implementations are measured on a prefix of the input sized to a time budget and
 throughput (items per second).
 
 The rest: :mod:`.machine` (describe_machine, describe_device), :mod:`.device` (Device),
-:mod:`.timing` (Row, Runner), :mod:`.report` (summarize, markdown, to_csv, write) and
+:mod:`.timing` (Row, Runner), :mod:`.report` (summarize, markdown, to_csv, write, save_json) and
 :mod:`.suite` (SIZES, BENCHMARKS, run). Importing this package imports neither torch nor Numba.
 """
 from .checks import WrongResult, check_close, check_that, to_host
@@ -38,7 +38,7 @@ from .kde_cdf import bench_kde, naive_kde_cdf
 from .machine import describe_device, describe_machine
 from .path_energy import bench_path, torch_path_energy
 from .radial_ri import bench_radial
-from .report import COLUMNS, markdown, summarize, table_rows, to_csv, write
+from .report import COLUMNS, markdown, save_json, summarize, table_rows, to_csv, write
 from .suite import BENCHMARKS, SIZES, run
 from .timing import WRONG_RESULT, Row, Runner
 
@@ -47,5 +47,5 @@ __all__ = [
     "check_close", "check_that", "to_host", "describe_machine", "describe_device", "Device",
     "available_devices", "backends_for", "bench_radial", "naive_kde_cdf", "bench_kde", "torch_path_energy",
     "bench_path", "bench_interpolate", "summarize", "COLUMNS", "table_rows", "markdown", "to_csv", "run",
-    "write",
+    "write", "save_json",
 ]

@@ -74,6 +74,16 @@ def to_csv(result) -> str:
     return buf.getvalue()
 
 
+def save_json(result, path):
+    """Write ``result`` to ``path`` as indented JSON (the bench/ scripts' results), making its
+    folder if need be."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
 def write(result, directory) -> dict:
     """Write bench.json, bench.md and bench.csv into ``directory``; return their paths."""
     os.makedirs(directory, exist_ok=True)
