@@ -10,6 +10,9 @@ import pytest
 
 # one seed for every hypothesis test of the run (tests/test_properties.py), printed below
 os.environ.setdefault("FASTGEO_HYPOTHESIS_SEED", str(np.random.SeedSequence().entropy % (2**32)))
+# the demo's background compile helper stays off: a test run is no first run, and a helper
+# would share the CPUs with the tests (tests/test_background_compile.py turns it on)
+os.environ["FASTGEO_BACKGROUND_COMPILE"] = "0"
 
 
 def pytest_report_header(config):

@@ -21,7 +21,7 @@ import math
 import os
 import time
 
-from . import UserError
+from . import UserError, _background
 from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
                       positive_int, show_progress, threads, writable_folder)
 
@@ -80,6 +80,22 @@ def digit_yardstick():
 
 
 def run(args):
+    check_backend(args.backend)
+    if args.backend == "cuda":
+        raise UserError("--backend cuda: the demo's generators run on the CPU; use auto, cpu or reference")
+    writable_folder(args.out)
+    stages = Stages(show_progress(args))
+    helper = _background.start(_background.demo_steps(args), args.threads)
+    if helper is not None:
+        stages.say(f"kernels of the later steps compile in a background process ({_background.ENV}=0: off)")
+    try:
+        return _run(args, stages)
+    finally:
+        if helper is not None:
+            helper.stop()
+
+
+def _run(args, stages):
     import numpy as np
     import torch
 
@@ -88,13 +104,9 @@ def run(args):
     from ..interpolation import DEFAULT_ALPHA
 
     start = time.perf_counter()
-    check_backend(args.backend)
-    if args.backend == "cuda":
-        raise UserError("--backend cuda: the demo's generators run on the CPU; use auto, cpu or reference")
-    out = writable_folder(args.out)
+    out = args.out
     alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    progress = show_progress(args)
-    stages = Stages(progress)
+    progress = stages.enabled
     n_figures = min(args.figures, args.pairs)
     digit_distance, digits = digit_yardstick()
     extras = {"digit_distance": digit_distance}
