@@ -135,9 +135,6 @@ class CPUBackend(Backend):
             return super().mixture_log_density(z, whiten, means, log_norm, need_grad)
         if first is None:
             first = first_columns(whiten)
-        # float64 rows only: a row's K D^2 float64 multiply-adds dwarf its conversion, and one
-        # compiled kernel then serves float32 too (a first call of each dtype compiled its own)
-        z = np.asarray(z, dtype=np.float64)
         m, d = z.shape
         out = np.empty(m)
         grad = np.empty((m if need_grad else 0, d))
