@@ -17,7 +17,8 @@ a small batch does (the solver calls the index on a few hundred points at a time
 Each family gets kernels of its own, made on its first call (:class:`PerFamily`): the family
 code is a constant of their code, so Numba compiles that family's special functions only
 (kernels/radial.py). A first call for a Gaussian prior compiles the incomplete gamma function,
-not the incomplete beta function of the Student-t family too (bench/first_call.py).
+not the incomplete beta function of the Student-t family too (bench/first_call.py); below
+D = 203 not even the gamma function's written-out sums for large shapes (radial.wide_gamma).
 
 Rows whose index must come from their radius by scaling (kernels/radial.py: from_radius:
 |y|^2 overflowed, |y| > 1.3e154; for the gamma radius also |y| < 1e-145, the prior's centre
@@ -35,7 +36,7 @@ from numba import njit, prange
 
 from . import codes
 from .cpu_prefetch import prefetch_row, rows_ahead
-from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog
+from .radial import from_radius, radial_far, radial_log_density, radial_log_sf_and_dlog, wide_gamma
 from .rows import row_radius
 from .signatures import OnDemand, reading
 
@@ -77,7 +78,7 @@ def _sum_sq(row):
 
 
 @njit(cache=True, inline="always")
-def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
+def _radial_row(y, i, ahead, family, wide, dim, p0, p1, log_alpha, what, out, grad):
     """Row i; returns 1 if it is marked (+inf) for far_rows, else 0."""
     d = y.shape[1]
     s = _sum_sq(y[i])
@@ -95,7 +96,7 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
         out[i] = radial_log_density(family, s, dim, p0, p1)
         return 0
     want_grad = grad.shape[0] > 0
-    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
+    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad, wide)
     out[i] = math.exp(log_sf + log_alpha) if what == WHAT_RI else log_sf + log_alpha
     if want_grad:
         g = 2.0 * dlog
@@ -105,12 +106,12 @@ def _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad):
 
 
 @njit(cache=True, inline="always")
-def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
+def _far_row(y, i, family, wide, dim, p0, p1, log_alpha, what, out, grad):
     """A finite row whose squared norm overflows (or underflows, where that matters): from its
     radius (kernels/radial.py: from_radius, radial_far)."""
     r = row_radius(y, i)
     want_grad = grad.shape[0] > 0 and what != WHAT_LOG_DENSITY
-    v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad)
+    v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad, wide)
     if what == WHAT_LOG_DENSITY:
         out[i] = v
         return
@@ -120,10 +121,11 @@ def _far_row(y, i, family, dim, p0, p1, log_alpha, what, out, grad):
             grad[i, j] = dv * (np.float64(y[i, j]) / r) if 0.0 < r < math.inf else 0.0
 
 
-def _family_kernels(family):
-    """(radial_index, radial_index_serial, far_rows) of one family: ``family`` is a constant
-    of their code (a closure cell, which Numba's cache keys on), so its branches are settled
-    before typing (the row functions and kernels/radial.py's dispatch are inlined into them)."""
+def _family_kernels(family, wide):
+    """(radial_index, radial_index_serial, far_rows) of one family: ``family`` and ``wide``
+    (kernels/radial.py: wide_gamma) are constants of their code (closure cells, which Numba's
+    cache keys on), so their branches are settled before typing (the row functions and
+    kernels/radial.py's dispatch are inlined into them)."""
 
     def radial_index(y, dim, p0, p1, log_alpha, what, out, grad):
         """out[i] = f(|y_i|^2) for f = log ri + log_alpha, ri or log density (by ``what``).
@@ -135,7 +137,7 @@ def _family_kernels(family):
         ahead = rows_ahead(y)
         far = 0
         for i in prange(y.shape[0]):
-            far += _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+            far += _radial_row(y, i, ahead, family, wide, dim, p0, p1, log_alpha, what, out, grad)
         return far
 
     def radial_index_serial(y, dim, p0, p1, log_alpha, what, out, grad):
@@ -143,41 +145,46 @@ def _family_kernels(family):
         ahead = rows_ahead(y)
         far = 0
         for i in range(y.shape[0]):
-            far += _radial_row(y, i, ahead, family, dim, p0, p1, log_alpha, what, out, grad)
+            far += _radial_row(y, i, ahead, family, wide, dim, p0, p1, log_alpha, what, out, grad)
         return far
 
     def far_rows(y, rows, dim, p0, p1, log_alpha, what, out, grad):
         """Rows ``rows`` (those radial_index marked) from their radius."""
         for k in range(rows.shape[0]):
-            _far_row(y, rows[k], family, dim, p0, p1, log_alpha, what, out, grad)
+            _far_row(y, rows[k], family, wide, dim, p0, p1, log_alpha, what, out, grad)
 
     return radial_index, radial_index_serial, far_rows
 
 
 class PerFamily:
     """A radial kernel called as ``kernel(y, family, dim, p0, p1, log_alpha, what, out,
-    grad)`` (``far_rows``: ``kernel(y, family, rows, ...)``): one :class:`OnDemand` kernel per
-    family code (kernels/families.py), made on the first call with that family."""
+    grad)`` (``far_rows``: ``kernel(y, family, rows, dim, ...)``): one :class:`OnDemand` kernel
+    per family code (kernels/families.py), and for the gamma families per side of
+    special_gamma.WIDE_MIN_A (kernels/radial.py: wide_gamma), made on the first call with
+    them."""
 
     def __init__(self, which, signature_of, **options):
         self._which, self._signature_of, self._options = which, signature_of, options
+        self._dim_at = 1 if which == 2 else 0  # far_rows takes its rows first
         self._lock = threading.Lock()
         self.by_family = {}
 
     def __call__(self, y, family, *args):
-        kernel = self.by_family.get(family)
+        key = (family, wide_gamma(family, args[self._dim_at], args[self._dim_at + 1]))
+        kernel = self.by_family.get(key)
         if kernel is None:
-            kernel = self.kernel(family)
+            kernel = self.kernel(*key)
         return kernel(y, *args)
 
-    def kernel(self, family):
-        """The :class:`OnDemand` kernel of ``family`` (an int code)."""
-        family = int(family)
+    def kernel(self, family, wide=True):
+        """The :class:`OnDemand` kernel of ``family`` (an int code), with or without the wide
+        Temme sums (``wide``)."""
+        key = (int(family), bool(wide))
         with self._lock:
-            kernel = self.by_family.get(family)
+            kernel = self.by_family.get(key)
             if kernel is None:
-                kernel = OnDemand(_family_kernels(family)[self._which], self._signature_of, **self._options)
-                self.by_family[family] = kernel
+                kernel = OnDemand(_family_kernels(*key)[self._which], self._signature_of, **self._options)
+                self.by_family[key] = kernel
         return kernel
 
 

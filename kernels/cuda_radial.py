@@ -60,7 +60,7 @@ def finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, 
             bad[0] = 1
             return math.nan, 0.0
         r = row_radius(y, row)
-        v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad)
+        v, dv = radial_far(family, r, dim, p0, p1, what == WHAT_LOG_DENSITY, want_grad, True)
         if what == WHAT_RI:
             out[row] = math.exp(v + log_alpha)
         elif what == WHAT_LOG_RI:
@@ -71,7 +71,7 @@ def finish_row(y, row, s, family, dim, p0, p1, log_alpha, what, want_grad, out, 
     if what == WHAT_LOG_DENSITY:
         out[row] = radial_log_density(family, s, dim, p0, p1)
         return 0.0, 0.0
-    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad)
+    log_sf, dlog = radial_log_sf_and_dlog(family, s, dim, p0, p1, want_grad, True)
     if what == WHAT_RI:
         out[row] = math.exp(log_sf + log_alpha)
     else:

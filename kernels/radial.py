@@ -26,6 +26,7 @@ import math
 from numba import njit
 
 from .families import BALL, CHI2, CHI2_ERF, F_RATIO, GAMMA_RADIUS, TINY_S
+from .special_gamma import WIDE_MIN_A
 from .special import (
     HALF_LOG_2PI,
     log_beta_i_hazard,
@@ -33,6 +34,7 @@ from .special import (
     log_beta_i,
     log_gamma_q,
     log_gamma_q_hazard_if,
+    log_gamma_q_hazard_if_narrow,
     log_ndtr,
     log_ndtr_hazard,
     log_ratio_weights,
@@ -55,6 +57,26 @@ def _gamma_argument(family, s, dim, p0, p1):
         return 0.5 * dim, 0.5 * s, 2.0
     r = math.sqrt(s)
     return p0, r / p1, p1 * 2.0 * r
+
+
+def wide_gamma(family, dim, p0) -> bool:
+    """Whether the incomplete gamma function of ``family``'s index may take the written-out
+    wide Temme sums (shape a >= special_gamma.WIDE_MIN_A: a chi-square radius of D >= 203
+    dimensions, a gamma radius of shape k >= 101.2). A kernel made for False calls the narrow
+    chain (special_gamma.log_gamma_q_hazard_if_narrow, the same numbers there), and its first
+    call does not compile those sums."""
+    if family == CHI2:
+        return 0.5 * dim >= WIDE_MIN_A
+    return family == GAMMA_RADIUS and p0 >= WIDE_MIN_A
+
+
+@by_family
+def _gamma_sf_hazard(a, x, want_hazard, wide):
+    """(log Q(a, x), hazard if want_hazard) by the full chain, or by the narrow one unless
+    ``wide`` (see wide_gamma; a constant of the CPU kernels, True in the CUDA kernels)."""
+    if wide:
+        return log_gamma_q_hazard_if(a, x, want_hazard)
+    return log_gamma_q_hazard_if_narrow(a, x, want_hazard)
 
 
 @by_family
@@ -106,14 +128,15 @@ def radial_dlog_sf(family, s, dim, p0, p1, log_sf):
 
 
 @by_family
-def radial_log_sf_and_dlog(family, s, dim, p0, p1, want_dlog):
+def radial_log_sf_and_dlog(family, s, dim, p0, p1, want_dlog, wide):
     """(radial_log_sf, radial_dlog_sf) at s; the second is 0 unless want_dlog. The gamma
     families take both from one evaluation of Q and its hazard (half the cost of two calls),
     with the run-time flag (special_gamma.log_gamma_q_hazard_if: one compiled chain serves
-    the index and its gradient); the numbers are those of the two functions."""
+    the index and its gradient); the numbers are those of the two functions. ``wide``: see
+    :func:`wide_gamma`."""
     if family == CHI2 or family == GAMMA_RADIUS:
         a, x, c = _gamma_argument(family, s, dim, p0, p1)
-        log_sf, haz = log_gamma_q_hazard_if(a, x, want_dlog)
+        log_sf, haz = _gamma_sf_hazard(a, x, want_dlog, wide)
         if want_dlog and s > 0.0 and log_sf != -math.inf:
             return log_sf, -haz / c
         return log_sf, 0.0
@@ -158,10 +181,11 @@ def from_radius(family, s):
 
 
 @by_family
-def radial_far(family, r, dim, p0, p1, density, want_d):
+def radial_far(family, r, dim, p0, p1, density, want_d, wide):
     """(v, dv/dr) at a radius r whose square overflows float64 (s = r^2 > 1.8e308), for
     v = log ri, or v = log f of the standard member with ``density`` (dv/dr only with want_d
-    and not density, else 0; the gradient of v with respect to y is (dv/dr) y / r).
+    and not density, else 0; the gradient of v with respect to y is (dv/dr) y / r; ``wide``: see
+    :func:`wide_gamma`).
 
     chi2 and the erf form are -inf there (below -9e307) but keep a finite gradient, about
     -y; the gamma radius, the F ratio and their densities stay finite: they depend on r and
@@ -186,7 +210,7 @@ def radial_far(family, r, dim, p0, p1, density, want_d):
             a, x, dx = 0.5 * dim, (r * SQRT_HALF) * (r * SQRT_HALF), r
         else:  # x = r / theta
             a, x, dx = p0, r / p1, 1.0 / p1
-        log_sf, haz = log_gamma_q_hazard_if(a, x, want_d)
+        log_sf, haz = _gamma_sf_hazard(a, x, want_d, wide)
         return log_sf, (-haz * dx if want_d else 0.0)
     if family == CHI2_ERF:
         u = SQRT2 * (math.sqrt(dim - 0.5) - r)

@@ -22,6 +22,7 @@ log_gamma_q(a, x)              log Q(a, x), regularised upper incomplete gamma (
 gamma_hazard(a, x)             p(x) / Q(a, x) = -d/dx log Q(a, x)
 log_gamma_q_and_hazard(a, x)   both of the above from one evaluation
 log_gamma_q_hazard_if(a, x, h) the same, the hazard only if h (a run-time flag)
+log_gamma_q_hazard_if_narrow(a, x, h) the same without the wide Temme sums (a < 101.2 in mind)
 log_beta(a, b)                 log B(a, b)
 log_beta_i(a, b, lx, ly)       log I_x(a, b), x = exp(lx), 1 - x = exp(ly) (DLMF 8.17.2)
 beta_i_hazard(a, b, lx, ly)    x^a y^b / (B(a, b) I_x(a, b)) = x y d/dx log I_x(a, b)
@@ -65,6 +66,7 @@ from .special_gamma import (
     log_gamma_q,
     log_gamma_q_and_hazard,
     log_gamma_q_hazard_if,
+    log_gamma_q_hazard_if_narrow,
 )
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -74,7 +76,7 @@ __all__ = [
     "erfcx", "exp_sq", "expm1mx", "lgamma1p", "log1pmx", "log1pmx_ratio", "stirling_correction",
     "log_ndtr", "log_ndtr_hazard",
     "log_gamma_prefactor", "log_gamma_pdf", "log_gamma_q", "gamma_hazard", "log_gamma_q_and_hazard",
-    "log_gamma_q_hazard_if",
+    "log_gamma_q_hazard_if", "log_gamma_q_hazard_if_narrow",
     "log_beta", "log_beta_front", "log_beta_i", "beta_i_hazard", "log_beta_i_hazard", "log_ratio_weights",
 ]
 

@@ -68,7 +68,7 @@ SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 MAX_TERMS = 1000  # caps the series and the continued fraction (never reached for valid input)
 
-WIDE_MIN_A = TEMME_A_BANDS[TEMME_WIDE_FIRST_BAND]  # temme_wide_sum exists from here on
+WIDE_MIN_A = float(TEMME_A_BANDS[TEMME_WIDE_FIRST_BAND])  # temme_wide_sum exists from here on
 assert TEMME_A_BANDS[0] == TEMME_MIN_A
 
 
@@ -96,31 +96,44 @@ def log_gamma_pdf(a, x):
     return log_gamma_prefactor(a, x) - math.log(x)
 
 
-@jit
-def _temme_sum(eta, a, z, inv_a):
-    """S = sum_k c_k(eta) a^-k for a >= 20, |eta| <= 1, z = |eta| sqrt(a), inv_a = 1/a.
+def _temme_sum_for(wide):
+    """_temme_sum, or without ``wide`` _temme_sum_narrow, which never calls the written-out
+    sums for |eta| <= 1 beyond the bulk (temme_wide_sum, which exists from a >= WIDE_MIN_A):
+    the Taylor table gives that region instead, as accurately and more slowly. Below
+    WIDE_MIN_A the two are the same function. ``wide`` is a closure constant (Numba's cache
+    keys on it), so the narrow chain (_temme_narrow, _gamma_q_core_narrow) drops the branch
+    before typing and a kernel that calls it does not compile the wide sums."""
 
-    The number of terms comes from the band of a and z (special_gamma_coeffs): in the bulk
-    z <= 3 for almost every point, so the loop lengths repeat from call to call.
-    """
-    lo = 0
-    hi = TEMME_A_BANDS.size - 1
-    while lo < hi:  # the last band with TEMME_A_BANDS[band] <= a
-        mid = (lo + hi + 1) >> 1
-        if TEMME_A_BANDS[mid] <= a:
-            lo = mid
-        else:
-            hi = mid - 1
-    ia = lo
-    e2 = eta * eta
-    if z <= TEMME_Z_BANDS[0]:
-        return temme_bulk_sum(ia, eta, e2, inv_a)  # the same sum, written out
-    if ia >= TEMME_WIDE_FIRST_BAND:
-        return temme_wide_sum(ia, eta, e2, inv_a)  # written out for |eta| <= 1
-    je = 1
-    while je + 1 < TEMME_Z_BANDS.size and z > TEMME_Z_BANDS[je]:
-        je += 1
-    return _temme_sum_table(ia, je, eta, e2, inv_a)
+    def temme_sum(eta, a, z, inv_a):
+        """S = sum_k c_k(eta) a^-k for a >= 20, |eta| <= 1, z = |eta| sqrt(a), inv_a = 1/a.
+
+        The number of terms comes from the band of a and z (special_gamma_coeffs): in the bulk
+        z <= 3 for almost every point, so the loop lengths repeat from call to call.
+        """
+        lo = 0
+        hi = TEMME_A_BANDS.size - 1
+        while lo < hi:  # the last band with TEMME_A_BANDS[band] <= a
+            mid = (lo + hi + 1) >> 1
+            if TEMME_A_BANDS[mid] <= a:
+                lo = mid
+            else:
+                hi = mid - 1
+        ia = lo
+        e2 = eta * eta
+        if z <= TEMME_Z_BANDS[0]:
+            return temme_bulk_sum(ia, eta, e2, inv_a)  # the same sum, written out
+        if wide and ia >= TEMME_WIDE_FIRST_BAND:  # wide: a constant, settled before typing
+            return temme_wide_sum(ia, eta, e2, inv_a)  # written out for |eta| <= 1
+        je = 1
+        while je + 1 < TEMME_Z_BANDS.size and z > TEMME_Z_BANDS[je]:
+            je += 1
+        return _temme_sum_table(ia, je, eta, e2, inv_a)
+
+    return jit(temme_sum)
+
+
+_temme_sum = _temme_sum_for(True)
+_temme_sum_narrow = _temme_sum_for(False)
 
 
 @jit
@@ -192,44 +205,55 @@ def _gamma_q_fraction(a, x):
     return 1.0 / (b0 * f)
 
 
-@jit
-def _temme(a, x, eta, y2, want_hazard):
-    """(log Q, hazard) by Temme's expansion, given eta (|eta| <= 1) and y2 = a eta^2 / 2.
+def _temme_for(wide):
+    """_temme (wide) or _temme_narrow (see _temme_sum_for)."""
 
-    With v = erfc(|y|)/2 + sign(x - a) exp(-y^2) S / sqrt(2 pi a), y = eta sqrt(a/2):
-    Q = v above the mean and P = v below it.
-    """
-    up = x >= a
-    ra = math.sqrt(a)
-    inv_ra = 1.0 / ra
-    ay = abs(eta) * (ra * SQRT1_2)
-    k = INV_SQRT_2PI * inv_ra
-    s = _temme_sum(eta, a, SQRT2 * ay, inv_ra * inv_ra) * k
-    haz = 0.0
-    if ay < 26.0:
-        e = math.exp(-y2)
-        if up:
-            log_q = math.log(0.5 * math.erfc(ay) + e * s)
-            if want_hazard:
-                # p(x) / Q with p(x) = exp(-y^2) sqrt(a / 2 pi) exp(-mu(a)) / x and
-                # Q = exp(-y^2) (erfcx(|y|)/2 + S/sqrt(2 pi a)): exp(-y^2) cancels exactly
-                haz = (a * k) * math.exp(-stirling_correction(a)) / (x * (0.5 * erfcx(ay) + s))
+    def temme(a, x, eta, y2, want_hazard):
+        """(log Q, hazard) by Temme's expansion, given eta (|eta| <= 1) and y2 = a eta^2 / 2.
+
+        With v = erfc(|y|)/2 + sign(x - a) exp(-y^2) S / sqrt(2 pi a), y = eta sqrt(a/2):
+        Q = v above the mean and P = v below it.
+        """
+        up = x >= a
+        ra = math.sqrt(a)
+        inv_ra = 1.0 / ra
+        ay = abs(eta) * (ra * SQRT1_2)
+        k = INV_SQRT_2PI * inv_ra
+        if wide:
+            s = _temme_sum(eta, a, SQRT2 * ay, inv_ra * inv_ra) * k
         else:
-            p = 0.5 * math.erfc(ay) - e * s
-            log_q = math.log1p(-p)
+            s = _temme_sum_narrow(eta, a, SQRT2 * ay, inv_ra * inv_ra) * k
+        haz = 0.0
+        if ay < 26.0:
+            e = math.exp(-y2)
+            if up:
+                log_q = math.log(0.5 * math.erfc(ay) + e * s)
+                if want_hazard:
+                    # p(x) / Q with p(x) = exp(-y^2) sqrt(a / 2 pi) exp(-mu(a)) / x and
+                    # Q = exp(-y^2) (erfcx(|y|)/2 + S/sqrt(2 pi a)): exp(-y^2) cancels exactly
+                    haz = (a * k) * math.exp(-stirling_correction(a)) / (x * (0.5 * erfcx(ay) + s))
+            else:
+                p = 0.5 * math.erfc(ay) - e * s
+                log_q = math.log1p(-p)
+                if want_hazard:
+                    haz = e * (a * k) * math.exp(-stirling_correction(a)) / (x * (1.0 - p))
+            return log_q, haz
+        # erfc(|y|) < 1e-295: scale by exp(y^2)
+        if up:
+            scaled = 0.5 * erfcx_asymptotic(ay) + s
             if want_hazard:
-                haz = e * (a * k) * math.exp(-stirling_correction(a)) / (x * (1.0 - p))
-        return log_q, haz
-    # erfc(|y|) < 1e-295: scale by exp(y^2)
-    if up:
-        scaled = 0.5 * erfcx_asymptotic(ay) + s
+                haz = (a * k) * math.exp(-stirling_correction(a)) / (x * scaled)
+            return math.log(scaled) - y2, haz
+        p = math.exp(-y2) * (0.5 * erfcx_asymptotic(ay) - s)
         if want_hazard:
-            haz = (a * k) * math.exp(-stirling_correction(a)) / (x * scaled)
-        return math.log(scaled) - y2, haz
-    p = math.exp(-y2) * (0.5 * erfcx_asymptotic(ay) - s)
-    if want_hazard:
-        haz = math.exp(_log_prefactor_large_a(a, -y2 / a)) / x
-    return math.log1p(-p), haz
+            haz = math.exp(_log_prefactor_large_a(a, -y2 / a)) / x
+        return math.log1p(-p), haz
+
+    return jit(temme)
+
+
+_temme = _temme_for(True)
+_temme_narrow = _temme_for(False)
 
 
 @jit
@@ -305,52 +329,66 @@ def _temme_is_fastest(a, up, y2):
     return y2 <= (0.32 if a >= 4000.0 else 0.21) * a
 
 
-@jit
-def _gamma_q_core(a, x, want_hazard):
-    """(log Q(a, x), p(x)/Q(a, x)); the hazard only if want_hazard (else 0)."""
-    if not (a > 0.0) or x != x:
-        return math.nan, math.nan
-    if x <= 0.0:
-        if not want_hazard:
-            return 0.0, 0.0
-        return 0.0, (math.inf if a < 1.0 else (1.0 if a == 1.0 else 0.0))
-    if x == math.inf:
-        return -math.inf, 1.0
-    haz = 0.0
-    if a < TEMME_MIN_A and a >= 2.0 and a == math.floor(a) and x >= max(a - math.sqrt(a), 1.0):
-        return _integer_a(a, x, want_hazard)
-    if a >= TEMME_MIN_A:
-        d = x - a  # exact for a/2 <= x <= 2a
-        up = d > 0.0
-        t = d / (x + a)
-        if abs(t) <= 1.0 / 3.0:
-            # lambda - 1 - log(lambda) = 2 t^2 g2 with t = (x-a)/(x+a), g2 = 1/(1-t) - t B(t^2)
-            # (see log1pmx); 1/(1-t) = (x+a)/(2a). Fewer dependent steps than log1pmx_ratio.
-            u = t * t
-            g2 = (x + a) * (0.5 / a) - t * log1pmx_b(u)
-            y2 = 2.0 * a * u * g2
-            if _temme_is_fastest(a, up, y2):
-                return _temme(a, x, 2.0 * t * math.sqrt(g2), y2, want_hazard)
-        elif not up:
-            y2 = -a * log1pmx_ratio(x, a)
-            if _temme_is_fastest(a, up, y2):
-                return _temme(a, x, -math.sqrt(2.0 * y2 / a), y2, want_hazard)
-    elif a < 1.0 and x < 1.5:
-        return _small_a(a, x, want_hazard)
-    else:
-        up = x >= a + 1.0
-    log_pre = log_gamma_prefactor(a, x)
-    if up:
-        h = _gamma_q_fraction(a, x)
+def _gamma_q_core_for(wide):
+    """_gamma_q_core (wide) or _gamma_q_core_narrow (see _temme_sum_for)."""
+
+    def gamma_q_core(a, x, want_hazard):
+        """(log Q(a, x), p(x)/Q(a, x)); the hazard only if want_hazard (else 0)."""
+        if not (a > 0.0) or x != x:
+            return math.nan, math.nan
+        if x <= 0.0:
+            if not want_hazard:
+                return 0.0, 0.0
+            return 0.0, (math.inf if a < 1.0 else (1.0 if a == 1.0 else 0.0))
+        if x == math.inf:
+            return -math.inf, 1.0
+        haz = 0.0
+        if a < TEMME_MIN_A and a >= 2.0 and a == math.floor(a) and x >= max(a - math.sqrt(a), 1.0):
+            return _integer_a(a, x, want_hazard)
+        if a >= TEMME_MIN_A:
+            d = x - a  # exact for a/2 <= x <= 2a
+            up = d > 0.0
+            t = d / (x + a)
+            temme = False
+            eta = y2 = 0.0
+            if abs(t) <= 1.0 / 3.0:
+                # lambda - 1 - log(lambda) = 2 t^2 g2 with t = (x-a)/(x+a), g2 = 1/(1-t) - t B(t^2)
+                # (see log1pmx); 1/(1-t) = (x+a)/(2a). Fewer dependent steps than log1pmx_ratio.
+                u = t * t
+                g2 = (x + a) * (0.5 / a) - t * log1pmx_b(u)
+                y2 = 2.0 * a * u * g2
+                temme = _temme_is_fastest(a, up, y2)
+                eta = 2.0 * t * math.sqrt(g2)
+            elif not up:
+                y2 = -a * log1pmx_ratio(x, a)
+                temme = _temme_is_fastest(a, up, y2)
+                eta = -math.sqrt(2.0 * y2 / a)
+            if temme:
+                if wide:  # a closure constant (see _temme_sum_for)
+                    return _temme(a, x, eta, y2, want_hazard)
+                return _temme_narrow(a, x, eta, y2, want_hazard)
+        elif a < 1.0 and x < 1.5:
+            return _small_a(a, x, want_hazard)
+        else:
+            up = x >= a + 1.0
+        log_pre = log_gamma_prefactor(a, x)
+        if up:
+            h = _gamma_q_fraction(a, x)
+            if want_hazard:
+                haz = 1.0 / (x * h)
+            return log_pre + math.log(h), haz
+        p = math.exp(log_pre - math.log(a)) * _gamma_p_series(a, x)
+        if p > 1.0:  # rounding at tiny a; Q is then below the accuracy of P anyway
+            p = 1.0
         if want_hazard:
-            haz = 1.0 / (x * h)
-        return log_pre + math.log(h), haz
-    p = math.exp(log_pre - math.log(a)) * _gamma_p_series(a, x)
-    if p > 1.0:  # rounding at tiny a; Q is then below the accuracy of P anyway
-        p = 1.0
-    if want_hazard:
-        haz = math.exp(log_pre) / (x * (1.0 - p))
-    return math.log1p(-p), haz
+            haz = math.exp(log_pre) / (x * (1.0 - p))
+        return math.log1p(-p), haz
+
+    return jit(gamma_q_core)
+
+
+_gamma_q_core = _gamma_q_core_for(True)
+_gamma_q_core_narrow = _gamma_q_core_for(False)
 
 
 @jit
@@ -374,6 +412,15 @@ def log_gamma_q_hazard_if(a, x, want_hazard):
     once instead of once for each constant (a literal True or False is a signature of its
     own)."""
     return _gamma_q_core(a, x, want_hazard)
+
+
+@jit
+def log_gamma_q_hazard_if_narrow(a, x, want_hazard):
+    """:func:`log_gamma_q_hazard_if` without the written-out wide Temme sums (see
+    _temme_sum_for): the same numbers for a < WIDE_MIN_A, as accurate and slower beyond the
+    bulk above it. For kernels whose a is known to be below WIDE_MIN_A, which then do not
+    compile those sums."""
+    return _gamma_q_core_narrow(a, x, want_hazard)
 
 
 @jit

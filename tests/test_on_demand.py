@@ -71,20 +71,26 @@ def _run_with_an_empty_cache(code, cache_dir, **env):
 
 def test_a_first_radial_call_compiles_its_family_only(tmp_path):
     """With an empty Numba cache, the first ri of a Gaussian batch compiles the incomplete
-    gamma function (the chi-square family) and nothing of the other families: not the
-    incomplete beta function (Student-t), nor the normal cdf (the erf form), nor the far-row
-    kernel when no row needs it; then a Student-t prior compiles its own."""
+    gamma function (the chi-square family), below D = 203 without its written-out sums for
+    large shapes, and nothing of the other families: not the incomplete beta function
+    (Student-t), nor the normal cdf (the erf form), nor the far-row kernel when no row needs
+    it; then a Student-t prior compiles its own, and a Gaussian in 256 dimensions the wide sums."""
     code = ("import numpy as np, fastgeo\n"
-            "from fastgeo.kernels import cpu_radial, special, special_beta, special_gamma\n"
+            "from fastgeo.kernels import cpu_radial, special, special_beta, special_gamma, special_gamma_coeffs\n"
             "z = np.random.default_rng(0).standard_normal((3000, 16))\n"
             "fastgeo.ri(z, fastgeo.priors.StandardNormal(16))\n"
-            "assert special_gamma._gamma_q_core.signatures, 'the gamma chain was not compiled'\n"
+            "assert special_gamma._gamma_q_core_narrow.signatures, 'the gamma chain was not compiled'\n"
+            "assert not special_gamma._gamma_q_core.signatures, special_gamma._gamma_q_core.signatures\n"
+            "assert not special_gamma_coeffs.temme_wide_sum.signatures\n"
             "assert not special_beta.log_beta_i.signatures, special_beta.log_beta_i.signatures\n"
             "assert not special.log_ndtr.signatures, special.log_ndtr.signatures\n"
             "assert not cpu_radial.far_rows.by_family\n"
-            "assert list(cpu_radial.radial_index.by_family) + list(cpu_radial.radial_index_serial.by_family) == [0]\n"
+            "kernels = list(cpu_radial.radial_index.by_family) + list(cpu_radial.radial_index_serial.by_family)\n"
+            "assert kernels == [(0, False)], kernels\n"
             "fastgeo.log_ri_and_grad(z[:5], fastgeo.priors.StudentT(16, 3.0))\n"
-            "assert special_beta.log_beta_i.signatures\n")
+            "assert special_beta.log_beta_i.signatures\n"
+            "fastgeo.ri(np.random.default_rng(1).standard_normal((5, 256)), fastgeo.priors.StandardNormal(256))\n"
+            "assert special_gamma_coeffs.temme_wide_sum.signatures, 'D = 256 did not compile the wide sums'\n")
     _run_with_an_empty_cache(code, tmp_path)
 
 

@@ -250,6 +250,36 @@ def test_log_gamma_q_against_mpmath(rng):
             assert 0.0 <= haz <= 1e-290
 
 
+@njit(cache=True)
+def _vec_gamma_both_chains(a, x):
+    out = np.empty((x.size, 4))
+    for i in range(x.size):
+        out[i, 0], out[i, 1] = S.log_gamma_q_and_hazard(a[i], x[i])
+        out[i, 2], out[i, 3] = S.log_gamma_q_hazard_if_narrow(a[i], x[i], True)
+    return out
+
+
+def test_the_narrow_gamma_chain(rng):
+    """log_gamma_q_hazard_if_narrow (no written-out wide Temme sums): bit for bit the full
+    chain below WIDE_MIN_A, and as accurate above it (the Taylor table serves the region)."""
+    from fastgeo.kernels.special_gamma import WIDE_MIN_A
+
+    a, x = gamma_points(rng, 300)
+    a[:100] = np.exp(rng.uniform(np.log(WIDE_MIN_A), np.log(1e5), 100))  # the region that differs
+    x[:100] = a[:100] * (1 + rng.uniform(-1, 1, 100) * 5 / np.sqrt(a[:100]))  # beyond the bulk, |eta| <= 1
+    got = _vec_gamma_both_chains(a, x)
+    below = a < WIDE_MIN_A
+    assert below.sum() > 50
+    np.testing.assert_array_equal(got[below, 2:], got[below, :2])
+    for ai, xi, (_, _, lq, haz) in zip(a[~below], x[~below], got[~below]):
+        ref = mp_log_gamma_q(ai, xi)
+        rf = float(ref)
+        assert abs(lq - ref) <= (1e-13 + near_one_allowance(rf)) * abs(rf) + 1e-300, (ai, xi, lq, rf)
+        ref_h = mp_gamma_hazard(mp.mpf(ai), mp.mpf(xi), ref)
+        if ref_h > 1e-300:
+            assert rel_err(haz, ref_h) <= 1e-12, (ai, xi, haz, ref_h)
+
+
 def test_log_gamma_q_integer_a_against_mpmath(rng):
     """Integer a < 20 (chi-square of even dimension below 40) takes the finite sum
     Q = e^-x sum_{k<a} x^k / k! from x = max(a - sqrt(a), 1) on: both sides of that edge,

@@ -76,7 +76,7 @@ class RadialPrior(Prior):
         if far.any():
             from ..kernels.radial import radial_far
         for i in np.flatnonzero(far):
-            lp[i] = radial_far(spec.family, float(r[i]), float(spec.dim), spec.p0, spec.p1, True, False)[0]
+            lp[i] = radial_far(spec.family, float(r[i]), float(spec.dim), spec.p0, spec.p1, True, False, True)[0]
         lp = lp + spec.log_det_whiten
         if not need_grad:
             return lp, None
