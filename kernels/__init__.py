@@ -9,5 +9,12 @@
 
 ``import fastgeo`` loads this package and :mod:`.families` only (fastgeo.priors and
 fastgeo.realism name the family codes); neither imports Numba, so importing fastgeo never
-compiles. The backends import the kernel modules on first use.
+compiles. The backends import the kernel modules on first use. Importing this package deletes
+cached kernels compiled from older sources (:mod:`.cache_freshness`) and makes Numba's cache
+writes take a lock once Numba is imported (:mod:`.cache_lock`).
 """
+from .cache_freshness import refresh as _refresh
+from .cache_lock import install as _install_cache_lock
+
+_refresh()  # cached kernels compiled from older sources are deleted (see cache_freshness)
+_install_cache_lock()  # one process at a time adds to a cache index (see cache_lock)

@@ -8,6 +8,11 @@ import os
 import numpy as np
 import pytest
 
+from fastgeo.kernels.cache_freshness import refresh
+
+# the tests' own cached loops (test_special.py) call the kernels: recompiled when they change
+refresh(os.path.dirname(os.path.abspath(__file__)))
+
 # one seed for every hypothesis test of the run (tests/test_properties.py), printed below
 os.environ.setdefault("FASTGEO_HYPOTHESIS_SEED", str(np.random.SeedSequence().entropy % (2**32)))
 # the demo's background compile helper stays off: a test run is no first run, and a helper

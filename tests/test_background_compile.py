@@ -2,6 +2,7 @@
 the demo needs later, it starts only where it can help, and the demo always stops it."""
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,11 +47,9 @@ def test_after_the_helper_the_demo_compiles_only_its_first_model_prior(tmp_path)
     demo compiles the first model's prior kernels (the helper leaves them to it: it compiles
     them at the same time) and nothing else. Listing what the demo did compile shows that the
     cache was empty and the listener hears."""
-    import os
-
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), FASTGEO_BACKGROUND_COMPILE="0")
     args = demo_args()
-    subprocess.run([sys.executable, "-m", "fastgeo.commands._background", json.dumps(_background.demo_steps(args))],
+    subprocess.run([sys.executable, "-m", _background.HELPER, json.dumps(_background.demo_steps(args))],
                    check=True, env=env, timeout=600, stdout=subprocess.DEVNULL)
     cli = ["demo", "--models", ",".join(args.models), "--pairs", str(args.pairs), "--seed", str(args.seed),
            "--n-points", str(args.n_points), "--max-iter", str(args.max_iter), "--figures", "0",
@@ -83,10 +82,12 @@ def test_demo_steps():
     assert steps[3][1]["models"] == ["semicircle", "kilcher"]  # the first model is the command's own
     assert [name for name, _ in _background.demo_steps(demo_args(models=["kilcher"]))] == ["solver"]
     json.dumps(steps)  # the helper's command line carries them
+    assert _background.demo_steps(demo_args(backend="reference")) == []  # compiles nothing
 
 
-def test_stop_ends_a_running_helper(monkeypatch):
+def test_stop_ends_a_running_helper(monkeypatch, tmp_path):
     monkeypatch.setenv(_background.ENV, "1")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # the helper's compiles stay out of the tree's cache
     monkeypatch.setattr(_background.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     helper = _background.start(_background.demo_steps(demo_args()), 1)
     assert helper is not None and helper.running()
@@ -134,3 +135,46 @@ def test_the_demo_starts_its_helper_with_its_settings(fake_helpers, tmp_path):
     assert helper.stopped
     assert helper.steps == [["solver", {"solver": "lbfgs-gn", "backend": "auto", "n_points": 5, "alpha": None}]]
     assert _background.ENV in err  # the progress says how to turn it off
+
+
+#: starts a helper (its parent: this process), waits until the helper's demo step has made its
+#: temporary folder, prints the helper's pid and dies without stopping it
+ORPHANING = """
+import glob, json, os, sys, tempfile, time
+from fastgeo.commands import _background
+helper = _background.start(json.loads(sys.argv[1]), 1)
+print(helper.process.pid if helper else -1, flush=True)
+deadline = time.time() + 120
+while helper and not glob.glob(os.path.join(tempfile.gettempdir(), "fastgeo-background-*")):
+    assert time.time() < deadline, "the helper never reached its demo step"
+    time.sleep(0.2)
+os._exit(0)
+"""
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_helper_whose_command_died_ends_and_cleans_up(tmp_path):
+    """The command killed (no chance to stop its helper): the helper notices within a second
+    and ends through its SIGTERM handler, which deletes its temporary folder."""
+    if _background.spare_cpus(1) < 1:
+        pytest.skip("no spare CPU: no helper starts")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path), **{_background.ENV: "1"})
+    steps = [["demo", {"models": ["kilcher"], "seed": 0, "solver": "lbfgs", "backend": "auto", "n_points": 7,
+                       "alpha": None}]]
+    proc = subprocess.run([sys.executable, "-c", ORPHANING, json.dumps(steps)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pid = int(proc.stdout.split()[0])
+    deadline = time.time() + 30
+    while not _gone(pid):
+        assert time.time() < deadline, "the orphaned helper kept running"
+        time.sleep(0.2)
+    assert not list(tmp_path.glob("fastgeo-background-*")), "the helper left its temporary folder behind"
