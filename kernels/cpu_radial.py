@@ -17,8 +17,9 @@ a small batch does (the solver calls the index on a few hundred points at a time
 Each family gets kernels of its own, made on its first call (:class:`PerFamily`): the family
 code is a constant of their code, so Numba compiles that family's special functions only
 (kernels/radial.py). A first call for a Gaussian prior compiles the incomplete gamma function,
-not the incomplete beta function of the Student-t family too (bench/first_call.py); below
-D = 203 not even the gamma function's written-out sums for large shapes (radial.wide_gamma).
+not the incomplete beta function of the Student-t family too (bench/first_call.py); for a
+chi-square radius below D = 203 (a gamma radius of shape below 101.2) not even the gamma
+function's written-out sums for large shapes (radial.wide_gamma).
 
 Rows whose index must come from their radius by scaling (kernels/radial.py: from_radius:
 |y|^2 overflowed, |y| > 1.3e154; for the gamma radius also |y| < 1e-145, the prior's centre
@@ -163,9 +164,9 @@ class PerFamily:
     special_gamma.WIDE_MIN_A (kernels/radial.py: wide_gamma), made on the first call with
     them."""
 
-    def __init__(self, which, signature_of, **options):
-        self._which, self._signature_of, self._options = which, signature_of, options
-        self._dim_at = 1 if which == 2 else 0  # far_rows takes its rows first
+    def __init__(self, which, signature_of, dim_at=0, **options):
+        # dim_at: where dim is among the arguments after y and family (far_rows: after rows)
+        self._which, self._signature_of, self._dim_at, self._options = which, signature_of, dim_at, options
         self._lock = threading.Lock()
         self.by_family = {}
 
@@ -176,7 +177,7 @@ class PerFamily:
             kernel = self.kernel(*key)
         return kernel(y, *args)
 
-    def kernel(self, family, wide=True):
+    def kernel(self, family, wide):
         """The :class:`OnDemand` kernel of ``family`` (an int code), with or without the wide
         Temme sums (``wide``)."""
         key = (int(family), bool(wide))
@@ -194,4 +195,4 @@ radial_index = PerFamily(0, _contiguous, parallel=True, cache=True)
 radial_index_strided = PerFamily(0, _strided, parallel=True, cache=True)
 radial_index_serial = PerFamily(1, _contiguous, cache=True)
 radial_index_serial_strided = PerFamily(1, _strided, cache=True)
-far_rows = PerFamily(2, _far_signature, cache=True)
+far_rows = PerFamily(2, _far_signature, dim_at=1, cache=True)
