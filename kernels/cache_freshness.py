@@ -6,8 +6,8 @@ an edit of one of those, or a ``git pull`` in an editable install, a cached kern
 its old machine code and compute with the old formula. :func:`refresh` hashes every kernel
 source and, where the hash differs from the one recorded beside a folder's cache, deletes that
 folder's cached functions (Numba compiles them afresh) and records the new hash.
-``import fastgeo.kernels`` refreshes the kernels' folder (a few milliseconds: it reads the
-sources, about 0.6 MB); a folder elsewhere whose cached functions call the kernels refreshes
+``import fastgeo.kernels`` refreshes the kernels' folder (half a millisecond: it reads the
+sources, about 0.26 MB); a folder elsewhere whose cached functions call the kernels refreshes
 its own (fastgeo.benchmarks, the tests). Numba is never imported here.
 
 Where the cache lives: ``__pycache__`` beside the sources, or under ``NUMBA_CACHE_DIR`` when that
