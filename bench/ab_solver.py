@@ -1,13 +1,14 @@
-"""A/B of two source trees' default solver (L-BFGS), interleaved, on the normal demo model.
+"""A/B of two source trees' solver, interleaved, on a demo model (default: L-BFGS, normal).
 
 Each round runs every tree once in a fresh process (the tree's own fastgeo via PYTHONPATH),
 alternating which goes first; a process solves the first ``--pairs`` pairs of
-``far_pairs(prior, 16, seed=0)`` (52 points, float32, one thread, default settings) once to
-warm up and ``--repeats`` times timed, keeping the minimum, and reports the energies (the two
-trees must agree: the split of the solver into parts changed no arithmetic).
+``far_pairs(prior, 16, seed=0)`` of ``--model`` (52 points, float32, one thread, default
+settings but ``--method``) once to warm up and ``--repeats`` times timed, keeping the minimum,
+and reports the energies (the trees should agree where a change moved no arithmetic).
 
     git worktree add /tmp/base <commit>
-    python bench/ab_solver.py --tree base=/tmp/base --tree new=. --json bench/results/<name>.json
+    python bench/ab_solver.py --tree base=/tmp/base --tree new=. [--model kilcher] [--method lbfgs-gn] \
+        --json bench/results/<name>.json
 """
 import argparse
 import json
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from fastgeo.benchmarks import describe_machine
+from fastgeo.benchmarks import describe_machine, save_json
 
 CHILD = r"""
 import json, sys, time
@@ -24,12 +25,12 @@ import fastgeo
 from fastgeo import models
 from fastgeo.endpoints import far_pairs
 torch.set_num_threads(1)
-pairs, repeats = int(sys.argv[1]), int(sys.argv[2])
-m = models.load("normal")
+pairs, repeats, model, method = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+m = models.load(model)
 z0, z1, _ = far_pairs(m.prior, 16, seed=0)
 z0, z1 = torch.from_numpy(z0[:pairs]).float(), torch.from_numpy(z1[:pairs]).float()
 def solve():
-    return fastgeo.interpolate(m.generator, z0, z1, m.prior, n_points=52, method="lbfgs", progress=False)
+    return fastgeo.interpolate(m.generator, z0, z1, m.prior, n_points=52, method=method, progress=False)
 res = solve()
 times = []
 for _ in range(repeats):
@@ -39,9 +40,9 @@ print(json.dumps({"seconds": min(times), "energy": res.energy.double().tolist(),
 """
 
 
-def run_tree(path, pairs, repeats):
+def run_tree(path, pairs, repeats, model, method):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(path), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats), model, method], capture_output=True, text=True,
                           env=env, cwd=os.path.abspath(path), timeout=1800)
     if proc.returncode:
         raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
@@ -54,13 +55,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--model", default="normal", help="an embedded demo model")
+    parser.add_argument("--method", default="lbfgs", help="fastgeo.interpolate's method")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     trees = [t.split("=", 1) for t in args.tree]
     rounds = []
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
-        row = {name: run_tree(path, args.pairs, args.repeats) for name, path in order}
+        row = {name: run_tree(path, args.pairs, args.repeats, args.model, args.method) for name, path in order}
         rounds.append(row)
         print(r, {name: round(v["seconds"], 3) for name, v in row.items()}, flush=True)
     names = [n for n, _ in trees]
@@ -72,10 +75,9 @@ def main():
     summary["same_energies"] = all(r[a]["energy"] == r[b]["energy"] for r in rounds)
     summary["max_relative_energy_difference"] = max(
         abs(x - y) / abs(x) for r in rounds for x, y in zip(r[a]["energy"], r[b]["energy"]))
-    out = {"machine": describe_machine(), "trees": dict(trees), "pairs": args.pairs, "rounds": rounds,
-           "summary": summary}
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=1)
+    out = {"machine": describe_machine(), "trees": dict(trees), "pairs": args.pairs, "model": args.model,
+           "method": args.method, "rounds": rounds, "summary": summary}
+    save_json(out, args.json)
     print(json.dumps(summary, indent=1))
 
 

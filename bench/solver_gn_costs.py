@@ -4,7 +4,8 @@ For each embedded model and A paths (the demo's far pairs, 52 points, linear pat
 thread: the generator's Jacobians (``PathProblem.jacobian_products``: D forward-mode products
 a point), the Hessian of log ri (``PathProblem.log_ri_hessian``: central differences of the
 gradient, 2 D + 1 evaluations a point), the block-tridiagonal factorisation and one
-substitution (``_solver.metric``), against one evaluation of the energy and its gradient
+substitution (``_solver.metric``, the torch route GPUs take) and the compiled held direction
+without pairs (kernels/cpu_gauss_newton.py, the CPU's: the same solve), against one evaluation of the energy and its gradient
 (``PathProblem.evaluate`` and its ``gradient``: what an L-BFGS iteration costs). Minimum of --repeats
 calls each. Checked once: the Jacobian products against torch.autograd.functional.jacobian at
 one point, and the solve against a dense float64 solve of one path's system.
@@ -17,6 +18,7 @@ import argparse
 import time
 
 import numba
+import numpy as np
 import torch
 
 from fastgeo import models
@@ -25,6 +27,7 @@ from fastgeo.endpoints import far_pairs
 from fastgeo._path_problem import PathProblem
 from fastgeo._solver.metric import factor_block_tridiagonal, substitute
 from fastgeo.interpolation import DEFAULT_ALPHA
+from fastgeo.kernels.cpu_gauss_newton import held_directions
 
 
 def best(call, repeats):
@@ -77,6 +80,17 @@ def measure(name, sizes, repeats):
         t_factor, (chol, coupling, damping) = best(lambda: factor_block_tridiagonal(diag, off, damping), repeats)
         rhs = torch.randn(x.shape, dtype=torch.float64)
         t_sub, _ = best(lambda: substitute(chol, coupling, rhs), repeats)
+        rows_np = np.arange(a, dtype=np.int64)
+        no_pairs = np.zeros((a, 1, *x.shape[1:]))
+        out = np.empty(x.shape)
+
+        def compiled():
+            held_directions(rows_np, chol.numpy(), coupling.contiguous().numpy(), no_pairs, no_pairs,
+                            np.zeros(a, dtype=np.int64), rhs.numpy(), out)
+            return out
+
+        t_compiled, got = best(compiled, repeats)
+        assert np.allclose(got, substitute(chol, coupling, rhs).numpy(), rtol=1e-10, atol=1e-12 * np.abs(got).max())
 
         def evaluate():
             return problem.evaluate(idx, x).gradient()
@@ -86,6 +100,7 @@ def measure(name, sizes, repeats):
             check(problem, x, jtj, diag, off, damping, chol, coupling)
         row = {"model": name, "paths": a, "latent_dim": d, "points": x.shape[1], "jacobian_ms": 1e3 * t_jac,
                "log_ri_hessian_ms": 1e3 * t_hess, "factor_ms": 1e3 * t_factor, "substitute_ms": 1e3 * t_sub,
+               "compiled_direction_ms": 1e3 * t_compiled,
                "evaluate_ms": 1e3 * t_eval}
         rows.append(row)
         print(f"{name} A={a}: " + ", ".join(f"{k[:-3]} {v:.1f} ms" for k, v in row.items() if k.endswith("_ms")),

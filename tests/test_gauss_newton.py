@@ -54,12 +54,43 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(rng, m, d):
     torch.testing.assert_close(x, want, rtol=1e-9, atol=1e-9 * want.abs().max())
 
 
-def test_held_gauss_newton_two_loop_recursion(rng):
+def _held_times(route):
+    """H g of paths ``rows`` by the compiled CPU pass or the batched torch route."""
+    if route == "compiled":
+        return lambda held, rows, counts, g: held._inverse_hessian_times(rows, torch.from_numpy(rows), counts, g)
+    return lambda held, rows, counts, g: held._two_loop_batched(torch.from_numpy(rows), counts, g)
+
+
+@pytest.mark.parametrize("m,d", [(1, 1), (2, 3), (7, 5), (12, 2), (4, 64)])
+def test_compiled_held_direction_without_pairs_is_the_block_solve(rng, m, d):
+    """kernels/cpu_gauss_newton.py against a dense float64 solve, read in place for a subset
+    of the paths in another order (the held factors of all paths, the gradients of some)."""
+    from fastgeo.kernels.cpu_gauss_newton import held_directions
+
+    n = 4
+    diag, off = random_blocks(rng, n, m, d, rank=d)
+    damping = torch.from_numpy(rng.uniform(1e-6, 1e-3, (n, m)))
+    chol, coupling, _ = factor_block_tridiagonal(diag, off, damping)
+    rows = np.array([3, 0, 2])
+    g = torch.from_numpy(rng.standard_normal((len(rows), m, d)))
+    out = torch.empty_like(g)
+    pairs = torch.zeros((n, 2, m, d), dtype=torch.float64)
+    held_directions(rows, chol.numpy(), coupling.contiguous().numpy(), pairs.numpy(), pairs.numpy(),
+                    np.zeros(len(rows), dtype=np.int64), g.numpy(), out.numpy())
+    big = dense(diag, off) + torch.diag_embed(damping.repeat_interleave(d, dim=1))
+    want = torch.linalg.solve(big[rows], g.reshape(len(rows), -1, 1)).reshape(g.shape)
+    torch.testing.assert_close(out, want, rtol=1e-9, atol=1e-9 * want.abs().max())
+
+
+@pytest.mark.parametrize("route", ["compiled", "batched"])
+def test_held_gauss_newton_two_loop_recursion(rng, route):
     """The held factorisation's L-BFGS (GaussNewton): with no pairs H g is the damped
     Gauss-Newton solve M^{-1} g; with pairs from another quadratic (y = A s), H satisfies the
     newest secant equation H y = s; pairs from M itself leave H = M^{-1} (the BFGS update of
     an exact inverse); pairs beyond a path's count are ignored (paths with different counts
-    batched together give what each gives alone)."""
+    batched together give what each gives alone). The compiled CPU pass and the batched torch
+    route (GPUs) alike."""
+    times = _held_times(route)
     n, m, d = 3, 3, 2
     diag, off = random_blocks(rng, n, m, d, rank=d)
     damping = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, m)))
@@ -70,26 +101,27 @@ def test_held_gauss_newton_two_loop_recursion(rng):
         held = GaussNewton.__new__(GaussNewton)  # the linear algebra alone, no solver
         held.chol, held.coupling, _ = factor_block_tridiagonal(diag, off, damping)
         held.pairs_s = torch.from_numpy(rng.standard_normal((n, memory, m, d)))
-        held.pairs_y = (matrix @ held.pairs_s.reshape(n, memory, m * d).mT).mT.reshape(held.pairs_s.shape)
+        y = (matrix @ held.pairs_s.reshape(n, memory, m * d).mT).mT.reshape(held.pairs_s.shape)
+        held.pairs_y = y.contiguous()  # as GaussNewton allocates them
         return held
 
     g = torch.from_numpy(rng.standard_normal((n, m, d)))
-    place = torch.arange(n)
+    rows = np.arange(n)
     want = torch.linalg.solve(big, g.reshape(n, -1, 1)).reshape(n, m, d)
     held = held_with(other, 5)
-    torch.testing.assert_close(held._inverse_hessian_times(place, np.zeros(n, dtype=np.int64), g), want,
-                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(times(held, rows, np.zeros(n, dtype=np.int64), g), want, rtol=1e-10, atol=1e-12)
     counts = np.array([1, 5, 3])
-    got = held._inverse_hessian_times(place, counts, held.pairs_y[place, counts - 1])
-    mixed = held._inverse_hessian_times(place, counts, g)
+    got = times(held, rows, counts, held.pairs_y[rows, counts - 1])
+    mixed = times(held, rows, counts, g)
     for b, c in enumerate(counts):
         torch.testing.assert_close(got[b], held.pairs_s[b, c - 1], rtol=1e-8, atol=1e-10)
-        alone = held._inverse_hessian_times(place[b:b + 1], np.array([c]), g[b:b + 1])
+        alone = times(held, rows[b:b + 1], np.array([c]), g[b:b + 1])
         torch.testing.assert_close(mixed[b], alone[0], rtol=1e-12, atol=1e-14)
     assert not torch.allclose(mixed, want, rtol=1e-3)  # the pairs moved H away from M^{-1}
     exact = held_with(big, 4)
-    torch.testing.assert_close(exact._inverse_hessian_times(place, np.array([4, 2, 3]), g), want,
-                               rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(times(exact, rows, np.array([4, 2, 3]), g), want, rtol=1e-8, atol=1e-10)
+    if route == "compiled":  # the two routes agree to rounding
+        torch.testing.assert_close(mixed, _held_times("batched")(held, rows, counts, g), rtol=1e-12, atol=1e-14)
 
 
 def test_singular_and_indefinite_systems_are_damped_never_nan(rng):

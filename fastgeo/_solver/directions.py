@@ -313,20 +313,35 @@ class GaussNewton(Direction):
         s = self.solver
         place = index_on(rows, s.device)
         g = s.grad[s.index(rows)].to(torch.float64)
-        p = -self._inverse_hessian_times(place, self.n_pairs[rows], g)
+        p = -self._inverse_hessian_times(rows, place, self.n_pairs[rows], g)
         slope = to_host(torch.linalg.vecdot(p.flatten(1), g.flatten(1)))
         uphill = ~(slope < 0)
         if uphill.any():  # stale curvature: the plain Gauss-Newton direction of the held factors
             self.n_pairs[rows[uphill]] = 0
             mask = torch.from_numpy(uphill).to(s.device)
-            p[mask] = -substitute(self.chol[place[mask]], self.coupling[place[mask]], g[mask])
+            p[mask] = -self._inverse_hessian_times(rows[uphill], place[mask], self.n_pairs[rows[uphill]], g[mask])
             slope[uphill] = to_host(torch.linalg.vecdot(p[mask].flatten(1), g[mask].flatten(1)))
         self.age[rows] += 1
         s.direction[s.index(rows)] = p.to(s.x.dtype)
         return slope
 
-    def _inverse_hessian_times(self, place, n_pairs, g):
-        """H g by the two-loop recursion, batched over paths (pairs beyond a path's count weigh 0)."""
+    def _inverse_hessian_times(self, rows, place, n_pairs, g):
+        """H g of paths ``rows`` (``place``: the same on the device) by the two-loop recursion:
+        on the CPU a compiled pass per path over the held factors in place
+        (kernels/cpu_gauss_newton.py), elsewhere batched over paths in torch (pairs beyond a
+        path's count weigh 0)."""
+        if g.device.type == "cpu":
+            from ..kernels.cpu_gauss_newton import held_directions
+
+            out = torch.empty_like(g)
+            held = (t.contiguous().numpy() for t in (self.chol, self.coupling, self.pairs_s, self.pairs_y))  # views
+            held_directions(np.ascontiguousarray(rows, dtype=np.int64), *held,
+                            np.ascontiguousarray(n_pairs, dtype=np.int64), g.contiguous().numpy(), out.numpy())
+            return out
+        return self._two_loop_batched(place, n_pairs, g)
+
+    def _two_loop_batched(self, place, n_pairs, g):
+        """:meth:`_inverse_hessian_times` batched over the paths at ``place`` in torch."""
         count = torch.from_numpy(n_pairs).to(g.device)
         q = g.clone()
         alphas, rhos = [], []
