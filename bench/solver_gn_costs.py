@@ -23,21 +23,13 @@ import torch
 
 from fastgeo import models
 from fastgeo.benchmarks import describe_machine, save_json
+from fastgeo.benchmarks.device import Device
+from fastgeo.benchmarks.timing import Runner
 from fastgeo.endpoints import far_pairs
 from fastgeo._path_problem import PathProblem
 from fastgeo._solver.metric import factor_block_tridiagonal, substitute
 from fastgeo.interpolation import DEFAULT_ALPHA
 from fastgeo.kernels.cpu_gauss_newton import held_directions
-
-
-def best(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def check(problem, x, jtj, diag, off, damping, chol, coupling):
@@ -67,19 +59,22 @@ def measure(name, sizes, repeats):
     problem = PathProblem(model.generator, t0, t1, model.prior, DEFAULT_ALPHA)
     ts = torch.linspace(0, 1, 52)[1:-1]
     x_all = t0[:, None] * (1 - ts[None, :, None]) + t1[:, None] * ts[None, :, None]
+    runner, cpu = Runner(repeats, progress=False), Device("cpu")
     rows = []
     for a in sizes:
         x = x_all[:a].contiguous()
         idx = torch.arange(a)
-        t_jac, (jtj, jtj_next) = best(lambda: problem.jacobian_products(x), repeats)
-        t_hess, _ = best(lambda: problem.log_ri_hessian(x), repeats)
+        t_jac = runner.time(lambda: problem.jacobian_products(x), cpu)
+        t_hess = runner.time(lambda: problem.log_ri_hessian(x), cpu)
+        jtj, jtj_next = problem.jacobian_products(x)
         d = x.shape[2]
         diag = 2 * jtj + 1e-3 * torch.eye(d, dtype=torch.float64)
         off = -jtj_next
         damping = 1e-6 * diag.diagonal(dim1=-2, dim2=-1).mean(dim=2)
-        t_factor, (chol, coupling, damping) = best(lambda: factor_block_tridiagonal(diag, off, damping), repeats)
+        t_factor = runner.time(lambda: factor_block_tridiagonal(diag, off, damping), cpu)
+        chol, coupling, damping = factor_block_tridiagonal(diag, off, damping)
         rhs = torch.randn(x.shape, dtype=torch.float64)
-        t_sub, _ = best(lambda: substitute(chol, coupling, rhs), repeats)
+        t_sub = runner.time(lambda: substitute(chol, coupling, rhs), cpu)
         rows_np = np.arange(a, dtype=np.int64)
         no_pairs = np.zeros((a, 1, *x.shape[1:]))
         out = np.empty(x.shape)
@@ -89,13 +84,12 @@ def measure(name, sizes, repeats):
                             np.zeros(a, dtype=np.int64), rhs.numpy(), out)
             return out
 
-        t_compiled, got = best(compiled, repeats)
-        assert np.allclose(got, substitute(chol, coupling, rhs).numpy(), rtol=1e-10, atol=1e-12 * np.abs(got).max())
+        def same_solve(got):
+            assert np.allclose(got, substitute(chol, coupling, rhs).numpy(), rtol=1e-10,
+                               atol=1e-12 * np.abs(got).max()), "the compiled pass disagrees"
 
-        def evaluate():
-            return problem.evaluate(idx, x).gradient()
-
-        t_eval, _ = best(evaluate, repeats)
+        t_compiled = runner.time(compiled, cpu, check=same_solve)
+        t_eval = runner.time(lambda: problem.evaluate(idx, x).gradient(), cpu)
         if a == sizes[0]:
             check(problem, x, jtj, diag, off, damping, chol, coupling)
         row = {"model": name, "paths": a, "latent_dim": d, "points": x.shape[1], "jacobian_ms": 1e3 * t_jac,

@@ -9,6 +9,7 @@ import torch
 import fastgeo
 from fastgeo._path_problem import PathProblem
 from fastgeo._solver.directions import GaussNewton
+from fastgeo.backends import get as get_backend
 from fastgeo._solver.metric import (factor_block_tridiagonal, gauss_newton_blocks, realism_blocks,
                                     realism_derivatives, solve_block_tridiagonal)
 from fastgeo.priors import StandardNormal
@@ -54,11 +55,14 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(rng, m, d):
     torch.testing.assert_close(x, want, rtol=1e-9, atol=1e-9 * want.abs().max())
 
 
-def _held_times(route):
-    """H g of paths ``rows`` by the compiled CPU pass or the batched torch route."""
-    if route == "compiled":
-        return lambda held, rows, counts, g: held._inverse_hessian_times(rows, torch.from_numpy(rows), counts, g)
-    return lambda held, rows, counts, g: held._two_loop_batched(torch.from_numpy(rows), counts, g)
+def _held_times(backend):
+    """H g of paths ``rows`` on ``backend``: "cpu" takes its compiled pass, "reference" (as a
+    GPU's) the batched torch route."""
+    def times(held, rows, counts, g):
+        held.backend = get_backend(backend)
+        return held._inverse_hessian_times(rows, torch.from_numpy(rows), counts, g)
+
+    return times
 
 
 @pytest.mark.parametrize("m,d", [(1, 1), (2, 3), (7, 5), (12, 2), (4, 64)])
@@ -85,15 +89,15 @@ def test_compiled_held_direction_without_pairs_is_the_block_solve(rng, m, d):
     torch.testing.assert_close(out, want, rtol=1e-9, atol=1e-9 * want.abs().max())
 
 
-@pytest.mark.parametrize("route", ["compiled", "batched"])
-def test_held_gauss_newton_two_loop_recursion(rng, route):
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_held_gauss_newton_two_loop_recursion(rng, backend):
     """The held factorisation's L-BFGS (GaussNewton): with no pairs H g is the damped
     Gauss-Newton solve M^{-1} g; with pairs from another quadratic (y = A s), H satisfies the
     newest secant equation H y = s; pairs from M itself leave H = M^{-1} (the BFGS update of
     an exact inverse); pairs beyond a path's count are ignored (paths with different counts
-    batched together give what each gives alone). The compiled CPU pass and the batched torch
-    route (GPUs) alike."""
-    times = _held_times(route)
+    batched together give what each gives alone). The CPU backend's compiled pass and the
+    batched torch route (the others') alike."""
+    times = _held_times(backend)
     n, m, d = 3, 3, 2
     diag, off = random_blocks(rng, n, m, d, rank=d)
     damping = torch.from_numpy(rng.uniform(1e-3, 1e-2, (n, m)))
@@ -123,8 +127,8 @@ def test_held_gauss_newton_two_loop_recursion(rng, route):
     assert not torch.allclose(mixed, want, rtol=1e-3)  # the pairs moved H away from M^{-1}
     exact = held_with(big, 4)
     torch.testing.assert_close(times(exact, rows, np.array([4, 2, 3]), g), want, rtol=1e-8, atol=1e-10)
-    if route == "compiled":  # the two routes agree to rounding
-        torch.testing.assert_close(mixed, _held_times("batched")(held, rows, counts, g), rtol=1e-12, atol=1e-14)
+    if backend == "cpu":  # the two routes agree to rounding
+        torch.testing.assert_close(mixed, _held_times("reference")(held, rows, counts, g), rtol=1e-12, atol=1e-14)
 
 
 def test_singular_and_indefinite_systems_are_damped_never_nan(rng):

@@ -261,8 +261,9 @@ class GaussNewton(Direction):
     the factorisation is refreshed first, and the Gauss-Newton decrement decides.
     """
 
-    def __init__(self, solver, hold=GN_HOLD, memory=GN_HOLD):
+    def __init__(self, solver, backend, hold=GN_HOLD, memory=GN_HOLD):
         super().__init__(solver)
+        self.backend = backend
         b, n_free, d = solver.shape
         self.hold, self.memory = hold, memory
         # the adaptive factor on GN_DAMPING: a shortened step says the model was trusted too far
@@ -327,21 +328,18 @@ class GaussNewton(Direction):
 
     def _inverse_hessian_times(self, rows, place, n_pairs, g):
         """H g of paths ``rows`` (``place``: the same on the device) by the two-loop recursion:
-        on the CPU a compiled pass per path over the held factors in place
-        (kernels/cpu_gauss_newton.py), elsewhere batched over paths in torch (pairs beyond a
-        path's count weigh 0)."""
-        if g.device.type == "cpu":
-            from ..kernels.cpu_gauss_newton import held_directions
-
+        in the backend's compiled pass per path over the held factors in place where it has one
+        (``compiled_lbfgs``: the CPU's), else batched over paths in torch."""
+        if self.backend.compiled_lbfgs:
             out = torch.empty_like(g)
-            held = (t.contiguous().numpy() for t in (self.chol, self.coupling, self.pairs_s, self.pairs_y))  # views
-            held_directions(np.ascontiguousarray(rows, dtype=np.int64), *held,
-                            np.ascontiguousarray(n_pairs, dtype=np.int64), g.contiguous().numpy(), out.numpy())
+            self.backend.held_gauss_newton_directions(rows, self.chol, self.coupling, self.pairs_s, self.pairs_y,
+                                                      n_pairs, g, out)
             return out
         return self._two_loop_batched(place, n_pairs, g)
 
     def _two_loop_batched(self, place, n_pairs, g):
-        """:meth:`_inverse_hessian_times` batched over the paths at ``place`` in torch."""
+        """:meth:`_inverse_hessian_times` batched over the paths at ``place`` in torch (pairs
+        beyond a path's count weigh 0)."""
         count = torch.from_numpy(n_pairs).to(g.device)
         q = g.clone()
         alphas, rhos = [], []
@@ -415,7 +413,7 @@ class LBFGSThenGaussNewton(Direction):
     def __init__(self, solver, lbfgs, switch_after):
         super().__init__(solver)
         self.lbfgs = lbfgs
-        self.gauss_newton = GaussNewton(solver)
+        self.gauss_newton = GaussNewton(solver, lbfgs.backend)
         self.switch_after = switch_after
         self.in_gauss_newton = np.zeros(solver.shape[0], dtype=bool)
         self.available = True

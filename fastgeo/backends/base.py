@@ -130,6 +130,12 @@ class Backend:
         """-H g into out[rows] (see :meth:`fastgeo._solver.lbfgs.PairMemory.directions`)."""
         raise NotImplementedError
 
+    def held_gauss_newton_directions(self, rows, chol, coupling, pairs_s, pairs_y, n_pairs, g, out):
+        """out[r] = H g[r] for path rows[r] of the held Gauss-Newton factorisation and pairs
+        (see :meth:`fastgeo._solver.directions.GaussNewton._inverse_hessian_times`); the held
+        tensors (B, ...) are read in place, g and out are (len(rows), K-1, D), all float64."""
+        raise NotImplementedError
+
     # -- the solver's form of the path energy (fastgeo.interpolate) ----------------------
     def path_energy_ends(self, G0, Gfree, GK, l, log_alpha, need_grads):
         """:meth:`path_energy` of paths held as end points and free points, for the solver.

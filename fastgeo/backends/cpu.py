@@ -238,6 +238,12 @@ class CPUBackend(Backend):
                memory.n_pairs, _rows_view(out), gamma_used, slope)
         return gamma_used, slope
 
+    def held_gauss_newton_directions(self, rows, chol, coupling, pairs_s, pairs_y, n_pairs, g, out):
+        from ..kernels.cpu_gauss_newton import held_directions
+
+        held = (t.contiguous().numpy() for t in (chol, coupling, pairs_s, pairs_y))  # views: allocated contiguous
+        held_directions(_int64(rows), *held, _int64(n_pairs), g.contiguous().numpy(), out.numpy())
+
 
 def _int64(rows):
     return np.ascontiguousarray(rows, dtype=np.int64)

@@ -24,6 +24,8 @@ import os
 import subprocess
 import sys
 
+from ._common import usable_cpus
+
 ENV = "FASTGEO_BACKGROUND_COMPILE"
 #: the helper's own module (it imports the commands whose steps it runs; this one imports none)
 HELPER = "fastgeo.commands._background_helper"
@@ -31,8 +33,7 @@ HELPER = "fastgeo.commands._background_helper"
 
 def spare_cpus(threads: int | None) -> int:
     """CPUs this process may run on beyond the ``threads`` a command uses (None: all of them)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if threads is None else max(cpus - threads, 0)
+    return 0 if threads is None else max(usable_cpus() - threads, 0)
 
 
 def enabled(threads: int | None) -> bool:
@@ -46,7 +47,7 @@ def enabled(threads: int | None) -> bool:
 
 
 class Helper:
-    """The running helper process; :meth:`stop` ends it (a context manager stops it on exit)."""
+    """The running helper process; :meth:`stop` ends it."""
 
     def __init__(self, process: subprocess.Popen):
         self.process = process
@@ -65,16 +66,11 @@ class Helper:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 def start(steps: list, threads: int | None) -> Helper | None:
-    """Start a helper running ``steps`` (a list of ``[name, options]``, see :data:`STEPS`), or
-    return None where it would not help (see :func:`enabled`) or there is nothing to do."""
+    """Start a helper running ``steps`` (a list of ``[name, options]``, see
+    ``_background_helper.STEPS``), or return None where it would not help (see :func:`enabled`)
+    or there is nothing to do."""
     if not steps or not enabled(threads):
         return None
     env = dict(os.environ, **{ENV: "0"}, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
@@ -87,7 +83,7 @@ def start(steps: list, threads: int | None) -> Helper | None:
 def demo_steps(args) -> list:
     """The helper's steps for ``fastgeo demo`` with ``args``: the solver's kernels, then the
     models after the first (the command compiles the first model's prior kernels itself).
-    None for the reference backend, which compiles nothing."""
+    No steps for the reference backend, which compiles nothing."""
     if args.backend == "reference":
         return []
     solver = {"solver": args.solver, "backend": args.backend, "n_points": args.n_points, "alpha": args.alpha}

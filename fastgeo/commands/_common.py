@@ -30,11 +30,16 @@ positive_int = int_at_least(1)
 n_points = int_at_least(3, " (both endpoints and at least one midpoint)")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def thread_count(text):
     """An argparse type for --threads: 1 to the number of CPUs this process may run on (torch
     and Numba would try to start every thread asked for: 100000 of them exhaust the memory and
     crash)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     value = positive_int(text)
     if value > cpus:
         raise argparse.ArgumentTypeError(f"expected at most {cpus} (the CPUs this process may use), "
