@@ -244,7 +244,7 @@ class ForwardModeError(GeneratorError):
 #: the most bytes the Jacobians of one chunk of paths may take (PathProblem.jacobian_products)
 JACOBIAN_BYTES = 256 * 2 ** 20
 #: float64 D x D blocks a free point that the Gauss-Newton phase holds at once, at most: 10
-#: while a refresh forms its system, and the two held factors (_solver/directions.py)
+#: while a refresh forms its system, and the two held factors (_solver/gauss_newton.py)
 GN_BLOCK_COPIES = 12
 
 

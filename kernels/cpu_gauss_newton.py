@@ -1,4 +1,4 @@
-"""Numba CPU kernel of the held Gauss-Newton direction of "lbfgs-gn" (fastgeo/_solver/directions.py).
+"""Numba CPU kernel of the held Gauss-Newton direction of "lbfgs-gn" (fastgeo/_solver/gauss_newton.py).
 
 For each path, r = H g by the two-loop recursion over the L-BFGS pairs gathered since the last
 refresh, with H0 = (L L^T)^{-1} the held block-tridiagonal factorisation of the Gauss-Newton

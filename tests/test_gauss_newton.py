@@ -8,7 +8,7 @@ import torch
 
 import fastgeo
 from fastgeo._path_problem import PathProblem
-from fastgeo._solver.directions import GaussNewton
+from fastgeo._solver.gauss_newton import GaussNewton
 from fastgeo.backends import get as get_backend
 from fastgeo._solver.metric import (factor_block_tridiagonal, gauss_newton_blocks, realism_blocks,
                                     realism_derivatives, solve_block_tridiagonal)

@@ -3,7 +3,9 @@
 - :mod:`.loop`: the round loop (:class:`~.loop.Solver`): batching, retiring converged and
   failed paths, histories, the decoded-output cache, timings, progress;
 - :mod:`.directions`: interchangeable search directions (steepest descent, L-BFGS in torch
-  products or in a backend's compiled kernels), chosen by method and backend;
+  products or in a backend's compiled kernels), and :mod:`.gauss_newton` ("lbfgs-gn": L-BFGS,
+  then L-BFGS on the Gauss-Newton metric of :mod:`.metric`), chosen by method and backend
+  (:mod:`.methods`);
 - :mod:`.steps`: step rules (Armijo backtracking, the paper's halving fixed step);
 - :mod:`.lbfgs`: the L-BFGS curvature-pair memory and the path-Laplacian preconditioner;
 - :mod:`.scales`: the path-Laplacian model's scales, shared by directions and step rules;

@@ -10,7 +10,7 @@ generator), cannot decrease its energy any more, or stalls at the edge of the pr
 
 The loop owns the batching, the statuses, the histories, the decoded-output cache, the
 timings and the progress bar; what a step is comes from two parts chosen by method and
-backend: a direction strategy (:mod:`fastgeo._solver.directions`) and a step rule
+backend: a direction strategy (:mod:`fastgeo._solver.methods` picks it) and a step rule
 (:mod:`fastgeo._solver.steps`).
 
 The points, gradients, directions and curvature pairs are tensors on the paths' device; the
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import directions, gaps, steps
+from . import gaps, methods, steps
 from .lbfgs import index_on, to_device, to_host
 
 ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE, STALLED = range(6)
@@ -117,7 +117,7 @@ class Solver:
         # the decrease the direction's model predicts at its first trial step, relative to |E|
         self.predicted = np.full(b, np.nan)
         self.n_jvp = np.zeros(b, dtype=np.int64)  # tangents pushed through each free point
-        self.directions = directions.choose(method, self, memory, precondition)
+        self.directions = methods.choose(method, self, memory, precondition)
         self.steps = steps.Halving(self, lr) if method == "gd" else steps.Armijo(self)
 
     def index(self, rows):

@@ -132,7 +132,7 @@ class Backend:
 
     def held_gauss_newton_directions(self, rows, chol, coupling, pairs_s, pairs_y, n_pairs, g, out):
         """out[r] = H g[r] for path rows[r] of the held Gauss-Newton factorisation and pairs
-        (see :meth:`fastgeo._solver.directions.GaussNewton._inverse_hessian_times`); the held
+        (see :meth:`fastgeo._solver.gauss_newton.GaussNewton._inverse_hessian_times`); the held
         tensors (B, ...) are read in place, g and out are (len(rows), K-1, D), all float64."""
         raise NotImplementedError
 
