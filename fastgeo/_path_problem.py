@@ -89,13 +89,14 @@ class PathProblem:
                           latent_copies, output_copies)
         require_bytes(kind_of(self.g0), need, what)
 
-    def require_gauss_newton_memory(self, n_paths, n_free, what):
+    def require_gauss_newton_memory(self, n_paths, n_free, what, pair_vectors=0):
         """A MemoryError naming ``what`` when the Gauss-Newton phase of ``n_paths`` paths of
         ``n_free`` free points cannot fit: its float64 D x D blocks a point, GN_BLOCK_COPIES of
         them alive at once (J^T J, J_j^T J_{j+1}, the realism Hessian and term, the system's
-        blocks, their Cholesky factors, and the factors held between refreshes), and one chunk
-        of Jacobians."""
-        per_path = n_free * self.dim * self.dim * 8 * GN_BLOCK_COPIES
+        blocks, their Cholesky factors, and the factors held between refreshes), the
+        ``pair_vectors`` float64 D-vectors a point of its curvature pairs, and one chunk of
+        Jacobians."""
+        per_path = n_free * self.dim * 8 * (self.dim * GN_BLOCK_COPIES + pair_vectors)
         jacobians = min(JACOBIAN_BYTES, n_paths * self._jacobian_bytes(n_free, self.g0.element_size()))
         require_bytes(kind_of(self.g0), n_paths * per_path + jacobians, what)
 

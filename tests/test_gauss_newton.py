@@ -268,6 +268,47 @@ def test_a_generator_without_forward_mode_falls_back_to_lbfgs_with_a_warning(rng
     torch.testing.assert_close(res.energy, plain.energy, rtol=1e-6, atol=0)
 
 
+def test_damping_is_judged_on_fresh_gauss_newton_steps_only(rng):
+    """The trust rule (GaussNewton._judge_damping through accept): a fresh Gauss-Newton step
+    cut to t grows the path's damping factor by max(BOOST_UP, 1/t); a full one whose decrease
+    matched the model (rho = 1) shrinks it by BOOST_DOWN, floored at 1, one that decreased by
+    half the prediction (rho = 1/2) keeps it; held steps (pairs in the direction, or an aged
+    factorisation) leave it alone, however short."""
+    from types import SimpleNamespace
+
+    from fastgeo._solver import gauss_newton as gn
+
+    n, m, d = 6, 3, 2
+    held = GaussNewton.__new__(GaussNewton)
+    x = torch.from_numpy(rng.standard_normal((n, m, d)))
+    g = torch.from_numpy(rng.standard_normal((n, m, d)))
+    slope = -rng.uniform(0.5, 2.0, n)
+    step = np.array([0.01, 0.3, 1.0, 1.0, 1.0, 0.01])
+    start = rng.uniform(5.0, 10.0, n)
+    rho = np.array([0.5, 0.5, 1.0, 0.5, 1.0, 0.5])
+    predicted = -slope * (step - 0.5 * step ** 2)
+    held.solver = SimpleNamespace(x=x.clone(), grad=g.clone(), step=step, slope=slope, energy=start - rho * predicted,
+                                  index=lambda rows: torch.from_numpy(rows), device=x.device)
+    held.memory, held.hold = 4, 10
+    held.boost = np.array([2.0, 2.0, 9.0, 9.0, 2.0, 2.0])
+    before = held.boost.copy()
+    held.start_energy = start
+    held.age = np.array([1, 1, 1, 1, 1, 3])  # the last path's factorisation is aged: a held step
+    held.n_pairs = np.array([0, 0, 0, 0, 0, 0])
+    held.pairs_s = torch.zeros((n, held.memory, m, d), dtype=torch.float64)
+    held.pairs_y = torch.zeros_like(held.pairs_s)
+    rows = np.arange(n)
+    held.accept(rows, rows, x + 0.1 * torch.from_numpy(rng.standard_normal((n, m, d))), g + 0.1)
+    want = before * np.array([100.0, gn.BOOST_UP, gn.BOOST_DOWN, 1.0, 1.0, 1.0])
+    want[4] = 1.0  # floored
+    np.testing.assert_allclose(held.boost, want, rtol=1e-12)
+    # a held step along a direction with pairs is not judged either
+    held.age[:], held.n_pairs[:] = 1, 2
+    held.boost[:] = 3.0
+    held.accept(rows, rows, x, g)
+    np.testing.assert_array_equal(held.boost, 3.0)
+
+
 def test_lbfgs_gn_converges_by_its_first_order_test_and_counts_jvps(rng):
     """Curved generator, active realism term: every path converges in the Gauss-Newton phase
     (predicted decrease <= ftol |E|, which is also its gap estimate), and jvp_history counts

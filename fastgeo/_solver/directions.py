@@ -42,7 +42,9 @@ class Direction:
 
     def accept(self, rows, took, trial, grad):
         """Make trial[took] (gradients grad[took]; ``trial`` and ``grad`` hold a row per path
-        of the round) the iterates of paths ``rows``; return max |g| of each new iterate."""
+        of the round) the iterates of paths ``rows``; return max |g| of each new iterate.
+        ``solver.energy[rows]`` holds their energies already, ``solver.step[rows]`` the steps
+        the line search took."""
         raise NotImplementedError
 
     def restart(self, rows):

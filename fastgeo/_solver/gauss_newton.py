@@ -25,7 +25,11 @@ BOOST_MAX = 1e6
 
 
 #: iterations a Gauss-Newton factorisation serves as L-BFGS's initial inverse Hessian
-GN_HOLD = 10
+GN_HOLD = 20
+#: the least factor on the damping after a full Gauss-Newton step (Nielsen's rule)
+BOOST_DOWN = 1 / 3
+#: the least factor on the damping after a Gauss-Newton step that the line search shortened
+BOOST_UP = 4.0
 
 
 class GaussNewton(Direction):
@@ -36,21 +40,26 @@ class GaussNewton(Direction):
     formed anew every ``hold`` directions (and after a failed line search), and its pairs
     forgotten then; right after a refresh the direction is the plain Gauss-Newton one.
 
-    lambda_j = GN_DAMPING times the mean diagonal entry of block j of M + R, times an adaptive
-    factor (x8 after a step the line search shortened, /4 after a full one, within [1,
-    BOOST_MAX], taken at the next refresh), raised where the system will not factor. A refresh
-    takes the generator's Jacobian at every free point (D forward-mode products a point,
-    counted as JVPs) and a block-tridiagonal factorisation of (K-1) D^3 operations a path;
-    each direction in between costs a block substitution and the pairs' products.
+    lambda_j = GN_DAMPING times the mean diagonal entry of block j of M + R, times a per-path
+    factor within [1, BOOST_MAX] (raised where the system will not factor). The factor is a
+    Levenberg-Marquardt trust rule judged on the fresh Gauss-Newton steps only, the one kind of
+    step whose model is the damped system itself, and it takes effect at the next refresh:
+    after a step that the line search shortened to t < 1 it grows by max(BOOST_UP, 1 / t);
+    after a full step it shrinks by Nielsen's factor max(BOOST_DOWN, 1 - (2 rho - 1)^3), rho
+    the actual decrease over the predicted one. (Judging every held step instead compounded
+    the factor up to its limit within one hold and down again within the next, so that holds
+    alternated between steps cut a hundredfold and gradient-like ones:
+    docs/solver-diagnosis.md.)
 
-    Holding the factorisation for 10 directions took a third to a seventh of the Jacobians of
-    a fresh one every direction, and 1.9-5x less time, to energies within 1e-4 on most demo
-    paths (some settle in other minima; docs/solver-diagnosis.md). The factors of all B paths
-    stay allocated from the first refresh on (PathProblem.require_gauss_newton_memory counts
-    them). Its slope is
-    -g^T H g; half of it is the decrease the model predicts. A path converges only at a fresh
-    Gauss-Newton direction (:meth:`confirm`): where the held model predicts a small decrease,
-    the factorisation is refreshed first, and the Gauss-Newton decrement decides.
+    A refresh takes the generator's Jacobian at every free point (D forward-mode products a
+    point, counted as JVPs) and a block-tridiagonal factorisation of (K-1) D^3 operations a
+    path; each direction in between costs a block substitution and the pairs' products, so a
+    longer hold trades Jacobians for iterations (GN_HOLD: docs/solver-diagnosis.md). The
+    factors of all B paths stay allocated from the first refresh on
+    (PathProblem.require_gauss_newton_memory counts them). Its slope is -g^T H g; half of it
+    is the decrease the model predicts. A path converges only at a fresh Gauss-Newton
+    direction (:meth:`confirm`): where the held model predicts a small decrease, the
+    factorisation is refreshed first, and the Gauss-Newton decrement decides.
     """
 
     def __init__(self, solver, backend, hold=GN_HOLD, memory=GN_HOLD):
@@ -60,6 +69,7 @@ class GaussNewton(Direction):
         self.hold, self.memory = hold, memory
         # the adaptive factor on GN_DAMPING: a shortened step says the model was trusted too far
         self.boost = np.ones(b)
+        self.start_energy = np.zeros(b)  # E where each path's current direction starts
         self.age = np.full(b, hold)  # directions since the last refresh (hold: refresh next)
         self.n_pairs = np.zeros(b, dtype=np.int64)
         self.chol = self.coupling = self.pairs_s = self.pairs_y = None
@@ -115,6 +125,7 @@ class GaussNewton(Direction):
             p[mask] = -self._inverse_hessian_times(rows[uphill], place[mask], self.n_pairs[rows[uphill]], g[mask])
             slope[uphill] = to_host(torch.linalg.vecdot(p[mask].flatten(1), g[mask].flatten(1)))
         self.age[rows] += 1
+        self.start_energy[rows] = s.energy[rows]
         s.direction[s.index(rows)] = p.to(s.x.dtype)
         return slope
 
@@ -149,10 +160,23 @@ class GaussNewton(Direction):
             r = r + (a - beta)[:, None, None] * sk
         return r
 
+    def _judge_damping(self, rows):
+        """The trust rule of the class docstring, for paths ``rows`` whose accepted step was
+        along a fresh Gauss-Newton direction (energies at its start in ``start_energy``)."""
+        s = self.solver
+        t = s.step[rows]
+        predicted = -s.slope[rows] * (t - 0.5 * t * t)  # the quadratic model's decrease at t
+        rho = (self.start_energy[rows] - s.energy[rows]) / predicted
+        with np.errstate(invalid="ignore"):
+            down = np.maximum(BOOST_DOWN, 1.0 - (2.0 * rho - 1.0) ** 3)
+        factor = np.where(t < 1.0, np.maximum(BOOST_UP, 1.0 / t), np.where(rho > 0, down, BOOST_UP))
+        self.boost[rows] = np.clip(self.boost[rows] * factor, 1.0, BOOST_MAX)
+
     def accept(self, rows, took, trial, grad):
         s = self.solver
-        full = s.step[rows] >= 1.0
-        self.boost[rows] = np.clip(np.where(full, self.boost[rows] / 4, self.boost[rows] * 8), 1.0, BOOST_MAX)
+        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0)
+        if fresh.any():
+            self._judge_damping(rows[fresh])
         new_x, new_g = self._taken(took, trial, grad)
         index = s.index(rows)
         ds = (new_x - s.x[index]).to(torch.float64)

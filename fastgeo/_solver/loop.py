@@ -340,10 +340,10 @@ class Solver:
         if took.size < active.size:
             log_ri = log_ri[index_on(took, self.device)]
         index = self.index(rows)
+        self.energy[rows] = e_new
         gmax = self.directions.accept(rows, took, trial, grad)
         self.log_ri[index] = log_ri
         self.weights[rows] = weights[took]
-        self.energy[rows] = e_new
         self._kept[self._round_id] = ev.decoded
         self._source_round[rows] = self._round_id
         self._source_row[rows] = took
