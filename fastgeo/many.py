@@ -216,11 +216,20 @@ def _check_pairs(kind, pairs, dim):
         _raise_nonfinite(~np.isfinite(pairs).all(axis=(1, 2)))
 
 
-def _raise_nonfinite(bad):
+def listed_pairs(bad) -> str:
+    """The pairs flagged in ``bad`` (a boolean (P,) array) for a message, the first five and a
+    count of the rest ("3, 7, 8, 9, 12 and 4 more"); "" when none is (also the CLI's --pairs)."""
     idx = np.flatnonzero(bad)
-    if len(idx):
-        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
-        raise ValueError(f"pairs {', '.join(map(str, idx[:5]))}{more} contain NaN or inf")
+    if not len(idx):
+        return ""
+    more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
+    return f"{', '.join(map(str, idx[:5]))}{more}"
+
+
+def _raise_nonfinite(bad):
+    listed = listed_pairs(bad)
+    if listed:
+        raise ValueError(f"pairs {listed} contain NaN or inf")
 
 
 def _pairs_token(kind, pairs):

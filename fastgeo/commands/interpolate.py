@@ -106,6 +106,8 @@ def load_pairs(path):
     """The endpoint pairs of a .npy file as a float64 array (B, 2, D); UserError if unusable."""
     import numpy as np
 
+    from ..many import listed_pairs
+
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -121,11 +123,9 @@ def load_pairs(path):
         raise UserError(f"--pairs: {path!r} has shape {arr.shape}; expected (B, 2, D): B >= 1 pairs of two "
                         "D-dimensional endpoints")
     arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr).all(axis=(1, 2))
-    if bad.any():
-        idx = np.flatnonzero(bad)
-        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
-        raise UserError(f"--pairs: {path!r} contains NaN or inf (pairs {', '.join(map(str, idx[:5]))}{more})")
+    listed = listed_pairs(~np.isfinite(arr).all(axis=(1, 2)))
+    if listed:
+        raise UserError(f"--pairs: {path!r} contains NaN or inf (pairs {listed})")
     return arr
 
 
