@@ -106,7 +106,7 @@ def load_pairs(path):
     """The endpoint pairs of a .npy file as a float64 array (B, 2, D); UserError if unusable."""
     import numpy as np
 
-    from ..many import listed_pairs
+    from .._many_inputs import listed_pairs
 
     try:
         arr = np.load(path, allow_pickle=False)
