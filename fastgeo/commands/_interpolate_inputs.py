@@ -136,14 +136,14 @@ def check_endpoint_density(pairs, prior, backend, dtype):
     import numpy as np
 
     from .. import log_ri
+    from .._many_inputs import listed_pairs
 
     z = pairs.reshape(-1, pairs.shape[2]).astype(str(dtype).replace("torch.", ""))
     lr = np.asarray(log_ri(z, prior, backend=backend)).reshape(len(pairs), 2)
-    zero = np.flatnonzero(np.isneginf(lr).any(axis=1))
-    if len(zero):
-        more = f" and {len(zero) - 5} more" if len(zero) > 5 else ""
-        raise UserError(f"--pairs: endpoints of pairs {', '.join(map(str, zero[:5]))}{more} lie outside the "
-                        f"support of {prior!r} (ri = 0): no path from them has a finite energy")
+    listed = listed_pairs(np.isneginf(lr).any(axis=1))
+    if listed:
+        raise UserError(f"--pairs: endpoints of pairs {listed} lie outside the support of {prior!r} (ri = 0): "
+                        "no path from them has a finite energy")
 
 
 def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
