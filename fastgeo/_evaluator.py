@@ -22,7 +22,7 @@ from . import backends
 from .backends.base import WHATS
 from ._arrays import (add_scalar, as_array, astype, check_finite, check_last_dim, empty, every, exp,
                       first_nonfinite, first_true, free_bytes, is_out_of_memory, is_torch, isfinite, isnan,
-                      numpy_dtype, on_device, where, zeros_like)
+                      nonfinite_message, numpy_dtype, on_device, where, zeros_like)
 from ._lazy import LazyAutogradFunction
 from ._specs import NO_KDE, Estimated, Indicator, Radial
 from .kernels import families
@@ -239,7 +239,7 @@ def _raise_if_nonfinite(z2):
     their message may point at an entry of W (z - loc) or at a row index within a chunk."""
     found = first_nonfinite(z2)
     if found is not None:
-        raise ValueError(f"z contains NaN or inf (first at index {found[0]}: {found[1]})") from None
+        raise ValueError(nonfinite_message("z", *found)) from None
 
 
 # -- one chunk, by the index spec's route ------------------------------------------------------------

@@ -6,23 +6,28 @@ once. A task runs every method on its batch (fastgeo.compare.run_methods, the CL
 computes the per-pair metrics, and writes everything into the store
 (:class:`fastgeo.zarrstore.ZarrStore`), the batch's completion flag last. A rerun computes only
 the batches whose flag is missing.
+
+Here the driver (the store, the client, the tasks, the results); the task itself is
+:mod:`fastgeo._many_worker`, the checks of the arguments :mod:`fastgeo._many_inputs`.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import inspect
 import os
-import pickle
-import threading
 import time
 import uuid
 
 import numpy as np
 
-from . import compare, zarrstore
+from . import _many_worker, compare, zarrstore
 from ._cluster import CONNECT_TIMEOUT, connect, sigterm_as_interrupt
 from ._errors import one_line
+from ._many_inputs import (_check_pairs, _interpolate_options, _pairs_kind, _pairs_token, _prepare_prior, _probe,
+                           _raise_nonfinite, _resolve_generator, prior_fingerprint)
+from ._many_worker import _Job, run_batch
+
+# batch_metrics (like run_batch and prior_fingerprint) stays importable from here
+batch_metrics = _many_worker.batch_metrics
 
 DEFAULT_BATCH = 16
 DEFAULT_N_POINTS = 52
@@ -67,254 +72,6 @@ class ManyResult:
     @property
     def failed_pairs(self) -> list:
         return [p for f in self.failed for p in range(f.start, f.stop)]
-
-
-# -- the generator, built once per worker ----------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class _Generator:
-    """Where workers get the generator: a spec (``module:attr``, ``file.py:attr``) or a
-    picklable factory called without arguments; the dtype and device it runs in."""
-    spec: str | None
-    factory: object
-    dtype: str
-    device: str
-
-    @property
-    def name(self) -> str:
-        if self.spec is not None:
-            return self.spec
-        f = self.factory
-        return f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', type(f).__name__)}"
-
-    def build(self):
-        from .generators import load
-
-        return self.prepared(load(self.spec) if self.spec is not None else self.factory())
-
-    def prepared(self, gen):
-        """``gen`` checked, and a torch module moved to the run's dtype and device, eval mode."""
-        import torch
-
-        if not callable(gen):
-            raise TypeError(f"the generator factory {self.name} returned a {type(gen).__name__}, not a callable")
-        if isinstance(gen, torch.nn.Module):
-            gen.to(device=self.device, dtype=getattr(torch, self.dtype)).eval()
-        return gen
-
-
-_BUILT = {}
-_BUILT_LOCK = threading.Lock()
-
-
-def _worker_generator(source: _Generator):
-    with _BUILT_LOCK:
-        if source not in _BUILT:
-            _BUILT[source] = source.build()
-        return _BUILT[source]
-
-
-# -- one batch, on a worker ------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    """Everything a batch task needs besides its pairs and the prior."""
-    store: str
-    layout: dict
-    generator: _Generator
-    methods: tuple
-    n_points: int
-    alpha: float
-    solver: str
-    max_iter: int | None
-    backend: str
-    options: tuple  # sorted (name, value) pairs for fastgeo.interpolate
-    keep_decoded: bool
-
-
-def _worker_threads():
-    """Torch and Numba threads to the worker's thread count (one by default): several
-    single-threaded workers, not one worker's threads fighting another's."""
-    try:
-        from distributed import get_worker
-
-        n = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        return
-    import numba
-    import torch
-
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-
-
-def run_batch(i, pairs, prior, job: _Job):
-    """Compute batch ``i`` (its pairs (n, 2, D)) and write it into the store; returns (i, the
-    seconds it took, the seconds of those spent writing)."""
-    import torch
-
-    start = time.perf_counter()
-    _worker_threads()
-    pairs = np.asarray(pairs, dtype=np.float64)  # NaN and inf were refused on the client
-    generator = _worker_generator(job.generator)
-    dtype = getattr(torch, job.generator.dtype)
-    z0 = torch.as_tensor(pairs[:, 0], dtype=dtype, device=job.generator.device)
-    z1 = torch.as_tensor(pairs[:, 1], dtype=dtype, device=job.generator.device)
-    results = compare.run_methods(generator, z0, z1, prior, job.methods, n_points=job.n_points, alpha=job.alpha,
-                                  solver=job.solver, max_iter=job.max_iter, backend=job.backend, progress=False,
-                                  **dict(job.options))
-    arrays = {m: compare.result_arrays(r) for m, r in results.items()}
-    metrics = batch_metrics(arrays, job.alpha)
-    if not job.keep_decoded:
-        for arr in arrays.values():
-            arr.pop("decoded", None)
-    before_write = time.perf_counter()
-    zarrstore.ZarrStore.attached(job.store, job.layout).write_batch(i, arrays, metrics)
-    end = time.perf_counter()
-    return i, end - start, end - before_write
-
-
-def batch_metrics(arrays: dict, alpha: float) -> dict:
-    """{method: {metric: (n,) float64}}: fastgeo.compare.pair_metrics' numeric metrics."""
-    rows = compare.pair_metrics(arrays, alpha)
-    out = {}
-    for method in arrays:
-        names = zarrstore.METRICS + (("relative_gap",) if "gap" in arrays[method] else ())
-        out[method] = {n: np.array([r[method].get(n, np.nan) for r in rows], dtype=np.float64) for n in names}
-    return out
-
-
-# -- the client side -------------------------------------------------------------------------------
-
-def _pairs_kind(pairs):
-    """("dask" | "zarr" | "numpy", the pairs as a Dask array or a numpy array)."""
-    mod = type(pairs).__module__ or ""
-    if mod.startswith("dask."):
-        return "dask", pairs
-    if mod.startswith("zarr."):
-        import dask.array as da
-
-        return "zarr", da.from_zarr(pairs)
-    from ._arrays import to_host
-
-    try:
-        arr = to_host(pairs) if not isinstance(pairs, np.ndarray) else pairs
-    except TypeError:
-        arr = np.asarray(pairs)
-    return "numpy", np.asarray(arr)
-
-
-def _check_pairs(kind, pairs, dim):
-    if pairs.ndim != 3 or pairs.shape[1] != 2 or pairs.shape[0] < 1 or pairs.shape[2] < 1:
-        raise ValueError(f"pairs must have shape (P, 2, D) with P >= 1, got {tuple(pairs.shape)}")
-    if pairs.shape[2] != dim:
-        raise ValueError(f"pairs hold {pairs.shape[2]}-dimensional endpoints but the prior is {dim}-dimensional")
-    if np.dtype(pairs.dtype).kind not in "fiu":
-        raise TypeError(f"pairs must be real numbers, got {pairs.dtype}")
-    if kind == "numpy":
-        _raise_nonfinite(~np.isfinite(pairs).all(axis=(1, 2)))
-
-
-def _raise_nonfinite(bad):
-    idx = np.flatnonzero(bad)
-    if len(idx):
-        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
-        raise ValueError(f"pairs {', '.join(map(str, idx[:5]))}{more} contain NaN or inf")
-
-
-def _pairs_token(kind, pairs):
-    if kind == "numpy":
-        return hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    from dask.base import tokenize
-
-    return f"{kind}:{tokenize(pairs)}"
-
-
-def _prepare_prior(prior):
-    """The fastgeo prior, with its KDE table built here when its index needs it (so workers
-    never build it: the table pickles along)."""
-    from ._specs import Estimated
-    from .priors import as_prior
-
-    prior = as_prior(prior)
-    if isinstance(prior.index(), Estimated):
-        prior.kde.table  # noqa: B018 - builds and caches the table
-    return prior
-
-
-def prior_fingerprint(prior) -> str:
-    """sha256 of what the prior's numbers depend on: its public attributes (the private ones
-    are caches derived from them, some built on first use), a KDE as its samples and
-    bandwidth (its table is derived from them, and records its own build time)."""
-    from .kde import KDE
-
-    state = {}
-    for key, value in sorted(vars(prior).items()):
-        if key.startswith("_"):
-            continue
-        if isinstance(value, KDE):
-            value = (hashlib.sha256(np.ascontiguousarray(value.samples).tobytes()).hexdigest(), value.bandwidth)
-        state[key] = value
-    return hashlib.sha256(pickle.dumps((type(prior).__module__, type(prior).__qualname__, state))).hexdigest()
-
-
-def _probe(source: _Generator, gen, first_point):
-    """The shape of one decoded output of ``gen`` (the generator as built here, a check)."""
-    import torch
-
-    gen = source.prepared(gen)
-    z = torch.as_tensor(first_point[None], dtype=getattr(torch, source.dtype), device=source.device)
-    with torch.no_grad():
-        out = gen(z)
-    if not isinstance(out, torch.Tensor) or out.ndim < 2 or out.shape[0] != 1:
-        raise ValueError(f"the generator {source.name} must map (M, D) latents to (M, ...) tensors; it mapped "
-                         f"(1, {z.shape[1]}) to {type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
-    return tuple(out.shape[1:])
-
-
-def _resolve_generator(generator, dtype, device):
-    """(where workers get the generator, the generator built here once)."""
-    import torch
-
-    from .generators import dtype_and_device, load
-
-    if isinstance(generator, str):
-        from .generators import is_file_spec
-
-        where, sep, attr = generator.rpartition(":")
-        # workers in other folders (or on other nodes sharing the file system) find the file,
-        # and a relative and an absolute spec of one file are the same run
-        spec, factory = (f"{os.path.abspath(where)}:{attr}" if sep and is_file_spec(where) else generator), None
-        built = load(spec)
-    elif callable(generator):
-        spec, factory = None, generator
-        try:
-            pickle.dumps(generator)
-        except Exception as err:
-            raise TypeError(f"the generator factory must pickle (workers build the generator from it): "
-                            f"{one_line(err)}") from None
-        built = generator()
-    else:
-        raise TypeError("generator must be a 'module:attr' / 'file.py:attr' spec or a picklable factory, "
-                        f"got {type(generator).__name__}")
-    g_dtype, g_device = dtype_and_device(built) if isinstance(built, torch.nn.Module) else (None, None)
-    dtype = str(dtype or g_dtype or torch.float32).replace("torch.", "")
-    device = str(device or g_device or "cpu")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return _Generator(spec, factory, dtype, device), built
-
-
-def _interpolate_options(options):
-    from .interpolation import interpolate
-
-    allowed = set(inspect.signature(interpolate).parameters) - {"generator", "z0", "z1", "prior", "init",
-                                                                "progress"}
-    bad = sorted(set(options) - allowed)
-    if bad:
-        raise TypeError(f"interpolate_many got options fastgeo.interpolate does not take: {', '.join(bad)}")
-    return options
 
 
 def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=DEFAULT_BATCH,

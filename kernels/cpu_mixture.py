@@ -7,7 +7,7 @@ the row function calls ``exp`` and ``log`` and must keep IEEE semantics
 
 ``mixture_log_density`` runs rows in parallel, ``mixture_log_density_serial`` on the calling
 thread (small batches: waking the thread pool costs more); each has a ``_strided`` twin for z
-of any strides (the contiguous ones index faster: about 1.5x on semicircle(20)). z may be
+of any strides (the contiguous ones index faster, so contiguous z takes them). z may be
 float32 or float64 and read-only (kernels/signatures.py); the parameters are the prior's
 read-only float64 arrays.
 """
@@ -42,7 +42,7 @@ def _rows(z, whiten, first, means, log_norm, want_grad, out, grad):
     """out[i] = log f(z_i), and grad[i] = grad log f(z_i) when want_grad (grad is (0, D) else)."""
     for i in prange(z.shape[0]):
         # int64: the parallel loop's index is unsigned where Numba outlines the loop body, and
-        # mixture_row would compile a second time for it (the first call: ~0.8 s more)
+        # mixture_row would compile a second time for it (the first call would pay for that compile)
         out[i] = mixture_row(z, np.int64(i), whiten, first, means, log_norm, want_grad, grad)
 
 

@@ -183,8 +183,8 @@ def test_registering_a_name_twice_is_refused(boxed):
 LAYERS = [
     ("command line", ["fastgeo.cli", "fastgeo.commands", "fastgeo.__main__"]),
     ("runs and reports", ["fastgeo.runstore", "fastgeo.compare", "fastgeo.report", "fastgeo.endpoints",
-                          "fastgeo.models", "fastgeo.generators", "fastgeo.many", "fastgeo._cluster",
-                          "fastgeo.zarrstore"]),
+                          "fastgeo.models", "fastgeo.generators", "fastgeo.many", "fastgeo._many_inputs",
+                          "fastgeo._many_worker", "fastgeo._cluster", "fastgeo.zarrstore"]),
     ("interpolation", ["fastgeo.interpolation", "fastgeo.baselines", "fastgeo._result", "fastgeo.nn"]),
     ("solver", ["fastgeo._path_problem", "fastgeo._solver"]),
     ("points and paths", ["fastgeo.realism", "fastgeo.path", "fastgeo.kde", "fastgeo.priors", "fastgeo._info",

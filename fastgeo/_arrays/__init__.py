@@ -24,7 +24,8 @@ from .memory import (available_bytes, format_bytes, free_bytes, host_available_b
                      require_bytes)
 from .ops import (LOG_RI_ERROR, add_scalar, astype, check_finite, check_last_dim, check_not_nan, contiguous,
                   contiguous_float64, empty, every, exp, first_nonfinite, first_true, isfinite, isnan, largest, log,
-                  log_sum_exp, matmul, namespace, numpy_dtype, swap_last, to_host, total, where, zeros_like)
+                  log_sum_exp, matmul, namespace, nonfinite_message, numpy_dtype, swap_last, to_host, total, where,
+                  zeros_like)
 
 __all__ = [
     "FLOAT_DTYPES", "ArrayKind", "ArrayLibrary", "CupyLibrary", "NumbaLibrary", "TorchLibrary", "as_array", "check_float_dtype", "common_kind", "is_torch",
@@ -33,7 +34,7 @@ __all__ = [
     "require_bytes",
     "LOG_RI_ERROR", "add_scalar", "astype", "check_finite", "check_last_dim", "check_not_nan", "contiguous",
     "contiguous_float64", "empty", "every", "exp", "first_nonfinite", "first_true", "isfinite", "isnan", "largest",
-    "log", "log_sum_exp", "matmul", "namespace", "numpy_dtype", "swap_last", "to_host", "total", "where",
+    "log", "log_sum_exp", "matmul", "namespace", "nonfinite_message", "numpy_dtype", "swap_last", "to_host", "total", "where",
     "zeros_like",
 ]
 

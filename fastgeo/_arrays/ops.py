@@ -135,13 +135,19 @@ def first_nonfinite(x):
     return first_true(~isfinite(x), x)
 
 
+def nonfinite_message(name: str, index, value) -> str:
+    """The one message for an array ``name`` whose first NaN or inf is ``value`` at ``index``
+    (check_finite here; the evaluator and the CUDA backend, which find the entry themselves)."""
+    return f"{name} contains NaN or inf (first at index {index}: {value})"
+
+
 def check_finite(x, name: str = "z"):
     """Raise ValueError naming the first NaN or inf of x (any library; syncs on a GPU)."""
     finite = isfinite(x)
     if bool(every(finite)):
         return
     found = first_true(~finite, x)
-    raise ValueError(f"{name} contains NaN or inf (first at index {found[0]}: {found[1]})")
+    raise ValueError(nonfinite_message(name, *found))
 
 
 def check_not_nan(x, name: str = "x"):

@@ -154,8 +154,7 @@ def _raise_nonfinite(arrays, x, name):
     found = arrays.first_where(nonfinite, x)
     if found is None:  # pragma: no cover - a kernel bug
         raise ValueError(f"{name}: a CUDA kernel flagged a non-finite row but none was found")
-    idx, value = found
-    raise ValueError(f"{name} contains NaN or inf (first at index {idx}: {value})")
+    raise ValueError(_arrays.nonfinite_message(name, *found))
 
 
 class CUDABackend(Backend):
@@ -252,7 +251,7 @@ class CUDABackend(Backend):
         if flags[BAD_SEGMENT]:  # NaN or inf in G, or finite entries too far apart
             found = arrays.first_where(nonfinite, G3)
             if found is not None:
-                raise ValueError(f"decoded contains NaN or inf (first at index {found[0]}: {found[1]})")
+                raise ValueError(_arrays.nonfinite_message("decoded", *found))
             raise ValueError("decoded: a squared difference |G_{i+1} - G_i|^2 overflows float64")
 
     def path_energy(self, G3, l, log_alpha, need_grads):

@@ -20,6 +20,10 @@ reference and a ``check`` that every timed result passes once, outside the timed
   the result's timings, measured with ``synchronize=True`` so the GPU's asynchronous work is
   charged where it runs.
 - :mod:`.special_functions` (``bench/`` only; imports Numba): the scalar special functions.
+- :mod:`.special_logsf` (``bench/`` only): ``fastgeo.special``'s public log survival
+  functions; references scipy's and torch's.
+- :mod:`.mixture` (``bench/`` only): ``fastgeo.ri`` of the semicircle prior (a Gaussian
+  mixture) and its log-density; references the numpy log-density and the naive KDE sum.
 
 Every benchmark also times a plain copy of its input on the same device: the memory
 bandwidth that the kernels' traffic (bytes read + written at least) is compared with. Times

@@ -15,11 +15,13 @@ pair, batch by batch, and writes to the output folder:
   ``converged`` (B,);
 - ``metrics.json``: per pair and method, and a summary per method (see fastgeo.compare);
 - ``figures/pair<k>-*.png`` for the first ``--figures`` pairs.
+
+The checks of the inputs (and the settings a rerun must match) are
+:mod:`fastgeo.commands._interpolate_inputs`.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -28,6 +30,8 @@ from .. import runstore
 from . import UserError
 from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
                       positive_int, show_progress, threads, writable_folder)
+from ._interpolate_inputs import (check_endpoint_density, check_generator, check_memory, load_pairs, load_prior,
+                                  resolve_dtype_device, settings_of)
 
 DEFAULT_BATCH = 16
 
@@ -100,161 +104,7 @@ def add_parser(subparsers):
     return parser
 
 
-# -- inputs -----------------------------------------------------------------------------------------
-
-def load_pairs(path):
-    """The endpoint pairs of a .npy file as a float64 array (B, 2, D); UserError if unusable."""
-    import numpy as np
-
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"--pairs: no such file {path!r}") from None
-    except (OSError, ValueError, EOFError) as err:
-        raise UserError(f"--pairs: {path!r} is not a readable numeric .npy file: "
-                        f"{' '.join(str(err).split())}") from None
-    if not isinstance(arr, np.ndarray):
-        raise UserError(f"--pairs: {path!r} holds several arrays (an .npz?); give one .npy array of shape (B, 2, D)")
-    if arr.dtype.kind not in "fiu":
-        raise UserError(f"--pairs: {path!r} holds {arr.dtype} values; expected real numbers")
-    if arr.ndim != 3 or arr.shape[1] != 2 or arr.shape[0] < 1 or arr.shape[2] < 1:
-        raise UserError(f"--pairs: {path!r} has shape {arr.shape}; expected (B, 2, D): B >= 1 pairs of two "
-                        "D-dimensional endpoints")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr).all(axis=(1, 2))
-    if bad.any():
-        idx = np.flatnonzero(bad)
-        more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
-        raise UserError(f"--pairs: {path!r} contains NaN or inf (pairs {', '.join(map(str, idx[:5]))}{more})")
-    return arr
-
-
-def load_prior(spec):
-    from ..priors import spec as prior_spec
-
-    try:
-        return prior_spec.parse(spec), prior_spec.canonical(spec)
-    except (ValueError, TypeError) as err:
-        raise UserError(f"--prior: {err}") from None
-
-
-def resolve_dtype_device(args, generator):
-    import torch
-
-    from ..generators import dtype_and_device
-
-    g_dtype, g_device = dtype_and_device(generator)
-    dtype = (g_dtype or torch.float32) if args.dtype == "auto" else getattr(torch, args.dtype)
-    if args.device == "auto":
-        device = g_device or torch.device("cpu")
-    else:
-        device = torch.device(args.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: torch sees no CUDA GPU here")
-    if isinstance(generator, torch.nn.Module) and (g_device not in (None, device) or g_dtype not in (None, dtype)):
-        generator.to(device=device, dtype=dtype)
-    if device.type == "cuda" and args.backend in ("cpu", "reference"):
-        raise UserError(f"--backend {args.backend} runs on the CPU but the paths are on {device}; use auto or cuda")
-    if device.type != "cuda" and args.backend == "cuda":
-        raise UserError("--backend cuda needs the paths on a GPU: add --device cuda")
-    return dtype, device
-
-
-def check_generator(generator, pairs, dtype, device):
-    """Decode the first endpoint: the generator must accept (1, D) and return finite (1, ...).
-    Returns (the shape of one output, the bytes of one of its values)."""
-    import torch
-
-    d = pairs.shape[2]
-    z = torch.as_tensor(pairs[:1, 0], dtype=dtype, device=device)
-    try:
-        with torch.no_grad():
-            out = generator(z)
-    except Exception as err:
-        from .._errors import one_line
-
-        raise UserError(f"--generator failed on a ({1}, {d}) batch of the pairs' endpoints (is it a generator for "
-                        f"{d}-dimensional latents?): {one_line(err)}") from None
-    if not isinstance(out, torch.Tensor):
-        raise UserError(f"--generator returned a {type(out).__name__}, not a torch tensor")
-    if out.ndim < 2 or out.shape[0] != 1:
-        raise UserError(f"--generator mapped a (1, {d}) batch to shape {tuple(out.shape)}; it must map (M, D) "
-                        "latents to (M, ...) outputs")
-    if not torch.isfinite(out).all():
-        raise UserError("--generator returned NaN or inf at the first endpoint")
-    return tuple(out.shape[1:]), out.element_size()
-
-
-def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
-    """Refuse, before anything is computed, a run whose arrays cannot fit: one batch's paths in
-    the solver (fastgeo.interpolation.solver_copies, a lower bound) on the paths' device, and
-    every method's paths and outputs for all pairs (held twice while they are joined) on the
-    host."""
-    import math
-
-    import torch
-
-    from .._arrays import kind_of
-    from .._arrays import require_bytes
-    from .._path_problem import path_bytes
-    from ..interpolation import BASELINE_COPIES, solver_copies
-
-    n_out = math.prod(out_shape)
-    batch = min(args.batch_size, n_pairs)
-    copies = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
-    solver = path_bytes(batch, args.n_points, dim, n_out, itemsize, *copies)
-    joined = 2 * len(args.methods)  # every method's paths and outputs, held twice while joined
-    results = path_bytes(n_pairs, args.n_points, dim, n_out, itemsize, joined, joined)
-    try:
-        if device.type == "cpu":  # the solver's batch and the results so far share the host's memory
-            require_bytes(kind_of(torch.empty(0)), solver + results,
-                          f"--n-points {args.n_points} for {n_pairs} pair(s) in batches of {batch}")
-        else:
-            require_bytes(kind_of(torch.empty(0, device=device)), solver,
-                          f"--n-points {args.n_points} with batches of {batch} pair(s)")
-            require_bytes(kind_of(torch.empty(0)), results,
-                          f"the results of {n_pairs} pair(s) x {len(args.methods)} method(s) x "
-                          f"{args.n_points} points")
-    except MemoryError as err:
-        raise UserError(f"{err}; use fewer --n-points, a smaller --batch-size or fewer pairs per "
-                        "run") from None
-
-
-def check_endpoint_density(pairs, prior, backend, dtype):
-    """Every endpoint, rounded to the run's dtype as the solver will see it, must have ri > 0
-    (a float64 point just inside a ball's edge may round to one just outside in float32)."""
-    import numpy as np
-
-    from .. import log_ri
-
-    z = pairs.reshape(-1, pairs.shape[2]).astype(str(dtype).replace("torch.", ""))
-    lr = np.asarray(log_ri(z, prior, backend=backend)).reshape(len(pairs), 2)
-    zero = np.flatnonzero(np.isneginf(lr).any(axis=1))
-    if len(zero):
-        more = f" and {len(zero) - 5} more" if len(zero) > 5 else ""
-        raise UserError(f"--pairs: endpoints of pairs {', '.join(map(str, zero[:5]))}{more} lie outside the "
-                        f"support of {prior!r} (ri = 0): no path from them has a finite energy")
-
-
 # -- the run ----------------------------------------------------------------------------------------
-
-def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
-    """Everything a saved batch's numbers depend on: a rerun resumes only with all of them
-    equal (the backend as resolved, whether by --backend or FASTGEO_BACKEND; the thread count
-    changes the last bits of parallel sums only, and is left out). The run store adds its
-    format (fastgeo.runstore.MANIFEST_FORMAT)."""
-    import numpy as np
-
-    from ..generators import file_digest
-
-    digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    return {"generator": args.generator,
-            "generator_file_sha256": file_digest(args.generator),
-            "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
-            "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,
-            "max_iter": args.max_iter, "batch_size": args.batch_size,
-            "dtype": str(dtype).replace("torch.", ""), "backend": backend, "device": str(device)}
-
 
 def run(args):
     if args.store is None:
@@ -355,7 +205,6 @@ def _run(args):
         print("\n" + solver)
     print(f"\nwritten: {', '.join(written)}" + (f" and {len(figures)} figures in {out}/figures" if figures else ""))
     return 0
-
 
 
 def _run_store(args):
