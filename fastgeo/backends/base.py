@@ -14,6 +14,9 @@ import numpy as np
 from .. import _arrays
 from .._arrays import contiguous, namespace
 
+#: numpy, cupy or torch for an array (fastgeo._arrays.namespace), kept for backends written against it
+array_namespace = namespace
+
 WHATS = ("log_ri", "ri", "log_density")
 
 
