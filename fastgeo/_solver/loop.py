@@ -28,6 +28,8 @@ import torch
 
 from . import gaps, methods, steps
 from .lbfgs import index_on, to_device, to_host
+from .progress import progress_bar, update_bar
+from .rows import copy_rows
 
 ACTIVE, CONVERGED, MAX_ITER, FAILED, NO_DECREASE, STALLED = range(6)
 STATUS_NAMES = {ACTIVE: "active", CONVERGED: "converged", MAX_ITER: "max_iter", FAILED: "nan",
@@ -56,29 +58,6 @@ class SolveOutput:
     status: torch.Tensor  # (B,) int64 status codes
     gap: torch.Tensor  # (B,) float64 estimate of E - (the minimum's E), see gaps.estimate
     round_timings: dict  # seconds spent in the iterations (after the first evaluation), by part
-
-
-# a GPU copies scattered rows in one index_copy_ rather than in more than this many copies
-MAX_ROW_RUNS_GPU = 8
-
-
-def copy_rows(dst, dst_rows, src, src_rows, max_runs=None):
-    """dst[dst_rows] = src[src_rows] for sorted numpy row numbers: one slice copy per run of
-    rows consecutive in both (on the CPU index_put_ moves rows slower than copy_ does,
-    and the usual case, every row in order, is a single copy), or one index_copy_ where
-    there are more than ``max_runs`` runs (default: no limit on the CPU, else
-    MAX_ROW_RUNS_GPU)."""
-    if max_runs is None:
-        max_runs = len(dst_rows) if dst.device.type == "cpu" else MAX_ROW_RUNS_GPU
-    cut = np.flatnonzero((np.diff(dst_rows) != 1) | (np.diff(src_rows) != 1)) + 1
-    starts, stops = np.r_[0, cut], np.r_[cut, len(dst_rows)]
-    if len(starts) > max_runs:
-        picked = src.index_select(0, index_on(src_rows, src.device))
-        dst.index_copy_(0, index_on(dst_rows, dst.device), picked)
-        return
-    for start, stop in zip(starts.tolist(), stops.tolist()):
-        d, s, n = int(dst_rows[start]), int(src_rows[start]), stop - start
-        dst[d:d + n].copy_(src[s:s + n])
 
 
 class Solver:
@@ -176,7 +155,7 @@ class Solver:
         if self.max_iter == 0:
             self.status[self.status == ACTIVE] = MAX_ITER
         self._collect(everyone)
-        bar = _progress_bar(self.progress, self.max_iter, self.method)
+        bar = progress_bar(self.progress, self.max_iter, self.method)
         p = self.problem
         before = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
         self._t0 = before[-1]
@@ -194,7 +173,7 @@ class Solver:
                 now = (p.t_forward, p.t_vjp, p.t_ri, p.t_energy, time.perf_counter())
                 per_round.append([b - a for a, b in zip(mark, now)])
                 if bar is not None:
-                    _update_bar(bar, self, active)
+                    update_bar(bar, self, active)
         finally:
             if bar is not None:
                 bar.close()
@@ -406,22 +385,3 @@ class Solver:
         done = self.directions.converged(rows, self.predicted[rows], self.small_steps[rows] >= 2)
         self.status[rows[done]] = CONVERGED
         self.status[rows[~done & (self.iterations[rows] >= self.max_iter)]] = MAX_ITER
-
-
-def _update_bar(bar, solver, active):
-    """Progress: accepted iterations of the furthest path (of max_iter), and how many paths
-    are still active with their mean energy (set without forcing a redraw every round)."""
-    done = int(solver.iterations.max())
-    if done > bar.n:
-        bar.update(done - bar.n)
-    bar.set_postfix(active=int(active.size), energy=f"{float(solver.energy[active].mean()):.4g}", refresh=False)
-
-
-def _progress_bar(progress, total, method):
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a declared dependency; a broken install only loses the bar
-        return None
-    return tqdm(total=total, desc=f"interpolate ({method})", unit="it", leave=False)
