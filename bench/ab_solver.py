@@ -3,11 +3,11 @@
 Each round runs every tree once in a fresh process (the tree's own fastgeo via PYTHONPATH),
 alternating which goes first; a process solves the first ``--pairs`` pairs of
 ``far_pairs(prior, 16, seed=0)`` of ``--model`` (52 points, float32, one thread, default
-settings but ``--method``) once to warm up and ``--repeats`` times timed, keeping the minimum,
+settings but ``--method`` and ``--max-iter``) once to warm up and ``--repeats`` times timed, keeping the minimum,
 and reports the energies (the trees should agree where a change moved no arithmetic).
 
     git worktree add /tmp/base <commit>
-    python bench/ab_solver.py --tree base=/tmp/base --tree new=. [--model kilcher] [--method lbfgs-gn] \
+    python bench/ab_solver.py --tree base=/tmp/base --tree new=. [--model kilcher] [--method lbfgs-gn] [--max-iter 3000] \
         --json bench/results/<name>.json
 """
 import argparse
@@ -26,23 +26,24 @@ from fastgeo import models
 from fastgeo.endpoints import far_pairs
 torch.set_num_threads(1)
 pairs, repeats, model, method = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+limit = {} if sys.argv[5] == "default" else {"max_iter": int(sys.argv[5])}
 m = models.load(model)
 z0, z1, _ = far_pairs(m.prior, 16, seed=0)
 z0, z1 = torch.from_numpy(z0[:pairs]).float(), torch.from_numpy(z1[:pairs]).float()
 def solve():
-    return fastgeo.interpolate(m.generator, z0, z1, m.prior, n_points=52, method=method, progress=False)
+    return fastgeo.interpolate(m.generator, z0, z1, m.prior, n_points=52, method=method, progress=False, **limit)
 res = solve()
 times = []
 for _ in range(repeats):
     t = time.perf_counter(); res = solve(); times.append(time.perf_counter() - t)
 print(json.dumps({"seconds": min(times), "energy": res.energy.double().tolist(),
-                  "iterations": res.iterations.tolist()}))
+                  "iterations": res.iterations.tolist(), "status": list(res.status)}))
 """
 
 
-def run_tree(path, pairs, repeats, model, method):
+def run_tree(path, pairs, repeats, model, method, max_iter):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(path), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats), model, method], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats), model, method, max_iter], capture_output=True, text=True,
                           env=env, cwd=os.path.abspath(path), timeout=1800)
     if proc.returncode:
         raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
@@ -57,13 +58,14 @@ def main():
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--model", default="normal", help="an embedded demo model")
     parser.add_argument("--method", default="lbfgs", help="fastgeo.interpolate's method")
+    parser.add_argument("--max-iter", default="default", help="fastgeo.interpolate's max_iter")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     trees = [t.split("=", 1) for t in args.tree]
     rounds = []
     for r in range(args.rounds):
         order = trees if r % 2 == 0 else trees[::-1]
-        row = {name: run_tree(path, args.pairs, args.repeats, args.model, args.method) for name, path in order}
+        row = {name: run_tree(path, args.pairs, args.repeats, args.model, args.method, args.max_iter) for name, path in order}
         rounds.append(row)
         print(r, {name: round(v["seconds"], 3) for name, v in row.items()}, flush=True)
     names = [n for n, _ in trees]
@@ -76,7 +78,7 @@ def main():
     summary["max_relative_energy_difference"] = max(
         abs(x - y) / abs(x) for r in rounds for x, y in zip(r[a]["energy"], r[b]["energy"]))
     out = {"machine": describe_machine(), "trees": dict(trees), "pairs": args.pairs, "model": args.model,
-           "method": args.method, "rounds": rounds, "summary": summary}
+           "method": args.method, "max_iter": args.max_iter, "rounds": rounds, "summary": summary}
     save_json(out, args.json)
     print(json.dumps(summary, indent=1))
 
