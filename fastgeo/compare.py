@@ -55,7 +55,7 @@ def check_methods(methods) -> tuple:
     return methods
 
 
-def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, alpha=None, solver="lbfgs",
+def run_methods(generator, z0, z1, prior, methods=DEFAULT_METHODS, n_points=52, alpha=None, solver="auto",
                 max_iter=None, backend="auto", progress=False, **interpolate_options) -> dict:
     """{method: InterpolationResult} for the pairs (z0[b], z1[b]), every method on the same pairs.
 
@@ -262,7 +262,7 @@ def pair_figures(folder, stem, arrays_by_method: dict, b: int, *, prior_samples=
 
     Returns the paths written.
     """
-    from .report import distance_and_ri_plot, image_strips, projection_plot
+    from .report import image_strips, projection_plot
 
     written = []
     label = f"{title}, pair {b}" if title else f"pair {b}"

@@ -42,9 +42,12 @@ from .realism import check_alpha
 #: stretch without cost; alpha -> 0 drowns the realism term in log^2 alpha, leaving the
 #: shortest decoded path.
 DEFAULT_ALPHA = math.exp(-1.0)
-METHODS = ("lbfgs-gn", "lbfgs", "gd")
-DEFAULT_METHOD = "lbfgs"
-DEFAULT_MAX_ITER = {"lbfgs-gn": 500, "lbfgs": 500, "gd": 20000}
+METHODS = ("auto", "lbfgs-gn", "lbfgs", "gd")
+DEFAULT_METHOD = "auto"
+#: the largest latent dimension D for which "auto" is "lbfgs-gn", whose refreshes take D
+#: forward-mode products a point and hold D x D blocks a point; above it "auto" is "lbfgs"
+AUTO_GAUSS_NEWTON_MAX_DIM = 128
+DEFAULT_MAX_ITER = {"lbfgs-gn": 3000, "lbfgs": 500, "gd": 20000}
 DEFAULT_FTOL = {"lbfgs-gn": 1e-6, "lbfgs": 1e-7, "gd": 1e-9}
 #: (latent, decoded-output) copies of every path that a baseline holds at once: the path;
 #: its decoded inner points and the whole decoded path
@@ -57,6 +60,19 @@ def solver_copies(method, memory=10):
     direction and trial point and, for L-BFGS, 2 x ``memory`` curvature pairs; the result's
     outputs, an evaluation's, and dE/dG."""
     return 4 + (2 * memory if method != "gd" else 0), 3
+
+
+def _auto_method(problem, b, k):
+    """"auto": "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM and its Gauss-Newton phase fits
+    in memory, else "lbfgs"."""
+    if problem.dim > AUTO_GAUSS_NEWTON_MAX_DIM:
+        return "lbfgs"
+    if k >= 2 and b:
+        try:
+            problem.require_gauss_newton_memory(b, k - 1, "", pair_vectors=2 * GN_HOLD)
+        except MemoryError:
+            return "lbfgs"
+    return "lbfgs-gn"
 
 
 def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method=DEFAULT_METHOD, *, init=None,
@@ -88,24 +104,28 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         midpoints, n_points = 52).
     alpha : scale of the realism index in (0, 1); default 1/e (see ``DEFAULT_ALPHA``: every
         segment keeps at least its squared decoded length as cost, w >= 1).
-    method : "lbfgs" (default): per-path L-BFGS preconditioned by the weighted path
-        Laplacian, Armijo line search; cheap iterations, but on generators whose gain differs
-        by orders of magnitude between latent directions it stops well short of the minimum
-        (docs/solver-diagnosis.md: 5-11% above it after the default 500 iterations on the
-        normal demo model; ``gap`` estimates how far).
+    method : "auto" (default): "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM (128) and its
+        Gauss-Newton blocks fit in memory, else "lbfgs"; ``result.method`` says which ran.
         "lbfgs-gn": L-BFGS until a path stalls or has made 300 iterations, then Gauss-Newton
         steps with the matrix-weighted path Laplacian (blocks w_i J^T J from forward-mode
         Jacobians, plus the realism term's convex part; MATH.md 3.1) and Levenberg-Marquardt
-        damping, the factorisation held for 10 directions under L-BFGS corrections, until the
-        decrease a fresh Gauss-Newton model predicts is at most ``ftol`` |E|:
-        reaches the minimum (to 1e-4 on most paths of the demo models; some settle in another
-        minimum), at D forward-mode products per point and refresh. A generator without forward-mode
-        derivatives gets a warning and L-BFGS only.
+        damping, the factorisation held for 20 directions under L-BFGS corrections, until the
+        decrease a fresh Gauss-Newton model predicts is at most ``ftol`` |E|: every path of
+        the demo models converges (paths may settle in different local minima than other
+        methods'), at D forward-mode products per point and refresh
+        (docs/solver-diagnosis.md). A generator without forward-mode derivatives gets a
+        warning and L-BFGS only.
+        "lbfgs": per-path L-BFGS preconditioned by the weighted path Laplacian, Armijo line
+        search; cheap iterations, but on generators whose gain differs by orders of magnitude
+        between latent directions it stops well short of the minimum (docs/solver-diagnosis.md:
+        5-11% above it after the default 500 iterations on the normal demo model; ``gap``
+        estimates how far).
         "gd": the paper's gradient descent, fixed step 1/L (halved when a step would raise the
         energy) or ``lr``.
     init : optional starting path (B, n_points, D) (or (n_points, D)); its end points must
         equal z0 and z1.
-    max_iter : accepted iterations per path (default 500 for lbfgs-gn and lbfgs, 20000 for gd).
+    max_iter : accepted iterations per path (default 3000 for lbfgs-gn, 500 for lbfgs, 20000
+        for gd).
     ftol : the convergence tolerance, relative to E (default 1e-6 for lbfgs-gn, 1e-7 for
         lbfgs, 1e-9 for gd, whose steps decrease E slowly long before the minimum): the
         largest predicted decrease along the next direction (and, for lbfgs and gd, the
@@ -137,8 +157,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     setup = _setup(generator, z0, z1, prior, n_points, alpha, backend, ri_method)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else _check_int(max_iter, "max_iter", 0)
-    ftol = DEFAULT_FTOL[method] if ftol is None else _check_nonneg(ftol, "ftol")
+    max_iter = None if max_iter is None else _check_int(max_iter, "max_iter", 0)
+    ftol = None if ftol is None else _check_nonneg(ftol, "ftol")
     gtol = _check_nonneg(gtol, "gtol")
     memory = _check_int(memory, "memory", 1)
     if lr is not None:
@@ -152,6 +172,10 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     start = time.perf_counter()
     problem = PathProblem(generator, z0t, z1t, setup.prior, setup.alpha, backend, ri_method, synchronize)
     b = z0t.shape[0]
+    if method == "auto":
+        method = _auto_method(problem, b, k)
+    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
+    ftol = DEFAULT_FTOL[method] if ftol is None else ftol
     if k >= 2 and b:
         problem.require_memory(b, k + 1, *solver_copies(method, memory),
                                f"interpolate of {b} path(s) of {k + 1} points")

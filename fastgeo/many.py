@@ -115,7 +115,7 @@ def interpolate_many(generator, pairs, prior, *, store, client=None, batch_size=
     t0 = time.perf_counter()
     options = _interpolate_options(dict(interpolate_options))
     n_points = int(options.pop("n_points", DEFAULT_N_POINTS))
-    solver = options.pop("method", "lbfgs")
+    solver = options.pop("method", "auto")
     max_iter = options.pop("max_iter", None)
     backend = options.pop("backend", "auto")
     alpha = options.pop("alpha", None)

@@ -565,3 +565,41 @@ def test_copy_rows_moves_the_rows_it_is_given(rng, max_runs):
         want[:, 1:-1][torch.from_numpy(dst_rows)] = src[torch.from_numpy(src_rows)]
         copy_rows(dst, dst_rows, src, src_rows, max_runs=max_runs)
         assert torch.equal(full, want)
+
+
+def test_auto_is_gauss_newton_where_it_fits_else_lbfgs(rng, monkeypatch):
+    """The default method "auto": "lbfgs-gn" up to AUTO_GAUSS_NEWTON_MAX_DIM latent dimensions,
+    "lbfgs" above, and "lbfgs" where the Gauss-Newton blocks would not fit in memory;
+    result.method names what ran, and its default max_iter is that method's."""
+    from fastgeo.interpolation import AUTO_GAUSS_NEWTON_MAX_DIM, DEFAULT_MAX_ITER
+
+    def run(d, **kw):
+        w = torch.from_numpy(rng.standard_normal((d, 3)) / np.sqrt(d))
+        gen = lambda x: torch.tanh(x @ w)  # noqa: E731
+        z0, z1 = (torch.from_numpy(rng.standard_normal((2, d))) for _ in range(2))
+        return fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=6, max_iter=kw.pop("max_iter", 2),
+                                   progress=False, **kw)
+
+    assert run(5).method == "lbfgs-gn"
+    assert run(AUTO_GAUSS_NEWTON_MAX_DIM).method == "lbfgs-gn"
+    assert run(AUTO_GAUSS_NEWTON_MAX_DIM + 1).method == "lbfgs"
+    assert run(5, method="lbfgs").method == "lbfgs"
+    limits = []
+    real = fastgeo.interpolation.Solver
+
+    def spy(problem, z0, z1, x0, method, alpha, max_iter, *args, **kw):
+        limits.append((method, max_iter))
+        return real(problem, z0, z1, x0, method, alpha, max_iter, *args, **kw)
+
+    monkeypatch.setattr(fastgeo.interpolation, "Solver", spy)
+    run(5, max_iter=None)
+    run(AUTO_GAUSS_NEWTON_MAX_DIM + 1, max_iter=None)
+    assert limits == [("lbfgs-gn", DEFAULT_MAX_ITER["lbfgs-gn"]), ("lbfgs", DEFAULT_MAX_ITER["lbfgs"])]
+
+    def no_room(self, *args, **kw):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(PathProblem, "require_gauss_newton_memory", no_room)
+    assert run(5, max_iter=2).method == "lbfgs"
+    with pytest.raises(MemoryError, match="no room"):
+        run(5, method="lbfgs-gn")

@@ -33,6 +33,10 @@ def solver_step(solver, backend, n_points, alpha):
                                   alpha=alpha, solver=solver, max_iter=TINY_ITERATIONS, backend=backend)
     arrays = {m: compare.result_arrays(r) for m, r in results.items()}
     compare.pair_metrics(arrays, DEFAULT_ALPHA if alpha is None else alpha)
+    if solver in ("auto", "lbfgs-gn"):
+        # the held Gauss-Newton direction's kernel (compiled on import), which a tiny run's few
+        # iterations never reach: the demo's paths switch to Gauss-Newton after 300 iterations
+        from ..kernels import cpu_gauss_newton  # noqa: F401
 
 
 def prior_step(model, backend):

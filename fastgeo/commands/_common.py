@@ -79,14 +79,15 @@ def add_run_options(parser, out_default):
     parser.add_argument("--alpha", type=alpha, default=None, metavar="A",
                         help="scale of the realism index in eq. (3), in (0, 1) (default 1/e = 0.368, "
                              "fastgeo.DEFAULT_ALPHA: every segment costs at least its squared decoded length)")
-    parser.add_argument("--solver", choices=["lbfgs", "lbfgs-gn", "gd"], default="lbfgs",
-                        help="optimiser of the ri-optimal path: preconditioned L-BFGS (default: cheap iterations, "
-                             "may stop short of the minimum: see the estimated gap it prints), L-BFGS then "
-                             "Gauss-Newton (reaches the minimum; several times the time), or the paper's "
-                             "gradient descent (many times slower)")
+    parser.add_argument("--solver", choices=["auto", "lbfgs-gn", "lbfgs", "gd"], default="auto",
+                        help="optimiser of the ri-optimal path: auto (default: lbfgs-gn up to 128 latent "
+                             "dimensions where it fits in memory, else lbfgs), L-BFGS then Gauss-Newton (reaches "
+                             "the minimum), preconditioned L-BFGS (cheap iterations, may stop short of the "
+                             "minimum: see the estimated gap it prints), or the paper's gradient descent (many "
+                             "times slower)")
     parser.add_argument("--max-iter", type=positive_int, default=None, metavar="N",
-                        help="solver iterations per path at most (default: 500 for lbfgs-gn and lbfgs, 20000 "
-                             "for gd)")
+                        help="solver iterations per path at most (default: 3000 for lbfgs-gn, 500 for lbfgs, "
+                             "20000 for gd)")
     parser.add_argument("--backend", choices=["auto", "cpu", "reference", "cuda"], default="auto",
                         help="kernels for the realism index and the path energy: auto (default: the fastest "
                              "available for the data), cpu (Numba), reference (float64 numpy/scipy), cuda")
