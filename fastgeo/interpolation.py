@@ -106,7 +106,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         segment keeps at least its squared decoded length as cost, w >= 1).
     method : "auto" (default): "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM (128) and its
         Gauss-Newton blocks fit in memory, else "lbfgs"; ``result.method`` says which ran.
-        "lbfgs-gn": L-BFGS until a path stalls or has made 300 iterations, then Gauss-Newton
+        "lbfgs-gn": L-BFGS until a path stalls or has made 150 iterations, then Gauss-Newton
         steps with the matrix-weighted path Laplacian (blocks w_i J^T J from forward-mode
         Jacobians, plus the realism term's convex part; MATH.md 3.1) and Levenberg-Marquardt
         damping, the factorisation held for 20 directions under L-BFGS corrections, until the

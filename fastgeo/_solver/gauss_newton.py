@@ -14,8 +14,10 @@ from .directions import Direction
 from .lbfgs import index_on, to_host
 from .metric import factor_block_tridiagonal, gauss_newton_blocks, realism_blocks, realism_derivatives, substitute
 
-#: L-BFGS iterations of "lbfgs-gn" before its Gauss-Newton phase (unless a path stalls first)
-SWITCH_AFTER = 300
+#: L-BFGS iterations of "lbfgs-gn" before its Gauss-Newton phase (unless a path stalls first):
+#: the switch point decides which minimum some paths settle in; from 150 to 300 it shifts as
+#: many paths up as down, and earlier only costs where L-BFGS is cheap (bench/solver_switch_point.py)
+SWITCH_AFTER = 150
 
 
 #: Levenberg-Marquardt damping of the Gauss-Newton system, relative to each block's mean diagonal

@@ -34,9 +34,27 @@ def solver_step(solver, backend, n_points, alpha):
     arrays = {m: compare.result_arrays(r) for m, r in results.items()}
     compare.pair_metrics(arrays, DEFAULT_ALPHA if alpha is None else alpha)
     if solver in ("auto", "lbfgs-gn"):
-        # the held Gauss-Newton direction's kernel (compiled on import), which a tiny run's few
-        # iterations never reach: the demo's paths switch to Gauss-Newton after 300 iterations
-        from ..kernels import cpu_gauss_newton  # noqa: F401
+        held_gauss_newton_step(backend)
+
+
+def held_gauss_newton_step(backend):
+    """The held Gauss-Newton direction of a tiny system on the CPU backend: its kernel, which a
+    tiny run's few iterations never reach (the demo's paths switch to Gauss-Newton after 150)."""
+    import numpy as np
+    import torch
+
+    from .. import backends
+
+    cpu = backends.get("cpu" if backend == "auto" else backend)
+    if not cpu.compiled_lbfgs:
+        return
+    n, m, d, memory = 1, 2, 2, 1
+    chol = torch.eye(d, dtype=torch.float64).repeat(n, m, 1, 1)
+    coupling = torch.zeros((n, m - 1, d, d), dtype=torch.float64)
+    pairs = torch.ones((n, memory, m, d), dtype=torch.float64)
+    g = torch.ones((n, m, d), dtype=torch.float64)
+    cpu.held_gauss_newton_directions(np.arange(n), chol, coupling, pairs, pairs, np.ones(n, dtype=np.int64), g,
+                                     torch.empty_like(g))
 
 
 def prior_step(model, backend):
