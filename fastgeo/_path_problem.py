@@ -62,6 +62,7 @@ class PathProblem:
         b = z0.shape[0]
         self.dim = z0.shape[1]
         ends = torch.cat([z0, z1])
+        self._probe = z0[:1].detach()  # a point for has_forward_mode
         with torch.no_grad():
             g_ends = self.decode(ends, grad=False)
         if not torch.isfinite(g_ends).all():
@@ -80,14 +81,15 @@ class PathProblem:
                 f"{prior!r} (log ri = -inf): no path from them has a finite energy"
             )
 
-    def require_memory(self, n_paths, n_points, latent_copies, output_copies, what):
+    def require_memory(self, n_paths, n_points, latent_copies, output_copies, what, plus_bytes=0):
         """A MemoryError naming ``what`` when ``n_paths`` paths of ``n_points`` points, held
-        ``latent_copies`` times as latents and ``output_copies`` times as decoded outputs, do
-        not fit in the paths' device memory (a lower bound: the generator's own activations
-        come on top), so that an impossible request fails at once instead of being killed."""
+        ``latent_copies`` times as latents and ``output_copies`` times as decoded outputs (and
+        ``plus_bytes`` more), do not fit in the paths' device memory (a lower bound: the
+        generator's own activations come on top), so that an impossible request fails at once
+        instead of being killed."""
         need = path_bytes(n_paths, n_points, self.dim, math.prod(self.out_shape), self.g0.element_size(),
                           latent_copies, output_copies)
-        require_bytes(kind_of(self.g0), need, what)
+        require_bytes(kind_of(self.g0), need + plus_bytes, what)
 
     def require_gauss_newton_memory(self, n_paths, n_free, what, pair_vectors=0):
         """A MemoryError naming ``what`` when the Gauss-Newton phase of ``n_paths`` paths of
@@ -96,9 +98,27 @@ class PathProblem:
         blocks, their Cholesky factors, and the factors held between refreshes), the
         ``pair_vectors`` float64 D-vectors a point of its curvature pairs, and one chunk of
         Jacobians."""
+        require_bytes(kind_of(self.g0), self.gauss_newton_bytes(n_paths, n_free, pair_vectors), what)
+
+    def gauss_newton_bytes(self, n_paths, n_free, pair_vectors=0):
+        """The bytes :meth:`require_gauss_newton_memory` asks for."""
         per_path = n_free * self.dim * 8 * (self.dim * GN_BLOCK_COPIES + pair_vectors)
         jacobians = min(JACOBIAN_BYTES, n_paths * self._jacobian_bytes(n_free, self.g0.element_size()))
-        require_bytes(kind_of(self.g0), n_paths * per_path + jacobians, what)
+        return n_paths * per_path + jacobians
+
+    def has_forward_mode(self):
+        """Whether the generator can be differentiated in forward mode (one torch.func.jvp at
+        an endpoint, not counted), as :meth:`jacobian_products` needs."""
+        x = self._probe
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+                out = torch.func.jvp(self.generator, (x,), (torch.ones_like(x),))[1]
+        except Exception as err:
+            if is_out_of_memory(err):
+                raise
+            return False
+        return tuple(out.shape) == (1, *self.out_shape)
 
     # -- generator ---------------------------------------------------------------------------
     def _sync(self):

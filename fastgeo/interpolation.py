@@ -62,16 +62,20 @@ def solver_copies(method, memory=10):
     return 4 + (2 * memory if method != "gd" else 0), 3
 
 
-def _auto_method(problem, b, k):
-    """"auto": "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM and its Gauss-Newton phase fits
-    in memory, else "lbfgs"."""
+def _auto_method(problem, b, k, memory):
+    """"auto": "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM, the generator has forward-mode
+    derivatives and the paths with the Gauss-Newton phase fit in memory, else "lbfgs"."""
     if problem.dim > AUTO_GAUSS_NEWTON_MAX_DIM:
         return "lbfgs"
-    if k >= 2 and b:
-        try:
-            problem.require_gauss_newton_memory(b, k - 1, "", pair_vectors=2 * GN_HOLD)
-        except MemoryError:
-            return "lbfgs"
+    if k < 2 or not b:
+        return "lbfgs-gn"
+    if not problem.has_forward_mode():
+        return "lbfgs"
+    try:
+        problem.require_memory(b, k + 1, *solver_copies("lbfgs-gn", memory), "",
+                               plus_bytes=problem.gauss_newton_bytes(b, k - 1, pair_vectors=2 * GN_HOLD))
+    except MemoryError:
+        return "lbfgs"
     return "lbfgs-gn"
 
 
@@ -104,8 +108,9 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         midpoints, n_points = 52).
     alpha : scale of the realism index in (0, 1); default 1/e (see ``DEFAULT_ALPHA``: every
         segment keeps at least its squared decoded length as cost, w >= 1).
-    method : "auto" (default): "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM (128) and its
-        Gauss-Newton blocks fit in memory, else "lbfgs"; ``result.method`` says which ran.
+    method : "auto" (default): "lbfgs-gn" where D <= AUTO_GAUSS_NEWTON_MAX_DIM (128), the
+        generator has forward-mode derivatives and the paths with the Gauss-Newton blocks fit
+        in memory, else "lbfgs"; ``result.method`` says which ran.
         "lbfgs-gn": L-BFGS until a path stalls or has made 150 iterations, then Gauss-Newton
         steps with the matrix-weighted path Laplacian (blocks w_i J^T J from forward-mode
         Jacobians, plus the realism term's convex part; MATH.md 3.1) and Levenberg-Marquardt
@@ -173,7 +178,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     problem = PathProblem(generator, z0t, z1t, setup.prior, setup.alpha, backend, ri_method, synchronize)
     b = z0t.shape[0]
     if method == "auto":
-        method = _auto_method(problem, b, k)
+        method = _auto_method(problem, b, k, memory)
     max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
     ftol = DEFAULT_FTOL[method] if ftol is None else ftol
     if k >= 2 and b:

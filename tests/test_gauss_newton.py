@@ -268,38 +268,57 @@ def test_a_generator_without_forward_mode_falls_back_to_lbfgs_with_a_warning(rng
     torch.testing.assert_close(res.energy, plain.energy, rtol=1e-6, atol=0)
 
 
+def test_auto_takes_lbfgs_for_a_generator_without_forward_mode(rng):
+    """The default "auto" probes forward mode first: a generator without it gets "lbfgs" (its
+    own defaults, no warning), not lbfgs-gn's fallback."""
+    import warnings
+
+    d = 3
+    z0, z1 = (torch.from_numpy(rng.standard_normal((2, d)) * 2) for _ in range(2))
+
+    def gen(z):
+        return _NoForwardMode.apply(z)[:, None] * 1.5
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=8, max_iter=5, progress=False)
+    assert res.method == "lbfgs" and res.n_jvp == 0
+
+
 def test_damping_is_judged_on_fresh_gauss_newton_steps_only(rng):
     """The trust rule (GaussNewton._judge_damping through accept): a fresh Gauss-Newton step
     cut to t grows the path's damping factor by max(BOOST_UP, 1/t); a full one whose decrease
     matched the model (rho = 1) shrinks it by BOOST_DOWN, floored at 1, one that decreased by
     half the prediction (rho = 1/2) keeps it; held steps (pairs in the direction, or an aged
-    factorisation) leave it alone, however short."""
+    factorisation) and steps whose direction the support's wall cut leave it alone, however
+    short."""
     from types import SimpleNamespace
 
     from fastgeo._solver import gauss_newton as gn
 
-    n, m, d = 6, 3, 2
+    n, m, d = 7, 3, 2
     held = GaussNewton.__new__(GaussNewton)
     x = torch.from_numpy(rng.standard_normal((n, m, d)))
     g = torch.from_numpy(rng.standard_normal((n, m, d)))
     slope = -rng.uniform(0.5, 2.0, n)
-    step = np.array([0.01, 0.3, 1.0, 1.0, 1.0, 0.01])
+    step = np.array([0.01, 0.3, 1.0, 1.0, 1.0, 0.01, 0.01])
     start = rng.uniform(5.0, 10.0, n)
-    rho = np.array([0.5, 0.5, 1.0, 0.5, 1.0, 0.5])
+    rho = np.array([0.5, 0.5, 1.0, 0.5, 1.0, 0.5, 0.5])
     predicted = -slope * (step - 0.5 * step ** 2)
     held.solver = SimpleNamespace(x=x.clone(), grad=g.clone(), step=step, slope=slope, energy=start - rho * predicted,
-                                  index=lambda rows: torch.from_numpy(rows), device=x.device)
+                                  index=lambda rows: torch.from_numpy(rows), device=x.device,
+                                  hit_wall=np.array([False] * 6 + [True]))
     held.memory, held.hold = 4, 10
-    held.boost = np.array([2.0, 2.0, 9.0, 9.0, 2.0, 2.0])
+    held.boost = np.array([2.0, 2.0, 9.0, 9.0, 2.0, 2.0, 2.0])
     before = held.boost.copy()
     held.start_energy = start
-    held.age = np.array([1, 1, 1, 1, 1, 3])  # the last path's factorisation is aged: a held step
-    held.n_pairs = np.array([0, 0, 0, 0, 0, 0])
+    held.age = np.array([1, 1, 1, 1, 1, 3, 1])  # path 5's factorisation is aged: a held step
+    held.n_pairs = np.zeros(n, dtype=np.int64)
     held.pairs_s = torch.zeros((n, held.memory, m, d), dtype=torch.float64)
     held.pairs_y = torch.zeros_like(held.pairs_s)
     rows = np.arange(n)
     held.accept(rows, rows, x + 0.1 * torch.from_numpy(rng.standard_normal((n, m, d))), g + 0.1)
-    want = before * np.array([100.0, gn.BOOST_UP, gn.BOOST_DOWN, 1.0, 1.0, 1.0])
+    want = before * np.array([100.0, gn.BOOST_UP, gn.BOOST_DOWN, 1.0, 1.0, 1.0, 1.0])
     want[4] = 1.0  # floored
     np.testing.assert_allclose(held.boost, want, rtol=1e-12)
     # a held step along a direction with pairs is not judged either

@@ -596,10 +596,7 @@ def test_auto_is_gauss_newton_where_it_fits_else_lbfgs(rng, monkeypatch):
     run(AUTO_GAUSS_NEWTON_MAX_DIM + 1, max_iter=None)
     assert limits == [("lbfgs-gn", DEFAULT_MAX_ITER["lbfgs-gn"]), ("lbfgs", DEFAULT_MAX_ITER["lbfgs"])]
 
-    def no_room(self, *args, **kw):
-        raise MemoryError("no room")
-
-    monkeypatch.setattr(PathProblem, "require_gauss_newton_memory", no_room)
+    monkeypatch.setattr(PathProblem, "gauss_newton_bytes", lambda self, *args, **kw: 2.0 ** 80)
     assert run(5, max_iter=2).method == "lbfgs"
-    with pytest.raises(MemoryError, match="no room"):
+    with pytest.raises(MemoryError, match="Gauss-Newton phase"):
         run(5, method="lbfgs-gn")

@@ -168,15 +168,17 @@ class GaussNewton(Direction):
         s = self.solver
         t = s.step[rows]
         predicted = -s.slope[rows] * (t - 0.5 * t * t)  # the quadratic model's decrease at t
-        rho = (self.start_energy[rows] - s.energy[rows]) / predicted
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):  # predicted may underflow to 0: rho inf or NaN, judged below
+            rho = (self.start_energy[rows] - s.energy[rows]) / predicted
             down = np.maximum(BOOST_DOWN, 1.0 - (2.0 * rho - 1.0) ** 3)
         factor = np.where(t < 1.0, np.maximum(BOOST_UP, 1.0 / t), np.where(rho > 0, down, BOOST_UP))
         self.boost[rows] = np.clip(self.boost[rows] * factor, 1.0, BOOST_MAX)
 
     def accept(self, rows, took, trial, grad):
         s = self.solver
-        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0)
+        # (a step whose direction the support's wall cut, loop.Solver._freeze_outside, is not
+        # the model's step)
+        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0) & ~s.hit_wall[rows]
         if fresh.any():
             self._judge_damping(rows[fresh])
         new_x, new_g = self._taken(took, trial, grad)

@@ -44,15 +44,19 @@ def held_gauss_newton_step(backend):
     import torch
 
     from .. import backends
+    from .._arrays import kind_of
 
-    cpu = backends.get("cpu" if backend == "auto" else backend)
+    n, m, d, memory = 1, 2, 2, 1
+    g = torch.ones((n, m, d), dtype=torch.float64)
+    try:
+        cpu = backends.select(backend, kind_of(g))
+    except (backends.BackendUnavailable, ValueError):  # no CPU kernels, or a backend for other devices
+        return
     if not cpu.compiled_lbfgs:
         return
-    n, m, d, memory = 1, 2, 2, 1
     chol = torch.eye(d, dtype=torch.float64).repeat(n, m, 1, 1)
     coupling = torch.zeros((n, m - 1, d, d), dtype=torch.float64)
     pairs = torch.ones((n, memory, m, d), dtype=torch.float64)
-    g = torch.ones((n, m, d), dtype=torch.float64)
     cpu.held_gauss_newton_directions(np.arange(n), chol, coupling, pairs, pairs, np.ones(n, dtype=np.int64), g,
                                      torch.empty_like(g))
 
