@@ -285,6 +285,30 @@ def test_auto_takes_lbfgs_for_a_generator_without_forward_mode(rng):
     assert res.method == "lbfgs" and res.n_jvp == 0
 
 
+def test_damping_is_judged_on_the_accepted_energy(rng, monkeypatch):
+    """Through the solver's loop: when a fresh Gauss-Newton step is judged, solver.energy holds
+    the accepted iterate's energy (below the direction's start, by Armijo's test), not the
+    start's; the loop sets it before Direction.accept."""
+    seen = []
+    real = GaussNewton._judge_damping
+
+    def spy(self, rows):
+        seen.append((self.solver.energy[rows].copy(), self.start_energy[rows].copy()))
+        return real(self, rows)
+
+    monkeypatch.setattr(GaussNewton, "_judge_damping", spy)
+    from fastgeo._solver.gauss_newton import LBFGSThenGaussNewton
+
+    monkeypatch.setattr(LBFGSThenGaussNewton.__init__, "__defaults__", (5,))  # Gauss-Newton early
+    d = 3
+    gen = _mlp(rng, d, 16, 8)
+    z0, z1 = (torch.from_numpy(rng.standard_normal((3, d)) * 1.5) for _ in range(2))
+    fastgeo.interpolate(gen, z0, z1, StandardNormal(d), n_points=9, method="lbfgs-gn", progress=False)
+    assert seen
+    for energy, start in seen:
+        assert (energy < start).all()
+
+
 def test_damping_is_judged_on_fresh_gauss_newton_steps_only(rng):
     """The trust rule (GaussNewton._judge_damping through accept): a fresh Gauss-Newton step
     cut to t grows the path's damping factor by max(BOOST_UP, 1/t); a full one whose decrease
