@@ -17,6 +17,7 @@ generator's forward and VJP points and times them, which is what the benchmarks 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -111,8 +112,7 @@ class PathProblem:
         an endpoint, not counted), as :meth:`jacobian_products` needs."""
         x = self._probe
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+            with _forward_mode():
                 out = torch.func.jvp(self.generator, (x,), (torch.ones_like(x),))[1]
         except Exception as err:
             if is_out_of_memory(err):
@@ -176,9 +176,7 @@ class PathProblem:
             self._sync()
             begin = time.perf_counter()
             try:
-                with torch.no_grad(), warnings.catch_warnings():
-                    # torch's own forward-mode decompositions use torch.jit.script on first use
-                    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+                with _forward_mode():
                     tangents = torch.func.vmap(push)(basis)  # (D, m, ...)
             except Exception as err:
                 if is_out_of_memory(err):
@@ -267,6 +265,15 @@ JACOBIAN_BYTES = 256 * 2 ** 20
 #: float64 D x D blocks a free point that the Gauss-Newton phase holds at once, at most: 10
 #: while a refresh forms its system, and the two held factors (_solver/gauss_newton.py)
 GN_BLOCK_COPIES = 12
+
+
+@contextlib.contextmanager
+def _forward_mode():
+    """Where the generator is pushed forward (torch.func.jvp): no autograd graph, and quiet
+    about torch's own forward-mode decompositions, which use torch.jit.script on first use."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        yield
 
 
 class Evaluation:

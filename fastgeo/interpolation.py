@@ -27,7 +27,7 @@ from ._arrays import check_finite, common_kind, kind_of
 from ._path_problem import PathProblem
 from ._result import InterpolationResult
 from ._solver import CONVERGED, STATUS_NAMES, Solver
-from ._solver.gauss_newton import GN_HOLD
+from ._solver.gauss_newton import HELD_PAIR_VECTORS
 from .path import energy_and_grads, path_log_index
 from .priors.base import Prior, check_device
 from .priors.convert import as_prior
@@ -73,7 +73,7 @@ def _auto_method(problem, b, k, memory):
         return "lbfgs"
     try:
         problem.require_memory(b, k + 1, *solver_copies("lbfgs-gn", memory), "",
-                               plus_bytes=problem.gauss_newton_bytes(b, k - 1, pair_vectors=2 * GN_HOLD))
+                               plus_bytes=problem.gauss_newton_bytes(b, k - 1, pair_vectors=HELD_PAIR_VECTORS))
     except MemoryError:
         return "lbfgs"
     return "lbfgs-gn"
@@ -186,7 +186,7 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
                                f"interpolate of {b} path(s) of {k + 1} points")
         if method == "lbfgs-gn":
             problem.require_gauss_newton_memory(b, k - 1, f"the Gauss-Newton phase of {b} path(s) of {k + 1} "
-                                                f"points in {problem.dim} dimensions", pair_vectors=2 * GN_HOLD)
+                                                f"points in {problem.dim} dimensions", pair_vectors=HELD_PAIR_VECTORS)
     x0 = _initial_path(setup, init, k)
     if k < 2 or b == 0:  # nothing to optimise
         path = torch.cat([z0t[:, None], x0, z1t[:, None]], dim=1)

@@ -24,14 +24,16 @@ SWITCH_AFTER = 150
 GN_DAMPING = 1e-6
 #: the largest factor on GN_DAMPING
 BOOST_MAX = 1e6
-
-
-#: iterations a Gauss-Newton factorisation serves as L-BFGS's initial inverse Hessian
-GN_HOLD = 20
 #: the least factor on the damping after a full Gauss-Newton step (Nielsen's rule)
 BOOST_DOWN = 1 / 3
 #: the least factor on the damping after a Gauss-Newton step that the line search shortened
 BOOST_UP = 4.0
+
+#: iterations a Gauss-Newton factorisation serves as L-BFGS's initial inverse Hessian (and
+#: the curvature pairs kept meanwhile)
+GN_HOLD = 20
+#: float64 D-vectors a free point that the held pairs take (s and y of each)
+HELD_PAIR_VECTORS = 2 * GN_HOLD
 
 
 class GaussNewton(Direction):
@@ -178,7 +180,7 @@ class GaussNewton(Direction):
         s = self.solver
         # (a step whose direction the support's wall cut, loop.Solver._freeze_outside, is not
         # the model's step)
-        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0) & ~s.hit_wall[rows]
+        fresh = self._fresh(rows) & ~s.hit_wall[rows]
         if fresh.any():
             self._judge_damping(rows[fresh])
         new_x, new_g = self._taken(took, trial, grad)
@@ -204,18 +206,23 @@ class GaussNewton(Direction):
             self.n_pairs[keep] += 1
         return self._copy_accepted(rows, took, trial, grad)
 
+    def _fresh(self, rows):
+        """Whether the current directions of paths ``rows`` are fresh Gauss-Newton ones: the
+        first since a refresh, without pairs (age is at least 1 once a direction is formed)."""
+        return (self.age[rows] == 1) & (self.n_pairs[rows] == 0)
+
     def confirm(self, rows, small):
         """Whether paths ``rows``, whose model predicts a small decrease (mask ``small``), may
         stop: only where the direction is a fresh Gauss-Newton one (the quasi-Newton model of
         held factors and pairs can understate what is left); the others refresh next."""
-        fresh = (self.age[rows] == 1) & (self.n_pairs[rows] == 0)
+        fresh = self._fresh(rows)
         self.age[rows[small & ~fresh]] = self.hold
         return fresh
 
     def restart(self, rows):
         # a failed line search along a direction with pairs or an aged factorisation: retry
         # from a fresh one; from a fresh Gauss-Newton direction there is no decrease left
-        retry = (self.n_pairs[rows] > 0) | (self.age[rows] > 1)
+        retry = ~self._fresh(rows)
         self.age[rows[retry]] = self.hold
         return retry
 
