@@ -22,11 +22,13 @@ import math
 import time
 import warnings
 
+import numpy as np
 import torch
 
 from ._arrays import kind_of
 from ._arrays import is_out_of_memory, require_bytes
 from ._errors import GeneratorError, one_line
+from ._specs import Radial
 from .path import solver_energy_and_grads
 from .realism import log_ri_and_grad
 
@@ -220,6 +222,50 @@ class PathProblem:
         hess = 0.5 * (hess + hess.mT)
         grad = torch.where(torch.isfinite(grad), grad, 0.0)
         return grad.reshape(a, n_free, d), hess.reshape(a, n_free, d, d)
+
+    def isotropic_center(self):
+        """The center (D,) float64 of the prior where ri depends on the distance to it alone
+        (a radial prior whose W is a multiple of I), else None."""
+        spec = self.prior.index()
+        if not (isinstance(spec, Radial) and spec.isotropic):
+            return None
+        loc = spec.loc if spec.loc is not None else np.zeros(self.dim)
+        return torch.from_numpy(np.array(loc, dtype=np.float64)).to(self.device)
+
+    def log_ri_radial_curvature(self, x, center):
+        """(grad log ri (A, K-1, D), tangential (A, K-1), radial (A, K-1), unit (A, K-1, D)),
+        float64, at points x (A, K-1, D) of a prior whose ri depends on rho = |x - center| alone
+        (:meth:`isotropic_center`), where
+
+            grad^2 log ri = tangential (I - u u^T) + radial u u^T,   u = (x - center) / rho,
+
+        tangential = (grad log ri . u) / rho and radial the second derivative along u by a
+        central difference of the gradient (step h = 1e-5 (1 + max |x_j|)): 3 evaluations of
+        the index a point where :meth:`log_ri_hessian` takes 2 D + 1. Within h of the center,
+        where u is undefined, u = e_1 and tangential = radial. Values that are not finite (a
+        difference that left the prior's support) count as 0."""
+        a, n_free, d = x.shape
+        flat = x.detach().reshape(-1, d).to(torch.float64)
+        offset = flat - center
+        rho = torch.linalg.vector_norm(offset, dim=1)
+        h = 1e-5 * (1.0 + flat.abs().amax(dim=1))
+        near = rho <= h
+        first = torch.zeros_like(flat)
+        first[:, 0] = 1.0
+        unit = torch.where(near[:, None], first, offset / torch.where(near, 1.0, rho)[:, None])
+        both = torch.cat([flat + h[:, None] * unit, flat - h[:, None] * unit, flat])
+        _, grads = self.log_ri(both)
+        n = flat.shape[0]
+        slope = torch.linalg.vecdot(grads, torch.cat([unit, unit, unit]))
+        radial = (slope[:n] - slope[n:2 * n]) / (2 * h)
+        tangential = torch.where(near, radial, slope[2 * n:] / torch.where(near, 1.0, rho))
+        grad = grads[2 * n:]
+
+        def finite(t):
+            return torch.where(torch.isfinite(t), t, 0.0)
+
+        return (finite(grad).reshape(a, n_free, d), finite(tangential).reshape(a, n_free),
+                finite(radial).reshape(a, n_free), unit.reshape(a, n_free, d))
 
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):

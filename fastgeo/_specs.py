@@ -40,6 +40,12 @@ class Radial:
     def whitens(self) -> bool:
         return self.loc is not None or self.whiten is not None
 
+    @property
+    def isotropic(self) -> bool:
+        """Whether ri depends on |z - loc| alone (W is a multiple of I)."""
+        w = self.whiten
+        return w is None or (w.ndim == 1 and bool(np.all(w == w[0])))
+
     def whitened(self, z, params=None):
         """y = W (z - loc) for each row of z.
 

@@ -10,9 +10,9 @@ import fastgeo
 from fastgeo._path_problem import PathProblem
 from fastgeo._solver.gauss_newton import GaussNewton
 from fastgeo.backends import get as get_backend
-from fastgeo._solver.metric import (factor_block_tridiagonal, gauss_newton_blocks, realism_blocks,
-                                    realism_derivatives, solve_block_tridiagonal)
-from fastgeo.priors import StandardNormal
+from fastgeo._solver.metric import (factor_block_tridiagonal, gauss_newton_blocks, radial_realism_blocks,
+                                    realism_blocks, realism_derivatives, solve_block_tridiagonal)
+from fastgeo.priors import Gaussian, GammaNorm, GaussianMixture, StandardNormal, StudentT
 
 
 def dense(diag, off):
@@ -231,6 +231,77 @@ def test_realism_blocks_are_positive_semidefinite(rng):
     h = torch.from_numpy(rng.standard_normal((1, n, d, d)))
     r = realism_blocks(d_l, d2_l, grad_l, h + h.mT)
     assert (torch.linalg.eigvalsh(r) > -1e-12).all()
+
+
+RADIAL_CASES = {  # prior, the latents' center and scale (points where each prior's ri is far from 0 and 1)
+    "standard normal": (lambda d: StandardNormal(d), 0.0, 1.5),
+    "gamma radius (Kilcher)": (lambda d: GammaNorm(d, 0.5, 9.24), 0.0, 8.0),
+    "gaussian, mean and scalar variance": (lambda d: Gaussian(np.linspace(-1, 1, d), 2.0), "mean", 1.5),
+    "student t": (lambda d: StudentT(d, 3.0), 0.0, 2.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RADIAL_CASES))
+@pytest.mark.parametrize("d", [1, 3, 8])
+def test_radial_curvature_matches_the_dense_hessian(rng, case, d):
+    """For a prior whose ri depends on |z - loc| alone, grad log ri and tangential (I - u u^T) +
+    radial u u^T from 3 index evaluations a point against the Hessian from 2 D + 1 (itself
+    checked against autograd above), and the closed-form convex part against the eigh route,
+    with dE/dl of both signs so that both eigenvalues are clipped somewhere."""
+    make, center, scale = RADIAL_CASES[case]
+    prior = make(d)
+    loc = np.linspace(-1, 1, d) if center == "mean" else np.zeros(d)
+    z0 = torch.from_numpy(rng.standard_normal((1, d)))
+    problem = PathProblem(lambda z: z[:, None] * 1.0, z0, -z0, prior, 0.3)
+    got_center = problem.isotropic_center()
+    np.testing.assert_array_equal(got_center.numpy(), loc)
+    x = torch.from_numpy(loc + scale * rng.standard_normal((3, 6, d)) * rng.uniform(0.5, 1.5, (3, 6, 1)))
+    grad, hess = problem.log_ri_hessian(x)
+    grad_r, tangential, radial, unit = problem.log_ri_radial_curvature(x, got_center)
+    torch.testing.assert_close(grad_r, grad, rtol=1e-12, atol=0)
+    projector = unit[..., :, None] * unit[..., None, :]
+    assembled = tangential[..., None, None] * (torch.eye(d, dtype=torch.float64) - projector) + \
+        radial[..., None, None] * projector
+    torch.testing.assert_close(assembled, hess, rtol=1e-5, atol=1e-7 * hess.abs().amax())
+    d_l = torch.from_numpy(rng.standard_normal((3, 6)) * 3)
+    d2_l = torch.from_numpy(rng.standard_normal((3, 6)))
+    want = realism_blocks(d_l, d2_l, grad, hess)
+    got = radial_realism_blocks(d_l, d2_l, grad_r, tangential, radial, unit)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6 * want.abs().amax())
+    unclipped = d_l[..., None, None] * hess + d2_l.clamp(min=0)[..., None, None] * grad[..., :, None] * grad[..., None, :]
+    assert (torch.linalg.eigvalsh(unclipped)[..., 0] < -1e-6 * want.abs().amax()).any()  # the clip mattered
+
+
+def test_radial_curvature_at_the_center_is_finite(rng):
+    """At (and within the difference step of) the center, where u is undefined: u = e_1 and
+    the curvature is the same across and along, as the Hessian of a smooth radial function."""
+    d = 5
+    prior = Gaussian(np.full(d, 0.5), 0.8)
+    z0 = torch.from_numpy(rng.standard_normal((1, d)))
+    problem = PathProblem(lambda z: z[:, None] * 1.0, z0, -z0, prior, 0.3)
+    center = problem.isotropic_center()
+    x = torch.stack([center, center + 1e-9]).reshape(1, 2, d)
+    grad, tangential, radial, unit = problem.log_ri_radial_curvature(x, center)
+    _, hess = problem.log_ri_hessian(x)
+    for t in (grad, tangential, radial, unit):
+        assert torch.isfinite(t).all()
+    torch.testing.assert_close(tangential, radial)
+    torch.testing.assert_close(unit[0, :, 0], torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(radial, hess.diagonal(dim1=-2, dim2=-1)[..., 0], rtol=1e-5, atol=0)
+
+
+def test_isotropic_center_only_where_ri_is_radial_about_it():
+    d = 3
+    z0 = torch.ones((1, d), dtype=torch.float64)
+
+    def center(prior):
+        return PathProblem(lambda z: z[:, None] * 1.0, z0, -z0, prior, 0.3).isotropic_center()
+
+    assert center(Gaussian(np.zeros(d), np.array([1.0, 2.0, 3.0]))) is None  # unequal variances
+    assert center(Gaussian(np.zeros(d), np.array([[2.0, 0.5, 0], [0.5, 1.0, 0], [0, 0, 1.0]]))) is None
+    assert center(GaussianMixture(np.ones(2) / 2, np.zeros((2, d)) + [[0.0], [1.0]], np.stack([np.eye(d)] * 2))) is None
+    np.testing.assert_array_equal(center(Gaussian(np.full(d, 2.0), np.full(d, 3.0))).numpy(), np.full(d, 2.0))
+    np.testing.assert_array_equal(center(StandardNormal(d)).numpy(), np.zeros(d))
 
 
 class _NoForwardMode(torch.autograd.Function):

@@ -12,7 +12,7 @@ import torch
 from .._path_problem import ForwardModeError
 from .directions import Direction
 from .lbfgs import index_on, to_host
-from .metric import factor_block_tridiagonal, gauss_newton_blocks, realism_blocks, realism_derivatives, substitute
+from .metric import factor_block_tridiagonal, gauss_newton_blocks, realism_derivatives, realism_term, substitute
 
 #: L-BFGS iterations of "lbfgs-gn" before its Gauss-Newton phase (unless a path stalls first):
 #: the switch point decides which minimum some paths settle in; from 150 to 300 it shifts as
@@ -100,9 +100,8 @@ class GaussNewton(Direction):
         full = full.flatten(2).to(torch.float64)
         dist2 = (full[:, 1:] - full[:, :-1]).square().sum(dim=2)
         d_l, d2_l = realism_derivatives(s.log_ri[index], dist2, s.alpha)
-        grad_l, hess_l = problem.log_ri_hessian(x)
         weights = torch.from_numpy(np.minimum(s.weights[rows], 1e300)).to(s.device)
-        diag, off = gauss_newton_blocks(jtj, jtj_next, weights, realism_blocks(d_l, d2_l, grad_l, hess_l))
+        diag, off = gauss_newton_blocks(jtj, jtj_next, weights, realism_term(problem, x, d_l, d2_l))
         # Marquardt's damping, point by point: the generator's gain may differ by orders of
         # magnitude along a path (near the origin of the Kilcher model's log-radius map)
         scale = diag.diagonal(dim1=-2, dim2=-1).mean(dim=2)

@@ -12,7 +12,8 @@ are shaped only by the realism term, whose convex part is added per point::
 
     R_j = [ dE/dl_j grad^2 l_j + (d^2E/dl_j^2)_+ grad l_j grad l_j^T ]_+
 
-([.]_+: eigenvalues below 0 set to 0), l_j = log ri(x_j). With ``s`` the two-term softmax
+([.]_+: eigenvalues below 0 set to 0), l_j = log ri(x_j); in closed form where l depends on
+the distance to a center alone (:func:`radial_realism_blocks`). With ``s`` the two-term softmax
 weights of a segment's ends and ``log a_i`` its log scaled index (MATH.md 3)::
 
     dE/dl_j    = 2 log a_{j-1} s^R_{j-1} d_{j-1} + 2 log a_j s^L_j d_j
@@ -55,6 +56,31 @@ def realism_blocks(d_l, d2_l, grad_l, hess_l):
         values, vectors = torch.linalg.eigh(r[bad])
         r[bad] = (vectors * values.clamp(min=0)[..., None, :]) @ vectors.mT
     return r
+
+
+def radial_realism_blocks(d_l, d2_l, grad_l, tangential, radial, unit):
+    """:func:`realism_blocks` where l depends on the distance to a center alone
+    (``PathProblem.log_ri_radial_curvature``): there grad^2 l = tangential (I - u u^T) +
+    radial u u^T and grad l = (grad l . u) u, so R's eigenvalues are known without an eigh:
+
+        [dE/dl tangential]_+ across u (D - 1 times),
+        [dE/dl radial + (d^2E/dl^2)_+ (grad l . u)^2]_+ along u.
+
+    Shapes: d_l, d2_l, tangential, radial (n, K-1); grad_l, unit (n, K-1, D)."""
+    across = (d_l * tangential).clamp(min=0)
+    along = (d_l * radial + d2_l.clamp(min=0) * torch.linalg.vecdot(grad_l, unit).square()).clamp(min=0)
+    eye = torch.eye(unit.shape[-1], dtype=unit.dtype, device=unit.device)
+    return across[..., None, None] * eye + (along - across)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
+
+
+def realism_term(problem, x, d_l, d2_l):
+    """R at the free points x (n, K-1, D) of ``problem`` (a PathProblem): in closed form for a
+    prior whose ri depends on the distance to a center alone, else from the Hessian of l by
+    differences and an eigh of the blocks that are not positive definite."""
+    center = problem.isotropic_center()
+    if center is None:
+        return realism_blocks(d_l, d2_l, *problem.log_ri_hessian(x))
+    return radial_realism_blocks(d_l, d2_l, *problem.log_ri_radial_curvature(x, center))
 
 
 def gauss_newton_blocks(jtj, jtj_next, weights, realism):
