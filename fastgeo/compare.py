@@ -19,7 +19,8 @@ Metrics of one path (MATH.md 2-4; :func:`fastgeo.report.path_metrics` computes m
 - ``decoded_length``: sum_i |G(x_{i+1}) - G(x_i)|; ``latent_length``: the same in latent space.
 - ``max_step_over_mean``: the largest decoded step over the mean step: 1 for a path that
   moves evenly in output space, large where the output jumps.
-- the solver's ``status`` and ``iterations`` (optimal paths only), and any extra
+- the solver's ``status``, ``iterations`` and ``solver`` (the method that ran, as "auto" chose
+  it; optimal paths only), and any extra
   per-path numbers the caller supplies (the demo adds the distance to the nearest real digit).
 """
 from __future__ import annotations
@@ -87,8 +88,9 @@ def result_arrays(result) -> dict:
 
     latents (B, K+1, D), decoded (B, K+1, ...), ri and log_ri (B, K+1), distances (B, K),
     energy and path_log_index (B,), seconds (the result's total time, a 0-d array); for
-    the optimal path also status (B,) strings, iterations (B,), converged (B,) and gap (B,),
-    the solver's estimate of E - (the minimum's E).
+    the optimal path also status (B,) strings, iterations (B,), converged (B,), gap (B,),
+    the solver's estimate of E - (the minimum's E), and solver (B,) strings, the method that
+    ran ("auto" resolved).
     """
     out = {"latents": to_host(result.path), "decoded": to_host(result.decoded), "ri": to_host(result.ri),
            "log_ri": to_host(result.log_ri), "distances": to_host(result.distances), "energy": to_host(result.energy),
@@ -99,6 +101,19 @@ def result_arrays(result) -> dict:
         out["iterations"] = to_host(result.iterations).astype(np.int64)
         out["converged"] = to_host(result.converged).astype(bool)
         out["gap"] = to_host(result.gap).astype(np.float64)
+        out["solver"] = np.full(len(out["status"]), result.method)
+    return out
+
+
+def solver_fields(arrays: dict, b: int) -> dict:
+    """Pair ``b``'s ``status``, ``iterations`` and ``solver`` from a method's arrays, those it has
+    (none for a baseline; files written before ``solver`` existed lack it)."""
+    out = {}
+    if "status" in arrays:
+        out["status"] = str(arrays["status"][b])
+        out["iterations"] = int(arrays["iterations"][b])
+    if "solver" in arrays:
+        out["solver"] = str(arrays["solver"][b])
     return out
 
 
@@ -120,9 +135,7 @@ def pair_metrics(arrays_by_method: dict, alpha: float, extras: dict | None = Non
         for b, row in enumerate(rows):
             row["min_log_ri"] = float(lowest[b])
             row["min_ri"] = float(np.exp(lowest[b]))
-            if "status" in arr:
-                row["status"] = str(arr["status"][b])
-                row["iterations"] = int(arr["iterations"][b])
+            row.update(solver_fields(arr, b))
             if "gap" in arr:  # relative to E (absent from files written before it existed)
                 row["relative_gap"] = float(arr["gap"][b] / abs(arr["energy"][b])) if arr["energy"][b] else 0.0
         for name, fn in (extras or {}).items():
@@ -137,7 +150,8 @@ def pair_metrics(arrays_by_method: dict, alpha: float, extras: dict | None = Non
 def summarize(per_pair: list) -> dict:
     """{method: summary} over pairs: the mean of every numeric metric, and for the midpoints'
     smallest ri also the worst pair's (``worst_min_ri``, ``worst_min_log_ri``); for the
-    optimal path the count of each solver status and the largest estimated relative gap."""
+    optimal path the count of each solver status, of each method that ran (``solver``) and the
+    largest estimated relative gap."""
     if not per_pair:
         return {}
     out = {}
@@ -152,6 +166,9 @@ def summarize(per_pair: list) -> dict:
         if "status" in rows[0]:
             statuses = [r["status"] for r in rows]
             summary["status"] = {s: statuses.count(s) for s in sorted(set(statuses))}
+        if "solver" in rows[0]:
+            solvers = [r["solver"] for r in rows]
+            summary["solver"] = {s: solvers.count(s) for s in sorted(set(solvers))}
         if "relative_gap" in rows[0]:
             summary["largest_relative_gap"] = float(max(r["relative_gap"] for r in rows))
         out[method] = summary
@@ -167,7 +184,9 @@ def solver_line(summary: dict) -> str | None:
     n = sum(status.values())
     parts = [f"{status.get('converged', 0)}/{n} paths converged"]
     parts += [f"{v} {k}" for k, v in status.items() if k != "converged"]
-    line = "Solver: " + ", ".join(parts)
+    solvers = summary.get("solver", {})
+    ran = ", ".join(s if len(solvers) == 1 else f"{s} on {c}" for s, c in solvers.items())
+    line = f"Solver{f' ({ran})' if ran else ''}: " + ", ".join(parts)
     if "largest_relative_gap" in summary:
         line += f"; largest estimated gap to the minimum {summary['largest_relative_gap']:.2g} of E"
     if status.get("max_iter"):

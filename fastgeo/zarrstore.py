@@ -10,8 +10,8 @@ pairs; every array of P rows is chunked by batches, so two batches never write t
   batch, so a batch counts as done only once all of it is on disk;
 - one group per method (``linear``, ``slerp``, ``optimal``, ...) with ``latents`` (P, K+1, D),
   ``ri`` and ``log_ri`` (P, K+1), ``distances`` (P, K), ``energy`` and ``path_log_index`` (P,),
-  ``seconds`` (n_batches,); for the optimal paths also ``status`` (P,) strings, ``iterations``,
-  ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
+  ``seconds`` (n_batches,); for the optimal paths also ``status`` and ``solver`` (P,) strings
+  (``solver``: the method that ran, "auto" resolved), ``iterations``, ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
   ``metrics/<name>`` (P,) the per-pair metrics of fastgeo.compare (computed where the batch ran).
 
 Every array carries dimension names (``pair``, ``point``, ``dim``, ``step``, ``batch``,
@@ -137,6 +137,7 @@ class ZarrStore:
             array(g, "seconds", ("batch",), nb, "float64", np.nan)
             if method == "optimal":
                 array(g, "status", ("pair",), n, str)
+                array(g, "solver", ("pair",), n, str)
                 array(g, "iterations", ("pair",), n, "int64", -1)
                 array(g, "converged", ("pair",), n, bool, False)
                 array(g, "gap", ("pair",), n, "float64", np.nan)
@@ -190,7 +191,7 @@ class ZarrStore:
                     g["seconds"][i] = float(value)
                 elif name in g:  # decoded outputs only where the run keeps them
                     _check_rows(name, value, stop - start)
-                    g[name][start:stop] = np.asarray(value, dtype=str if name == "status" else g[name].dtype)
+                    g[name][start:stop] = np.asarray(value, dtype=str if name in ("status", "solver") else g[name].dtype)
             folder = g["metrics"]
             for name, value in metrics.get(method, {}).items():
                 if name in folder:
@@ -198,12 +199,12 @@ class ZarrStore:
         root[DONE][i] = True
 
     def read_metrics(self, method: str) -> dict:
-        """One method's per-pair metrics ``metrics/<name>``, and ``status`` and ``iterations``
-        where it has them: what a report needs, without the paths."""
+        """One method's per-pair metrics ``metrics/<name>``, and ``status``, ``iterations`` and
+        ``solver`` where it has them: what a report needs, without the paths."""
         zarr = _zarr()
         g = zarr.open_group(self.path, mode="r")[method]
         out = {f"metrics/{name}": np.asarray(a[:]) for name, a in g["metrics"].arrays()}
-        out.update({name: np.asarray(g[name][:]) for name in ("status", "iterations") if name in g})
+        out.update({name: np.asarray(g[name][:]) for name in ("status", "iterations", "solver") if name in g})
         return out
 
     def saved_settings(self) -> dict:

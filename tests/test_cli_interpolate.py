@@ -79,9 +79,35 @@ def test_interpolate_end_to_end_in_a_fresh_process(tmp_path):
             assert math.isfinite(m["energy"]) and math.isfinite(m["log_index"])
         # started from the linear path, the solver only lowers the energy
         assert pair["methods"]["optimal"]["energy"] <= pair["methods"]["linear"]["energy"] * (1 + 1e-6)
+    # "auto" (the default) is recorded as the method that ran, per pair, in the arrays and metrics
+    with np.load(out / "optimal.npz") as data:
+        assert data["solver"].tolist() == ["lbfgs-gn"] * n
+    assert all(pair["methods"]["optimal"]["solver"] == "lbfgs-gn" for pair in metrics["pairs"])
+    assert metrics["summary"]["optimal"]["solver"] == {"lbfgs-gn": n}
+    assert metrics["settings"]["solver"] == "auto" and "Solver (lbfgs-gn): " in proc.stdout
     for stem in ("strips", "steps-ri", "projection"):
         assert (out / "figures" / f"pair0-{stem}.png").is_file()
     assert not (out / "figures" / "pair1-strips.png").exists()
+
+
+def test_summary_and_solver_line_name_the_methods_that_ran():
+    """Per pair the method "auto" chose; the summary counts them and the solver line names them
+    (each with its count where they differ); files written before ``solver`` existed lack it."""
+    def pair(solver, status="converged"):
+        row = {"energy": 1.0, "min_log_ri": -1.0, "status": status, "iterations": 3, "relative_gap": 1e-7}
+        return {"optimal": {**row, **({"solver": solver} if solver else {})}}
+
+    summary = compare.summarize([pair("lbfgs-gn"), pair("lbfgs", "max_iter"), pair("lbfgs-gn")])["optimal"]
+    assert summary["solver"] == {"lbfgs": 1, "lbfgs-gn": 2}
+    line = compare.solver_line(summary)
+    assert line.startswith("Solver (lbfgs on 1, lbfgs-gn on 2): 2/3 paths converged, 1 max_iter")
+    one = compare.solver_line(compare.summarize([pair("lbfgs-gn")] * 2)["optimal"])
+    assert one.startswith("Solver (lbfgs-gn): 2/2 paths converged")
+    old = compare.summarize([pair(None)])["optimal"]
+    assert "solver" not in old and compare.solver_line(old).startswith("Solver: 1/1 paths converged")
+    arrays = {"status": np.array(["converged"]), "iterations": np.array([4]), "solver": np.array(["lbfgs-gn"])}
+    assert compare.solver_fields(arrays, 0) == {"status": "converged", "iterations": 4, "solver": "lbfgs-gn"}
+    assert compare.solver_fields({"energy": np.ones(1)}, 0) == {}
 
 
 def test_generator_from_a_file_and_a_factory(tmp_path):

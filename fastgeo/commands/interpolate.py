@@ -11,8 +11,8 @@ pair, batch by batch, and writes to the output folder:
   :class:`fastgeo.runstore.RunStore`);
 - ``<method>.npz`` (when all batches are done): ``latents`` (B, K+1, D), ``decoded``
   (B, K+1, ...), ``ri`` and ``log_ri`` (B, K+1), ``distances`` (B, K), ``energy`` and
-  ``path_log_index`` (B,), ``seconds``; for ``optimal`` also ``status``, ``iterations`` and
-  ``converged`` (B,);
+  ``path_log_index`` (B,), ``seconds``; for ``optimal`` also ``status``, ``iterations``,
+  ``converged``, ``gap`` and ``solver`` (B,: the method that ran, "auto" resolved);
 - ``metrics.json``: per pair and method, and a summary per method (see fastgeo.compare);
 - ``figures/pair<k>-*.png`` for the first ``--figures`` pairs.
 
@@ -258,16 +258,16 @@ def _run_store(args):
 
 def store_pair_metrics(store, methods):
     """Per pair, {method: {metric: value}} from a store's metrics arrays (as compare.pair_metrics)."""
+    from .. import compare
+
     per_method = {}
     for method in methods:
         arrays = store.read_metrics(method)
         names = [k for k in arrays if k.startswith("metrics/")]
         n = len(arrays["metrics/energy"])
         rows = [{k.partition("/")[2]: float(arrays[k][b]) for k in names} for b in range(n)]
-        if "status" in arrays:
-            for b, row in enumerate(rows):
-                row["status"] = str(arrays["status"][b])
-                row["iterations"] = int(arrays["iterations"][b])
+        for b, row in enumerate(rows):
+            row.update(compare.solver_fields(arrays, b))
         per_method[method] = rows
     n = len(next(iter(per_method.values())))
     return [{m: rows[b] for m, rows in per_method.items()} for b in range(n)]
