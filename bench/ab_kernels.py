@@ -15,12 +15,10 @@ its time per iteration and overhead 1 - (generator forward + VJP) / total, of th
 """
 import argparse
 import json
-import os
 import subprocess
-import sys
 import time
 
-from fastgeo.benchmarks import describe_machine, save_json
+from fastgeo.benchmarks import describe_machine, last_json, run_python, save_json
 
 CASES = {  # case: (key of its time, key of its copy limit or None)
     "ri standard normal 200000x512 float32": ("radial", "copy_radial"),
@@ -149,12 +147,7 @@ print(json.dumps(out))
 
 
 def run_tree(path, repeats, only=()):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(repeats), *only], capture_output=True, text=True, env=env,
-                          cwd=os.path.abspath(path), timeout=1800)
-    if proc.returncode:
-        raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return last_json(run_python(["-c", CHILD, str(repeats), *only], tree=path)[0])
 
 
 def commit_of(path):

@@ -12,11 +12,8 @@ and reports the energies (the trees should agree where a change moved no arithme
 """
 import argparse
 import json
-import os
-import subprocess
-import sys
 
-from fastgeo.benchmarks import describe_machine, save_json
+from fastgeo.benchmarks import ONE_THREAD, describe_machine, last_json, run_python, save_json
 
 CHILD = r"""
 import json, sys, time
@@ -42,12 +39,8 @@ print(json.dumps({"seconds": min(times), "energy": res.energy.double().tolist(),
 
 
 def run_tree(path, pairs, repeats, model, method, max_iter):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(path), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(pairs), str(repeats), model, method, max_iter], capture_output=True, text=True,
-                          env=env, cwd=os.path.abspath(path), timeout=1800)
-    if proc.returncode:
-        raise RuntimeError(f"{path}: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["-c", CHILD, str(pairs), str(repeats), model, method, max_iter]
+    return last_json(run_python(args, tree=path, env=ONE_THREAD)[0])
 
 
 def main():

@@ -13,12 +13,10 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 import time
 
-from fastgeo.benchmarks import describe_machine, save_json
+from fastgeo.benchmarks import describe_machine, last_json, run_python, save_json
 
 
 def clear_cache(tree):
@@ -28,20 +26,13 @@ def clear_cache(tree):
 
 
 def run(tree, args, **env_vars):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), **env_vars)
-    env.pop("NUMBA_CACHE_DIR", None)  # the cache next to the tree's sources, which clear_cache empties
-    load = os.getloadavg()
-    t = time.perf_counter()
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=tree, timeout=1800)
-    seconds = time.perf_counter() - t
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return proc.stdout, seconds, [round(v, 2) for v in load]
+    # NUMBA_CACHE_DIR unset: the cache next to the tree's sources, which clear_cache empties
+    return run_python(args, tree=tree, env={"NUMBA_CACHE_DIR": None, **env_vars})
 
 
 def first_call(tree, dtype):
     out, _, load = run(tree, ["bench/first_call.py", "--dtype", dtype])
-    return dict(json.loads(out.strip().splitlines()[-1]), load_average=load)
+    return dict(last_json(out), load_average=load)
 
 
 def demo(tree, **env_vars):

@@ -13,13 +13,10 @@ than 1e-3 and 1e-4, and the geometric mean of the energies' ratio.
 """
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
-from fastgeo.benchmarks import describe_machine, save_json
+from fastgeo.benchmarks import ONE_THREAD, describe_machine, last_json, run_python, save_json
 
 CHILD = r"""
 import json, sys, time
@@ -47,12 +44,9 @@ print(json.dumps({"model": name, "switch": switch, "seconds": sec, "energy": r.e
 
 
 def run(model, switch, max_iter, pairs, seed):
-    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", FASTGEO_BACKGROUND_COMPILE="0")
-    proc = subprocess.run([sys.executable, "-c", CHILD, model, str(switch), str(max_iter), str(pairs), str(seed)],
-                          capture_output=True, text=True, env=env, timeout=3600)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["-c", CHILD, model, str(switch), str(max_iter), str(pairs), str(seed)]
+    env = {**ONE_THREAD, "FASTGEO_BACKGROUND_COMPILE": "0"}
+    return last_json(run_python(args, env=env, timeout=3600)[0])
 
 
 def summarise(lines, reference):

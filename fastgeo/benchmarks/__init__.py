@@ -36,6 +36,7 @@ The rest: :mod:`.machine` (describe_machine, describe_device), :mod:`.device` (D
 :mod:`.suite` (SIZES, BENCHMARKS, run). Importing this package imports neither torch nor Numba.
 """
 from .checks import WrongResult, check_close, check_that, to_host
+from .child import ONE_THREAD, last_json, run_python
 from .device import Device, available_devices, backends_for
 from .interpolate import CPU_INTERPOLATE_PATHS, bench_interpolate
 from .kde_cdf import bench_kde, naive_kde_cdf
