@@ -62,6 +62,8 @@ class InterpolationResult:
         (endpoints and the final decode included); n_calls: generator calls.
     n_jvp : Jacobian-vector products spent (a point times a tangent; forward mode), so that
         generator cost compares across methods.
+    start : (B,) int64, the start each path's result came from (0: the linear path or
+        ``init``; see ``starts`` of :func:`fastgeo.interpolate`); None for the baselines.
     timings : seconds spent in generator forwards ("generator_forward"), in VJPs
         ("generator_vjp"), in ``fastgeo.log_ri_and_grad`` ("realism_index"), in
         ``fastgeo.path.energy_and_grads`` ("path_energy"), and in all ("total"); for the
@@ -96,6 +98,7 @@ class InterpolationResult:
     method: str
     alpha: float
     timings: dict[str, Any] = field(default_factory=dict)
+    start: Array | None = None
 
     @property
     def n_points(self) -> int:

@@ -600,3 +600,85 @@ def test_auto_is_gauss_newton_where_it_fits_else_lbfgs(rng, monkeypatch):
     assert run(5, max_iter=2).method == "lbfgs"
     with pytest.raises(MemoryError, match="Gauss-Newton phase"):
         run(5, method="lbfgs-gn")
+
+
+# -- several starts ------------------------------------------------------------------------------
+
+def test_lowest_start_per_pair():
+    from fastgeo._starts import lowest
+
+    energy = torch.tensor([3.0, 1.0, float("nan"), float("inf"),   # start 0 of pairs 0..3
+                           2.0, 5.0, 4.0, float("inf"),            # start 1
+                           2.5, 0.5, float("inf"), float("nan")], dtype=torch.float64)
+    rows, start = lowest(energy, 3)
+    assert start.tolist() == [1, 2, 1, 0]  # a NaN or inf start never wins; none finite: start 0
+    assert rows.tolist() == [4, 9, 6, 3]
+
+
+@pytest.mark.parametrize("method", SOLVERS)
+def test_starts_keep_the_lowest_of_separate_runs(rng, method):
+    """starts=3 gives, per pair, the path and energy of the lowest of three runs started from
+    the linear path and the two detours (fastgeo._starts.with_detours), and says which."""
+    from fastgeo._starts import with_detours
+
+    d, n_points, b = 3, 10, 4
+    prior = StandardNormal(d)
+    gen = mlp(rng, d, 4)
+    z0 = torch.from_numpy(rng.standard_normal((b, d)) * 1.5)
+    z1 = torch.from_numpy(rng.standard_normal((b, d)) * 1.5)
+    seed = int(rng.integers(1000))
+    res = fastgeo.interpolate(gen, z0, z1, prior, n_points=n_points, method=method, starts=3, seed=seed)
+    t = torch.arange(1, n_points - 1, dtype=torch.float64) / (n_points - 1)
+    x0 = (1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]
+    inner = with_detours(x0, z0, z1, 3, seed, lambda z: fastgeo.log_ri(z, prior)).reshape(3, b, n_points - 2, d)
+    runs = [fastgeo.interpolate(gen, z0, z1, prior, n_points=n_points, method=method,
+                                init=torch.cat([z0[:, None], inner[s], z1[:, None]], dim=1)) for s in range(3)]
+    energies = torch.stack([r.energy for r in runs])
+    assert (inner[1:] != inner[0]).any(dim=(2, 3)).all()  # the detours are other paths
+    assert res.start.dtype == torch.int64 and res.start.shape == (b,)
+    torch.testing.assert_close(res.energy, energies.min(dim=0).values, rtol=1e-9, atol=0)
+    for p in range(b):
+        chosen = runs[int(res.start[p])]
+        assert energies[int(res.start[p]), p] == energies[:, p].min()
+        torch.testing.assert_close(res.path[p], chosen.path[p], rtol=1e-7, atol=1e-9)
+        assert res.status[p] == chosen.status[p] and res.iterations[p] == chosen.iterations[p]
+    assert res.n_forward > max(r.n_forward for r in runs)  # every start's cost is counted
+
+
+def test_starts_stay_in_the_support_or_fall_back():
+    """Detours that leave a bounded prior's support are halved until they fit, and where they
+    cannot (a box thinner than any detour), the start is the linear path again."""
+    from fastgeo._starts import with_detours
+
+    box = UniformBox([-1.0, -1.0], [1.0, 1.0])
+    z0 = torch.tensor([[-0.9, -0.9], [-0.9, 0.0]], dtype=torch.float64)
+    z1 = torch.tensor([[0.9, 0.9], [0.9, 0.0]], dtype=torch.float64)
+    t = torch.arange(1, 11, dtype=torch.float64) / 11
+    x0 = (1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]
+    starts = with_detours(x0, z0, z1, 6, 3, lambda z: fastgeo.log_ri(z, box)).reshape(6, 2, 10, 2)
+    assert (starts.abs() <= 1).all() and (starts[1:] != x0).any()
+    flat = UniformBox([-1.0, -1e-12], [1.0, 1e-12])  # the second pair's line only
+    kept = with_detours(x0[1:], z0[1:], z1[1:], 3, 3, lambda z: fastgeo.log_ri(z, flat)).reshape(3, 1, 10, 2)
+    torch.testing.assert_close(kept, x0[1:].expand(3, 1, 10, 2))
+    res = fastgeo.interpolate(identity, z0.numpy(), z1.numpy(), box, n_points=12, starts=4)
+    assert isinstance(res.start, np.ndarray) and np.isfinite(res.energy).all() and (np.abs(res.path) <= 1).all()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_bad_starts_and_seed(value):
+    z0, z1 = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="starts"):
+        fastgeo.interpolate(identity, z0, z1, StandardNormal(3), n_points=5, starts=value)
+    if value != 0:
+        with pytest.raises(ValueError, match="seed"):
+            fastgeo.interpolate(identity, z0, z1, StandardNormal(3), n_points=5, seed=value)
+
+
+def test_one_start_is_start_zero_and_unbatched_keeps_its_shape(rng):
+    z0, z1 = rng.standard_normal(3), rng.standard_normal(3)
+    one = fastgeo.interpolate(identity, z0, z1, StandardNormal(3), n_points=6)
+    assert one.start.shape == () and one.start == 0
+    two = fastgeo.interpolate(identity, torch.from_numpy(z0).float(), torch.from_numpy(z1).float(),
+                              StandardNormal(3), n_points=6, starts=2)
+    assert two.path.dtype == torch.float32 and two.start.shape == () and two.start.dtype == torch.int64
+    assert fastgeo.linear_path(identity, z0, z1, StandardNormal(3), n_points=6).start is None
