@@ -90,7 +90,8 @@ def result_arrays(result) -> dict:
     energy and path_log_index (B,), seconds (the result's total time, a 0-d array); for
     the optimal path also status (B,) strings, iterations (B,), converged (B,), gap (B,),
     the solver's estimate of E - (the minimum's E), and solver (B,) strings, the method that
-    ran ("auto" resolved).
+    ran ("auto" resolved), and start (B,), the start each path came from (see ``starts`` of
+    :func:`fastgeo.interpolate`).
     """
     out = {"latents": to_host(result.path), "decoded": to_host(result.decoded), "ri": to_host(result.ri),
            "log_ri": to_host(result.log_ri), "distances": to_host(result.distances), "energy": to_host(result.energy),
@@ -102,6 +103,8 @@ def result_arrays(result) -> dict:
         out["converged"] = to_host(result.converged).astype(bool)
         out["gap"] = to_host(result.gap).astype(np.float64)
         out["solver"] = np.full(len(out["status"]), result.method)
+        if result.start is not None:
+            out["start"] = to_host(result.start).astype(np.int64)
     return out
 
 

@@ -81,8 +81,8 @@ def _auto_method(problem, b, k, memory):
 
 
 def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, method=DEFAULT_METHOD, *, init=None,
-                starts=1, seed=0, max_iter=None, ftol=None, gtol=0.0, memory=10, lr=None, precondition=True, progress=None,
-                backend="auto", ri_method="auto", synchronize=False) -> InterpolationResult:
+                starts=1, seed=0, max_iter=None, ftol=None, gtol=0.0, memory=10, lr=None, precondition=True,
+                progress=None, backend="auto", ri_method="auto", synchronize=False) -> InterpolationResult:
     """ri-optimal interpolation between latent points (paper eq. 3; MATH.md 3).
 
     Minimises, for each pair independently over the free points x_1 .. x_{K-1},

@@ -11,7 +11,8 @@ pairs; every array of P rows is chunked by batches, so two batches never write t
 - one group per method (``linear``, ``slerp``, ``optimal``, ...) with ``latents`` (P, K+1, D),
   ``ri`` and ``log_ri`` (P, K+1), ``distances`` (P, K), ``energy`` and ``path_log_index`` (P,),
   ``seconds`` (n_batches,); for the optimal paths also ``status`` and ``solver`` (P,) strings
-  (``solver``: the method that ran, "auto" resolved), ``iterations``, ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
+  (``solver``: the method that ran, "auto" resolved), ``iterations``, ``start`` (the start each
+  path came from), ``converged`` and ``gap`` (P,); ``decoded`` (P, K+1, ...) only when the run keeps it; and
   ``metrics/<name>`` (P,) the per-pair metrics of fastgeo.compare (computed where the batch ran).
 
 Every array carries dimension names (``pair``, ``point``, ``dim``, ``step``, ``batch``,
@@ -138,6 +139,7 @@ class ZarrStore:
             if method == "optimal":
                 array(g, "status", ("pair",), n, str)
                 array(g, "solver", ("pair",), n, str)
+                array(g, "start", ("pair",), n, "int64", -1)
                 array(g, "iterations", ("pair",), n, "int64", -1)
                 array(g, "converged", ("pair",), n, bool, False)
                 array(g, "gap", ("pair",), n, "float64", np.nan)

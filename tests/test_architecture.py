@@ -185,7 +185,7 @@ LAYERS = [
     ("runs and reports", ["fastgeo.runstore", "fastgeo.compare", "fastgeo.report", "fastgeo.endpoints",
                           "fastgeo.models", "fastgeo.generators", "fastgeo.many", "fastgeo._many_inputs",
                           "fastgeo._many_worker", "fastgeo._cluster", "fastgeo.zarrstore"]),
-    ("interpolation", ["fastgeo.interpolation", "fastgeo.baselines", "fastgeo._result", "fastgeo.nn"]),
+    ("interpolation", ["fastgeo.interpolation", "fastgeo._starts", "fastgeo.baselines", "fastgeo._result", "fastgeo.nn"]),
     ("solver", ["fastgeo._path_problem", "fastgeo._solver"]),
     ("points and paths", ["fastgeo.realism", "fastgeo.path", "fastgeo.kde", "fastgeo.priors", "fastgeo._info",
                           "fastgeo.special"]),

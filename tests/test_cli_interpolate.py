@@ -186,6 +186,26 @@ def test_resume_after_an_interruption_recomputes_only_what_was_lost(tmp_path, mo
     assert status == 0 and third.calls == 0 and "resumed: 3 of 3 batches" in stdout
 
 
+def test_starts_reach_the_arrays_and_the_settings(tmp_path):
+    """--starts N: every optimal path records the start it came from; a rerun with other starts
+    is refused; without --starts the settings keep the form of runs made before it existed."""
+    pairs = make_pairs(tmp_path / "pairs.npy", 3)
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(base_argv(pairs, out, "--methods", "optimal", "--starts", "3"))
+    assert status == 0, err
+    with np.load(out / "optimal.npz") as data:
+        assert data["start"].shape == (3,) and set(data["start"].tolist()) <= {0, 1, 2}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["starts"] == 3
+    status, _, err = run_cli(base_argv(pairs, out, "--methods", "optimal", "--starts", "2"))
+    assert status == 2 and "other settings" in err and "starts" in err
+    status, _, err = run_cli(base_argv(pairs, tmp_path / "one", "--methods", "optimal"))
+    assert status == 0, err
+    assert "starts" not in json.loads((tmp_path / "one" / "metrics.json").read_text())["settings"]
+    with np.load(tmp_path / "one" / "optimal.npz") as data:
+        assert data["start"].tolist() == [0, 0, 0]
+
+
 def test_other_settings_into_the_same_folder_are_refused(tmp_path):
     pairs = make_pairs(tmp_path / "pairs.npy", 1)
     out = tmp_path / "run"
@@ -318,6 +338,7 @@ def test_endpoints_outside_a_bounded_support(tmp_path):
     ["interpolate", "--prior", "normal:4", "--pairs", "p.npy"],  # no --generator
     ["interpolate", "--generator", "m:G", "--prior", "normal:4", "--pairs", "p.npy", "--methods", "linear,zigzag"],
     ["interpolate", "--generator", "m:G", "--prior", "normal:4", "--pairs", "p.npy", "--batch-size", "0"],
+    ["interpolate", "--generator", "m:G", "--prior", "normal:4", "--pairs", "p.npy", "--starts", "0"],
 ])
 def test_bad_options(argv):
     assert_one_line(*run_cli(argv)[::2])

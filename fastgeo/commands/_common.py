@@ -88,6 +88,10 @@ def add_run_options(parser, out_default):
     parser.add_argument("--max-iter", type=positive_int, default=None, metavar="N",
                         help="solver iterations per path at most (default: 3000 for lbfgs-gn, 500 for lbfgs, "
                              "20000 for gd)")
+    parser.add_argument("--starts", type=positive_int, default=1, metavar="N",
+                        help="starting paths per pair: the linear path and N - 1 smooth random detours of it, "
+                             "solved together, each pair's lowest minimum kept (default 1; N times the cost: the "
+                             "energy has many local minima on some generators)")
     parser.add_argument("--backend", choices=["auto", "cpu", "reference", "cuda"], default="auto",
                         help="kernels for the realism index and the path energy: auto (default: the fastest "
                              "available for the data), cpu (Numba), reference (float64 numpy/scipy), cuda")

@@ -156,7 +156,8 @@ def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     from ..generators import file_digest
 
     digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    return {"generator": args.generator,
+    # (starts only where it is not 1: the folders of runs made before --starts existed resume)
+    return {**({"starts": args.starts} if args.starts > 1 else {}), "generator": args.generator,
             "generator_file_sha256": file_digest(args.generator),
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,

@@ -112,7 +112,8 @@ def _run(args, stages):
     extras = {"digit_distance": digit_distance}
     extra_columns = [("digit_distance", "digit distance", "{:.3g}")]
     settings = {"models": args.models, "pairs": args.pairs, "seed": args.seed, "n_points": args.n_points,
-                "alpha": alpha, "solver": args.solver, "max_iter": args.max_iter, "backend": args.backend,
+                "alpha": alpha, "solver": args.solver, "starts": args.starts, "max_iter": args.max_iter,
+                "backend": args.backend,
                 "methods": list(compare.DEFAULT_METHODS)}
     report = {"settings": settings, "models": {}}
     md = [f"# fastgeo demo\n\n`fastgeo demo` with {args.pairs} pair(s) per model, {args.n_points - 2} midpoints, "
@@ -128,7 +129,8 @@ def _run(args, stages):
         with threads(args.threads):
             results = compare.run_methods(model.generator, t0, t1, model.prior, compare.DEFAULT_METHODS,
                                           n_points=args.n_points, alpha=alpha, solver=args.solver,
-                                          max_iter=args.max_iter, backend=args.backend, progress=progress)
+                                          max_iter=args.max_iter, backend=args.backend, progress=progress,
+                                          starts=args.starts)
         arrays = {m: compare.result_arrays(r) for m, r in results.items()}
         for method, arr in arrays.items():
             runstore.write_npz(os.path.join(folder, f"{method}.npz"), arr)

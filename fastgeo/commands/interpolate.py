@@ -12,7 +12,8 @@ pair, batch by batch, and writes to the output folder:
 - ``<method>.npz`` (when all batches are done): ``latents`` (B, K+1, D), ``decoded``
   (B, K+1, ...), ``ri`` and ``log_ri`` (B, K+1), ``distances`` (B, K), ``energy`` and
   ``path_log_index`` (B,), ``seconds``; for ``optimal`` also ``status``, ``iterations``,
-  ``converged``, ``gap`` and ``solver`` (B,: the method that ran, "auto" resolved);
+  ``converged``, ``gap``, ``solver`` (B,: the method that ran, "auto" resolved) and ``start``
+  (B,: the start each path came from, see --starts);
 - ``metrics.json``: per pair and method, and a summary per method (see fastgeo.compare);
 - ``figures/pair<k>-*.png`` for the first ``--figures`` pairs.
 
@@ -168,7 +169,7 @@ def _run(args):
             try:
                 results = compare.run_methods(generator, z0, z1, prior, args.methods, n_points=args.n_points,
                                               alpha=alpha, solver=args.solver, max_iter=args.max_iter,
-                                              backend=args.backend, progress=progress)
+                                              backend=args.backend, progress=progress, starts=args.starts)
             except GeneratorError as err:
                 raise UserError(f"--generator {args.generator}: {err} (pairs {s}..{e - 1})") from None
             arrays = {m: compare.result_arrays(r) for m, r in results.items()}
@@ -231,7 +232,8 @@ def _run_store(args):
         result = interpolate_many(args.generator, pairs, prior, store=args.store, client=args.scheduler,
                                   batch_size=args.batch_size, methods=args.methods, keep_decoded=args.keep_decoded,
                                   dtype=dtype, device=device, progress=show_progress(args), n_points=args.n_points,
-                                  alpha=args.alpha, method=args.solver, max_iter=args.max_iter, backend=args.backend)
+                                  alpha=args.alpha, method=args.solver, max_iter=args.max_iter, backend=args.backend,
+                                  **({"starts": args.starts} if args.starts > 1 else {}))
     except GeneratorSpecError as err:
         raise UserError(f"--generator: {err}") from None
     except (ValueError, TypeError, ConnectionError, ImportError) as err:
