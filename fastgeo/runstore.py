@@ -185,9 +185,11 @@ class RunStore:
 
 
 def concatenate(parts: list) -> dict:
-    """One method's arrays of consecutive batches joined along the pairs; ``seconds`` summed."""
+    """One method's arrays of consecutive batches joined along the pairs; ``seconds`` summed.
+    Arrays that some batch lacks (one saved by a version before the array existed, in a
+    resumed run) are left out."""
     out = {}
-    for key in parts[0]:
+    for key in [k for k in parts[0] if all(k in p for p in parts[1:])]:
         if key == "seconds":
             out[key] = np.asarray(sum(float(p[key]) for p in parts))
         else:

@@ -57,6 +57,18 @@ def test_a_batch_round_trips_bit_for_bit(store, rng):
                                                      + float(second["optimal"]["seconds"]))
 
 
+def test_batches_of_an_older_version_join_without_the_arrays_they_lack(rng):
+    """A resumed run can hold batches saved before an array existed (``solver``, ``start``):
+    the joined result leaves it out instead of failing, whichever batch comes first."""
+    new, old = random_batch(rng, 2)["optimal"], random_batch(rng, 3)["optimal"]
+    new["start"] = rng.integers(0, 4, 2)
+    for parts in ([new, old], [old, new]):
+        joined = runstore.concatenate(parts)
+        assert "start" not in joined and joined["latents"].shape[0] == 5
+    both = runstore.concatenate([new, dict(old, start=rng.integers(0, 4, 3))])
+    assert both["start"].shape == (5,)
+
+
 def test_a_batch_that_is_not_the_expected_one_is_reported(store, rng):
     store.save_batch(0, 0, 4, random_batch(rng, 4))
     methods = SETTINGS["methods"]
