@@ -43,9 +43,13 @@ class PathProblem:
     prior, alpha, backend, ri_method : as in :func:`fastgeo.interpolate`.
     synchronize : wait for the device around generator calls so the timings are exact on
         GPUs (costs a little latency; only for profiling).
+    repeats : the batch holds every pair this many times, pair-block after pair-block (row
+        r * B + b is pair b: the starts of fastgeo._starts); the endpoints are decoded, scored
+        and reported once per pair.
     """
 
-    def __init__(self, generator, z0, z1, prior, alpha, backend="auto", ri_method="auto", synchronize=False):
+    def __init__(self, generator, z0, z1, prior, alpha, backend="auto", ri_method="auto", synchronize=False,
+                 repeats=1):
         self.generator = generator
         self.prior = prior
         self.alpha = alpha
@@ -74,15 +78,16 @@ class PathProblem:
             raise GeneratorError(f"the generator returned NaN or inf at the endpoints of path(s) "
                                  f"{bad.nonzero().flatten().tolist()}")
         self.out_shape = tuple(g_ends.shape[1:])
-        self.g0, self.g1 = g_ends[:b], g_ends[b:]
         l_ends, _ = self.log_ri(ends)
-        self.l0, self.l1 = l_ends[:b], l_ends[b:]
         zero = torch.isneginf(l_ends).reshape(2, b).any(dim=0)
         if zero.any():
             raise ValueError(
                 f"endpoint(s) of path(s) {zero.nonzero().flatten().tolist()} have zero density under "
                 f"{prior!r} (log ri = -inf): no path from them has a finite energy"
             )
+        tile = (repeats,) + (1,) * (g_ends.ndim - 1)
+        self.g0, self.g1 = g_ends[:b].repeat(tile), g_ends[b:].repeat(tile)
+        self.l0, self.l1 = l_ends[:b].repeat(repeats), l_ends[b:].repeat(repeats)
 
     def require_memory(self, n_paths, n_points, latent_copies, output_copies, what, plus_bytes=0):
         """A MemoryError naming ``what`` when ``n_paths`` paths of ``n_points`` points, held

@@ -42,7 +42,8 @@ class Radial:
 
     @property
     def isotropic(self) -> bool:
-        """Whether ri depends on |z - loc| alone (W is a multiple of I)."""
+        """Whether ri depends on |z - loc| alone: W absent or a diagonal (1-D) of equal entries
+        (a full matrix that happens to be c I counts as not isotropic: the dense route, safe)."""
         w = self.whiten
         return w is None or (w.ndim == 1 and bool(np.all(w == w[0])))
 

@@ -11,11 +11,13 @@ Start 0 is the linear path (or ``init``); start s >= 1 the smooth detour
 
     x_i + sin(pi i / K) xi_s,    xi_s ~ N(0, (0.5 |z1 - z0|)^2 / D I),
 
-one xi per pair and start from ``torch.Generator().manual_seed(seed)`` (float64 on the CPU,
-then the path's dtype and device: the same detours on every device).
+one xi per pair and start, drawn in float64 on the CPU from a generator seeded by ``seed`` and
+the pair's endpoints (a hash of their float64 values), then cast to the path's dtype and
+device: a pair gets the same detours in any batch, at any position, on any device.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -32,8 +34,9 @@ def with_detours(x0, z0, z1, starts, seed, log_ri):
     if starts == 1:
         return x0
     b, n_free, d = x0.shape
-    gen = torch.Generator().manual_seed(seed)
-    xi = torch.randn((starts - 1, b, d), generator=gen, dtype=torch.float64)
+    draws = [torch.randn((starts - 1, d), generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+             for s in pair_seeds(z0, z1, seed)]
+    xi = torch.stack(draws, dim=1) if draws else torch.zeros((starts - 1, 0, d), dtype=torch.float64)
     scale = 0.5 * torch.linalg.vector_norm((z1 - z0).to(torch.float64).cpu(), dim=1) / math.sqrt(d)
     xi = (xi * scale[None, :, None]).to(device=x0.device, dtype=x0.dtype)
     k = n_free + 1
@@ -53,6 +56,14 @@ def with_detours(x0, z0, z1, starts, seed, log_ri):
         bad = outside(detours)
     detours = torch.where(bad[..., None, None], x0[None], detours)
     return torch.cat([x0[None], detours]).reshape(starts * b, n_free, d)
+
+
+def pair_seeds(z0, z1, seed):
+    """One 63-bit seed per pair (z0, z1 (B, D)) from ``seed`` and the pair's endpoints."""
+    ends = torch.cat([z0, z1], dim=1).detach().to(device="cpu", dtype=torch.float64).numpy()
+    key = int(seed).to_bytes(8, "little")
+    return [int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest(), "little") >> 1
+            for row in ends]
 
 
 def lowest(energy, starts):

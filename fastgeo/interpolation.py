@@ -28,6 +28,7 @@ from ._path_problem import PathProblem
 from ._result import InterpolationResult
 from ._starts import lowest, with_detours
 from ._solver import CONVERGED, STATUS_NAMES, Solver
+from ._solver.loop import zero_density_start
 from ._solver.gauss_newton import HELD_PAIR_VECTORS
 from .path import energy_and_grads, path_log_index
 from .priors.base import Prior, check_device
@@ -136,7 +137,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         energy has many local minima on some generators (on the Kilcher demo model one start
         ends above the lowest of four by more than 1e-3 on half of 64 pairs:
         docs/solver-diagnosis.md); the cost is ``starts`` times one start's.
-    seed : seeds the detours (the same on every device).
+    seed : seeds the detours, with each pair's endpoints: a pair gets the same detours in any
+        batch, at any position and on any device.
     max_iter : accepted iterations per path (default 3000 for lbfgs-gn, 500 for lbfgs, 20000
         for gd).
     ftol : the convergence tolerance, relative to E (default 1e-6 for lbfgs-gn, 1e-7 for
@@ -185,8 +187,11 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     z0t, z1t = setup.z0, setup.z1
     k = n_points - 1
     start = time.perf_counter()
+    if k < 2:
+        starts = 1  # no free points: nothing to start from elsewhere
     z0s, z1s = z0t.repeat(starts, 1), z1t.repeat(starts, 1)  # start-major rows, see fastgeo._starts
-    problem = PathProblem(generator, z0s, z1s, setup.prior, setup.alpha, backend, ri_method, synchronize)
+    problem = PathProblem(generator, z0t, z1t, setup.prior, setup.alpha, backend, ri_method, synchronize,
+                          repeats=starts)
     b = z0s.shape[0]
     if method == "auto":
         method = _auto_method(problem, b, k, memory)
@@ -204,6 +209,10 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
         result = _finish_baseline(setup, problem, path, method, start, status="converged")
         result.start = _deliver(torch.zeros(z0t.shape[0], dtype=torch.int64, device=z0t.device), setup)
         return result
+    if starts > 1:
+        zero = torch.isneginf(problem.log_ri(x0)[0]).any(dim=1)  # named by pair, before the detours
+        if zero.any():
+            raise zero_density_start(zero.nonzero().flatten().tolist())
     x0 = with_detours(x0, z0t, z1t, starts, seed, lambda z: problem.log_ri(z)[0])
     solver = Solver(problem, z0s, z1s, x0, method, setup.alpha, max_iter, ftol, gtol=gtol, memory=memory,
                     lr=lr, precondition=bool(precondition), progress=progress)

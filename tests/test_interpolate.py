@@ -656,7 +656,13 @@ def test_starts_stay_in_the_support_or_fall_back():
     t = torch.arange(1, 11, dtype=torch.float64) / 11
     x0 = (1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]
     starts = with_detours(x0, z0, z1, 6, 3, lambda z: fastgeo.log_ri(z, box)).reshape(6, 2, 10, 2)
-    assert (starts.abs() <= 1).all() and (starts[1:] != x0).any()
+    free = with_detours(x0, z0, z1, 6, 3, lambda z: fastgeo.log_ri(z, StandardNormal(2))).reshape(6, 2, 10, 2)
+    assert (starts.abs() <= 1).all() and (free.abs() > 1).any()  # some detours had to shrink
+    for s in range(1, 6):
+        for p in range(2):
+            ratio = float((starts[s, p] - x0[p]).norm() / (free[s, p] - x0[p]).norm())
+            assert any(abs(ratio - 2.0 ** -m) < 1e-9 for m in range(9)) or torch.equal(starts[s, p], x0[p])
+            assert (ratio == 1) == bool((free[s, p].abs() <= 1).all())
     flat = UniformBox([-1.0, -1e-12], [1.0, 1e-12])  # the second pair's line only
     kept = with_detours(x0[1:], z0[1:], z1[1:], 3, 3, lambda z: fastgeo.log_ri(z, flat)).reshape(3, 1, 10, 2)
     torch.testing.assert_close(kept, x0[1:].expand(3, 1, 10, 2))
@@ -682,3 +688,34 @@ def test_one_start_is_start_zero_and_unbatched_keeps_its_shape(rng):
                               StandardNormal(3), n_points=6, starts=2)
     assert two.path.dtype == torch.float32 and two.start.shape == () and two.start.dtype == torch.int64
     assert fastgeo.linear_path(identity, z0, z1, StandardNormal(3), n_points=6).start is None
+
+
+def test_a_pair_gets_the_same_detours_in_any_batch(rng):
+    from fastgeo._starts import with_detours
+
+    d, b = 4, 3
+    z0, z1 = torch.from_numpy(rng.standard_normal((b, d))), torch.from_numpy(rng.standard_normal((b, d)))
+    t = torch.arange(1, 7, dtype=torch.float64) / 7
+    x0 = (1 - t)[None, :, None] * z0[:, None] + t[None, :, None] * z1[:, None]
+
+    def detours(rows, seed=5):
+        out = with_detours(x0[rows], z0[rows], z1[rows], 3, seed, lambda z: fastgeo.log_ri(z, StandardNormal(d)))
+        return out.reshape(3, len(rows), 6, d)
+
+    everyone = detours([0, 1, 2])
+    torch.testing.assert_close(detours([2])[:, 0], everyone[:, 2], rtol=0, atol=0)
+    torch.testing.assert_close(detours([2, 0])[:, 1], everyone[:, 0], rtol=0, atol=0)
+    assert not torch.equal(detours([0, 1, 2], seed=6), everyone)
+    assert not torch.equal(everyone[1:, 0] - x0[0], everyone[1:, 1] - x0[1])  # pairs differ
+
+
+def test_starts_with_two_points_and_a_start_through_zero_density(rng):
+    z0, z1 = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    two = fastgeo.interpolate(identity, z0, z1, StandardNormal(3), n_points=2, starts=3)
+    assert two.path.shape == (2, 2, 3) and two.start.tolist() == [0, 0]
+    box = UniformBox([-1.0, -1.0], [1.0, 1.0])
+    ends = np.array([[[-0.5, 0.0], [0.5, 0.0]], [[-0.5, 0.5], [0.5, 0.5]]])
+    init = np.stack([np.linspace(e[0], e[1], 5) for e in ends])
+    init[1, 2] = [0.0, 3.0]  # pair 1's start leaves the box
+    with pytest.raises(ValueError, match=r"initial path of path\(s\) \[1\] "):
+        fastgeo.interpolate(identity, ends[:, 0], ends[:, 1], box, n_points=5, init=init, starts=3)

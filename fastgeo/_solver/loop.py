@@ -44,6 +44,12 @@ MAX_BACKTRACKS = 40
 MAX_FLAT = 20
 
 
+def zero_density_start(paths):
+    """The error for starting paths (their indices) through points where ri = 0."""
+    return ValueError(f"the initial path of path(s) {paths} passes through points of zero density "
+                      "(log ri = -inf); start from a path inside the support")
+
+
 @dataclass
 class SolveOutput:
     x: torch.Tensor  # (B, K-1, D) free points of the last accepted iterate
@@ -112,9 +118,7 @@ class Solver:
         energy, failed = to_host(ev.energy), to_host(ev.failed).astype(bool)
         zero = np.isinf(energy) & ~failed
         if zero.any():
-            raise ValueError(f"the initial path of path(s) {np.flatnonzero(zero).tolist()} passes "
-                             "through points of zero density (log ri = -inf); start from a path inside "
-                             "the support")
+            raise zero_density_start(np.flatnonzero(zero).tolist())
         self.energy = energy
         self.weights = to_host(ev.weights)
         self.log_ri = ev.log_ri.clone()

@@ -13,8 +13,8 @@ def run_python(args, tree=None, env=None, timeout=1800):
     """Run ``python *args`` in a fresh process and return (stdout, wall seconds, the load
     average (1, 5, 15 min) just before: this machine is shared).
 
-    tree : a source tree whose fastgeo the process imports (first on PYTHONPATH, and the
-        working directory), or None for this process's.
+    tree : a source tree whose fastgeo the process imports (PYTHONPATH set to it alone, and
+        the working directory), or None for this process's environment.
     env : variables to set for the process (a value None removes one).
     Raises RuntimeError with the end of the process's stderr if it fails.
     """
@@ -32,7 +32,8 @@ def run_python(args, tree=None, env=None, timeout=1800):
                           cwd=None if tree is None else os.path.abspath(tree), timeout=timeout)
     seconds = time.perf_counter() - start
     if proc.returncode:
-        raise RuntimeError(f"{tree or 'python'} {' '.join(args[:1])}: {proc.stderr[-2000:]}")
+        what = "python -c <script>" if args[:1] == ["-c"] else "python " + " ".join(args[:2])
+        raise RuntimeError(f"{what} ({tree or 'this tree'}): {proc.stderr[-2000:]}")
     return proc.stdout, seconds, load
 
 

@@ -111,8 +111,10 @@ def check_memory(args, n_pairs, dim, out_shape, itemsize, device):
 
     n_out = math.prod(out_shape)
     batch = min(args.batch_size, n_pairs)
-    copies = solver_copies(args.solver) if "optimal" in args.methods else BASELINE_COPIES
-    solver = path_bytes(batch, args.n_points, dim, n_out, itemsize, *copies)
+    optimal = "optimal" in args.methods
+    copies = solver_copies(args.solver) if optimal else BASELINE_COPIES
+    # the solver holds every start of the batch's pairs at once
+    solver = path_bytes(batch * (args.starts if optimal else 1), args.n_points, dim, n_out, itemsize, *copies)
     joined = 2 * len(args.methods)  # every method's paths and outputs, held twice while joined
     results = path_bytes(n_pairs, args.n_points, dim, n_out, itemsize, joined, joined)
     try:
