@@ -1,8 +1,8 @@
 """Several starting paths per pair, the lowest minimum kept (``fastgeo.interpolate(starts=)``).
 
 The path energy has many local minima on some generators: on the Kilcher demo model the
-default solver, started from the linear path, ends above the lowest minimum that any of four
-starts reached by more than 1e-3 on half of 64 pairs, by 5 to 14 times on four of them
+default solver, started from the linear path, ends above the lowest minimum that any of five
+runs reached by more than 1e-3 on 38 of 64 pairs, at over twice that energy on six of them
 (docs/solver-diagnosis.md, bench/results/solver-starts-cpu.json). Starting each pair from
 several paths and keeping the lowest converged energy is the remedy a local method has; the
 starts run as one batch of ``starts * B`` paths (one generator call per evaluation for all).

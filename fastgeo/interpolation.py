@@ -134,8 +134,8 @@ def interpolate(generator, z0, z1, prior, n_points=50, alpha=DEFAULT_ALPHA, meth
     starts : starting paths per pair (default 1): the linear path (or ``init``) and
         ``starts - 1`` smooth random detours of it (:mod:`fastgeo._starts`), solved as one batch;
         each pair keeps the lowest finite energy (``result.start`` says which start). The
-        energy has many local minima on some generators (on the Kilcher demo model one start
-        ends above the lowest of four by more than 1e-3 on half of 64 pairs:
+        energy has many local minima on some generators (on the Kilcher demo model the linear
+        start ends above the lowest minimum of five runs by more than 1e-3 on 38 of 64 pairs:
         docs/solver-diagnosis.md); the cost is ``starts`` times one start's.
     seed : seeds the detours, with each pair's endpoints: a pair gets the same detours in any
         batch, at any position and on any device.
