@@ -83,8 +83,8 @@ def demo_step(models, seed, solver, backend, n_points, alpha):
 
     with tempfile.TemporaryDirectory(prefix="fastgeo-background-") as out:
         args = argparse.Namespace(models=models, pairs=TINY_PAIRS, seed=seed, figures=0, n_points=n_points,
-                                  alpha=alpha, solver=solver, max_iter=TINY_ITERATIONS, backend=backend, out=out,
-                                  progress=False, threads=1)
+                                  alpha=alpha, solver=solver, starts=1, max_iter=TINY_ITERATIONS, backend=backend,
+                                  out=out, progress=False, threads=1)
         demo.run(args)
 
 
