@@ -18,6 +18,7 @@ generator's forward and VJP points and times them, which is what the benchmarks 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 import warnings
@@ -223,19 +224,23 @@ class PathProblem:
         n = flat.shape[0]
         plus, minus, grad = grads[:n * d], grads[n * d:2 * n * d], grads[2 * n * d:]
         hess = (plus - minus).reshape(n, d, d) / (2 * h[:, None, None])  # row k: d grad / d x_k
-        hess = torch.where(torch.isfinite(hess), hess, 0.0)
+        hess = _finite_or_zero(hess)
         hess = 0.5 * (hess + hess.mT)
-        grad = torch.where(torch.isfinite(grad), grad, 0.0)
-        return grad.reshape(a, n_free, d), hess.reshape(a, n_free, d, d)
+        return _finite_or_zero(grad).reshape(a, n_free, d), hess.reshape(a, n_free, d, d)
 
-    def isotropic_center(self):
-        """The center (D,) float64 of the prior where ri depends on the distance to it alone
-        (a radial prior whose W is a multiple of I), else None."""
+    @functools.cached_property
+    def _isotropic_center(self):
         spec = self.prior.index()
         if not (isinstance(spec, Radial) and spec.isotropic):
             return None
         loc = spec.loc if spec.loc is not None else np.zeros(self.dim)
         return torch.from_numpy(np.array(loc, dtype=np.float64)).to(self.device)
+
+    def isotropic_center(self):
+        """The center (D,) float64 of the prior where ri depends on the distance to it alone
+        (a radial prior whose W is a multiple of I), else None; found and moved to the paths'
+        device once (every Gauss-Newton refresh asks)."""
+        return self._isotropic_center
 
     def log_ri_radial_curvature(self, x, center):
         """(grad log ri (A, K-1, D), tangential (A, K-1), radial (A, K-1), unit (A, K-1, D)),
@@ -264,13 +269,8 @@ class PathProblem:
         slope = torch.linalg.vecdot(grads, torch.cat([unit, unit, unit]))
         radial = (slope[:n] - slope[n:2 * n]) / (2 * h)
         tangential = torch.where(near, radial, slope[2 * n:] / torch.where(near, 1.0, rho))
-        grad = grads[2 * n:]
-
-        def finite(t):
-            return torch.where(torch.isfinite(t), t, 0.0)
-
-        return (finite(grad).reshape(a, n_free, d), finite(tangential).reshape(a, n_free),
-                finite(radial).reshape(a, n_free), unit.reshape(a, n_free, d))
+        return (_finite_or_zero(grads[2 * n:]).reshape(a, n_free, d), _finite_or_zero(tangential).reshape(a, n_free),
+                _finite_or_zero(radial).reshape(a, n_free), unit.reshape(a, n_free, d))
 
     # -- energy ------------------------------------------------------------------------------
     def evaluate(self, idx, x):
@@ -316,6 +316,12 @@ JACOBIAN_BYTES = 256 * 2 ** 20
 #: float64 D x D blocks a free point that the Gauss-Newton phase holds at once, at most: 10
 #: while a refresh forms its system, and the two held factors (_solver/gauss_newton.py)
 GN_BLOCK_COPIES = 12
+
+
+def _finite_or_zero(t):
+    """t with its non-finite entries 0: differences of log ri that left the prior's support
+    (the Hessian's differences and the radial curvature's)."""
+    return torch.where(torch.isfinite(t), t, 0.0)
 
 
 @contextlib.contextmanager

@@ -148,6 +148,12 @@ def check_endpoint_density(pairs, prior, backend, dtype):
                         "no path from them has a finite energy")
 
 
+def starts_option(args):
+    """{"starts": N} where --starts is not 1, else {}: what the run's settings (and a Zarr
+    store's options) record, so that folders and stores of runs made before --starts resume."""
+    return {"starts": args.starts} if args.starts > 1 else {}
+
+
 def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     """Everything a saved batch's numbers depend on: a rerun resumes only with all of them
     equal (the backend as resolved, whether by --backend or FASTGEO_BACKEND; the thread count
@@ -158,8 +164,7 @@ def settings_of(args, prior_canonical, pairs, dtype, device, backend, alpha):
     from ..generators import file_digest
 
     digest = hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()
-    # (starts only where it is not 1: the folders of runs made before --starts existed resume)
-    return {**({"starts": args.starts} if args.starts > 1 else {}), "generator": args.generator,
+    return {**starts_option(args), "generator": args.generator,
             "generator_file_sha256": file_digest(args.generator),
             "prior": prior_canonical, "pairs_sha256": digest, "pairs_shape": list(pairs.shape),
             "methods": list(args.methods), "n_points": args.n_points, "alpha": alpha, "solver": args.solver,

@@ -113,8 +113,7 @@ def _run(args, stages):
     extra_columns = [("digit_distance", "digit distance", "{:.3g}")]
     settings = {"models": args.models, "pairs": args.pairs, "seed": args.seed, "n_points": args.n_points,
                 "alpha": alpha, "solver": args.solver, "starts": args.starts, "max_iter": args.max_iter,
-                "backend": args.backend,
-                "methods": list(compare.DEFAULT_METHODS)}
+                "backend": args.backend, "methods": list(compare.DEFAULT_METHODS)}
     report = {"settings": settings, "models": {}}
     md = [f"# fastgeo demo\n\n`fastgeo demo` with {args.pairs} pair(s) per model, {args.n_points - 2} midpoints, "
           f"alpha = {alpha:.3g}, seed {args.seed}.\n"]

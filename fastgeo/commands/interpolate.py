@@ -32,7 +32,7 @@ from . import UserError
 from ._common import (Stages, add_run_options, add_threads_option, check_backend, int_at_least, name_list,
                       positive_int, show_progress, threads, writable_folder)
 from ._interpolate_inputs import (check_endpoint_density, check_generator, check_memory, load_pairs, load_prior,
-                                  resolve_dtype_device, settings_of)
+                                  resolve_dtype_device, settings_of, starts_option)
 
 DEFAULT_BATCH = 16
 
@@ -233,7 +233,7 @@ def _run_store(args):
                                   batch_size=args.batch_size, methods=args.methods, keep_decoded=args.keep_decoded,
                                   dtype=dtype, device=device, progress=show_progress(args), n_points=args.n_points,
                                   alpha=args.alpha, method=args.solver, max_iter=args.max_iter, backend=args.backend,
-                                  **({"starts": args.starts} if args.starts > 1 else {}))
+                                  **starts_option(args))
     except GeneratorSpecError as err:
         raise UserError(f"--generator: {err}") from None
     except (ValueError, TypeError, ConnectionError, ImportError) as err:
